@@ -1,0 +1,268 @@
+//! reel's HTTP API.
+//!
+//! Routes that change state need an API key (`Authorization: Bearer reel_…`);
+//! reading does not. Every error maps to a status and a stable code string in
+//! [`ApiError::status_and_code`], and its message says what to do.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use reel_core::{JobId, TaskId};
+use reel_jobs::metrics::Metrics;
+use reel_jobs::store::{JobStore, StoreError};
+use reel_pipeline::jobs::{IngestError, SelftestSpec, MAX_SELFTEST_TASKS};
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job store.
+    pub store: JobStore,
+    /// The object store.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Metrics of this process's workers.
+    pub metrics: Arc<Metrics>,
+    /// The largest body `POST /v1/jobs/verify` accepts.
+    pub max_upload_bytes: u64,
+}
+
+/// Errors of the API.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No or a wrong API key.
+    Unauthorized(String),
+    /// Nothing at that id.
+    NotFound(String),
+    /// The request is malformed.
+    BadRequest(String),
+    /// The body is over the limit.
+    TooLarge(String),
+    /// The job already ended.
+    Conflict(String),
+    /// Something failed on the server side.
+    Internal(String),
+}
+
+impl ApiError {
+    /// The single mapping from error to HTTP status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Self::Unauthorized(message)
+            | Self::NotFound(message)
+            | Self::BadRequest(message)
+            | Self::TooLarge(message)
+            | Self::Conflict(message)
+            | Self::Internal(message) => message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(code, message = self.message(), "request failed");
+        }
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": self.message()}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::JobNotFound(id) => Self::NotFound(format!("no job with id {id}")),
+            StoreError::InvalidJob(message) => Self::BadRequest(message),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(show_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/verify", post(create_verify_job))
+        .route("/v1/jobs/selftest", post(create_selftest_job))
+        .with_state(state)
+}
+
+/// Proof that the request carried a valid API key.
+pub struct Authenticated;
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        const HINT: &str = "create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
+        let header_value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthorized(format!("this route needs an API key: {HINT}"))
+            })?;
+        let secret = header_value.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "the Authorization header must be `Bearer KEY`: {HINT}"
+            ))
+        })?;
+        match reel_jobs::keys::verify_key(&state.store, secret.trim()).await? {
+            Some(_) => Ok(Authenticated),
+            None => Err(ApiError::Unauthorized(format!(
+                "the API key is not valid: {HINT}"
+            ))),
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let counts = state.store.task_counts().await?;
+    let body = state.metrics.render(&counts);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let jobs = state.store.list_jobs(limit).await?;
+    Ok(Json(json!({"jobs": jobs})).into_response())
+}
+
+fn parse_job_id(text: &str) -> Result<JobId, ApiError> {
+    text.parse()
+        .map_err(|error: reel_core::ParseIdError| ApiError::BadRequest(error.to_string()))
+}
+
+async fn show_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = state.store.job(parse_job_id(&id)?).await?;
+    Ok(Json(job).into_response())
+}
+
+async fn cancel_job(
+    _auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job_id = parse_job_id(&id)?;
+    if !state.store.cancel_job(job_id).await? {
+        return Err(ApiError::Conflict(format!(
+            "job {job_id} has already ended; nothing to cancel"
+        )));
+    }
+    Ok(Json(state.store.job(job_id).await?).into_response())
+}
+
+async fn create_verify_job(
+    _auth: Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+    {
+        if length > state.max_upload_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "the body has {length} bytes, over the limit of {}; raise limits.max_upload_size",
+                state.max_upload_bytes
+            )));
+        }
+    }
+    let upload_id = TaskId::new_random().to_string();
+    let key = reel_pipeline::jobs::source_key(&upload_id);
+    let stream = body.into_data_stream().map_err(|error| error.to_string());
+    let stored = reel_pipeline::jobs::store_stream(
+        state.objects.clone(),
+        &key,
+        Box::pin(stream),
+        state.max_upload_bytes,
+    )
+    .await
+    .map_err(|error| match error {
+        IngestError::TooLarge { .. } => {
+            ApiError::TooLarge(format!("{error}; raise limits.max_upload_size"))
+        }
+        IngestError::Empty => {
+            ApiError::BadRequest("the body is empty: send the file as the request body".to_string())
+        }
+        IngestError::Body(_) => ApiError::BadRequest(error.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let job_id = state
+        .store
+        .create_job(reel_pipeline::jobs::verify_job(&stored))
+        .await?;
+    Ok((StatusCode::CREATED, Json(state.store.job(job_id).await?)).into_response())
+}
+
+async fn create_selftest_job(
+    _auth: Authenticated,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let spec: SelftestSpec = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::BadRequest(format!(
+            "invalid selftest spec: {error}; expected {{\"tasks\": N, \"delay_ms\": MS}}"
+        ))
+    })?;
+    if spec.tasks == 0 || spec.tasks > MAX_SELFTEST_TASKS {
+        return Err(ApiError::BadRequest(format!(
+            "tasks must be between 1 and {MAX_SELFTEST_TASKS}"
+        )));
+    }
+    if let Some(fail) = &spec.fail {
+        if fail != "retryable" && fail != "permanent" {
+            return Err(ApiError::BadRequest(format!(
+                "fail must be \"retryable\" or \"permanent\", not {fail:?}"
+            )));
+        }
+    }
+    let job_id = state
+        .store
+        .create_job(reel_pipeline::jobs::selftest_job(&spec))
+        .await?;
+    Ok((StatusCode::CREATED, Json(state.store.job(job_id).await?)).into_response())
+}

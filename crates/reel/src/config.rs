@@ -1,0 +1,375 @@
+//! The one typed configuration: defaults < `reel.toml` < `REEL_*` environment
+//! variables < command-line flags, validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use reel_core::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the embedded defaults: the SQLite database and the local object store.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://PATH` (default: `DATA_DIR/reel.db`) or `postgres://USER:PASSWORD@HOST/DB`.
+    pub database: Option<String>,
+    /// Object store URL: `file:///PATH` (default: `DATA_DIR/objects`) or `s3://BUCKET`.
+    pub storage: Option<String>,
+    /// The HTTP server of `reel serve`.
+    pub server: ServerConfig,
+    /// The task workers of `reel serve` and `reel worker`.
+    pub worker: WorkerSection,
+    /// Limits on what users may submit.
+    pub limits: LimitsConfig,
+    /// Settings of an `s3://` store; credentials come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub s3: S3Config,
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Worker slots that run inside `reel serve` (0 for an API-only process).
+    pub workers: usize,
+}
+
+/// The task workers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    /// Tasks one `reel worker` process runs at once.
+    pub slots: usize,
+    /// How long a claimed task is held without a heartbeat before another worker may redo it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often a running task renews its lease and checks for cancellation.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// How often idle workers look for work when no wake-up arrives.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// Delay before the second attempt of a failed task; doubles with each attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// The longest delay between attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Scratch directory for local copies of media (default: `DATA_DIR/scratch`).
+    pub scratch_dir: Option<PathBuf>,
+}
+
+/// Limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The largest file one request may upload.
+    pub max_upload_size: ByteSize,
+    /// Time limit of one ffprobe run.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+}
+
+/// An S3-compatible store.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint URL for S3-compatible stores (MinIO, R2, Garage); unset for AWS.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./reel-data"),
+            database: None,
+            storage: None,
+            server: ServerConfig::default(),
+            worker: WorkerSection::default(),
+            limits: LimitsConfig::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 2,
+        }
+    }
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            slots: 2,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            scratch_dir: None,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_size: ByteSize::from_bytes(20 << 30),
+            probe_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Values given on the command line, which override everything else.
+#[derive(Clone, Debug, Default)]
+pub struct FlagOverrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<String>,
+    /// `--storage`.
+    pub storage: Option<String>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--workers` (serve) or `--slots` (worker).
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Loads the configuration from `file` (or `./reel.toml` if present), the
+    /// environment and the flags, and validates it.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> anyhow::Result<Self> {
+        let mut config = match file {
+            Some(path) => read_file(path)?,
+            None if Path::new("reel.toml").is_file() => read_file(Path::new("reel.toml"))?,
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        if let Some(data_dir) = &flags.data_dir {
+            config.data_dir = data_dir.clone();
+        }
+        if let Some(database) = &flags.database {
+            config.database = Some(database.clone());
+        }
+        if let Some(storage) = &flags.storage {
+            config.storage = Some(storage.clone());
+        }
+        if let Some(listen) = flags.listen {
+            config.server.listen = listen;
+        }
+        if let Some(workers) = flags.workers {
+            config.server.workers = workers;
+            config.worker.slots = workers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|error| {
+                anyhow::anyhow!("environment variable {name}={value:?} is invalid: {error}")
+            })
+        }
+        fn duration(name: &str, value: &str) -> anyhow::Result<Duration> {
+            humantime::parse_duration(value).with_context(|| {
+                format!("environment variable {name}={value:?} is not a duration such as 30s")
+            })
+        }
+        if let Some(value) = var("REEL_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = var("REEL_DATABASE") {
+            self.database = Some(value);
+        }
+        if let Some(value) = var("REEL_STORAGE") {
+            self.storage = Some(value);
+        }
+        if let Some(value) = var("REEL_LISTEN") {
+            self.server.listen = parse("REEL_LISTEN", &value)?;
+        }
+        if let Some(value) = var("REEL_SERVER_WORKERS") {
+            self.server.workers = parse("REEL_SERVER_WORKERS", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_SLOTS") {
+            self.worker.slots = parse("REEL_WORKER_SLOTS", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_LEASE") {
+            self.worker.lease = duration("REEL_WORKER_LEASE", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_HEARTBEAT") {
+            self.worker.heartbeat = duration("REEL_WORKER_HEARTBEAT", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_POLL") {
+            self.worker.poll = duration("REEL_WORKER_POLL", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_RETRY_BASE") {
+            self.worker.retry_base = duration("REEL_WORKER_RETRY_BASE", &value)?;
+        }
+        if let Some(value) = var("REEL_MAX_UPLOAD_SIZE") {
+            self.limits.max_upload_size = parse("REEL_MAX_UPLOAD_SIZE", &value)?;
+        }
+        if let Some(value) = var("REEL_S3_ENDPOINT") {
+            self.s3.endpoint = Some(value);
+        }
+        if let Some(value) = var("REEL_S3_REGION") {
+            self.s3.region = Some(value);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.worker.heartbeat.is_zero() || self.worker.heartbeat * 2 > self.worker.lease {
+            anyhow::bail!(
+                "worker.heartbeat ({}) must be above zero and at most half of worker.lease ({}), so that one missed heartbeat does not lose the lease",
+                humantime::format_duration(self.worker.heartbeat),
+                humantime::format_duration(self.worker.lease)
+            );
+        }
+        if self.worker.poll.is_zero() {
+            anyhow::bail!("worker.poll must be above zero");
+        }
+        Ok(())
+    }
+
+    /// The database URL, with the default under the data dir.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database {
+            Some(url) => Ok(url.clone()),
+            None => Ok(format!(
+                "sqlite://{}",
+                absolute(&self.data_dir)?.join("reel.db").display()
+            )),
+        }
+    }
+
+    /// The storage URL, with the default under the data dir.
+    pub fn storage_url(&self) -> anyhow::Result<String> {
+        match &self.storage {
+            Some(url) => Ok(url.clone()),
+            None => Ok(format!(
+                "file://{}",
+                absolute(&self.data_dir)?.join("objects").display()
+            )),
+        }
+    }
+
+    /// The scratch directory for local media copies.
+    pub fn scratch_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.worker.scratch_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(absolute(&self.data_dir)?.join("scratch")),
+        }
+    }
+
+    /// The resolved configuration as TOML, with passwords in URLs redacted.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut resolved = self.clone();
+        resolved.database = Some(redact_url(&self.database_url()?));
+        resolved.storage = Some(redact_url(&self.storage_url()?));
+        Ok(toml::to_string_pretty(&resolved)?)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://reel:hunter2@db:5432/reel"),
+            "postgres://reel:***@db:5432/reel"
+        );
+        assert_eq!(
+            redact_url("postgres://reel@db/reel"),
+            "postgres://reel@db/reel"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let mut config: Config =
+            toml::from_str("[worker]\nslots = 3\nlease = \"10s\"\nheartbeat = \"2s\"\n")
+                .expect("valid toml");
+        assert_eq!(config.worker.slots, 3);
+        config
+            .apply_env(|name| match name {
+                "REEL_WORKER_SLOTS" => Some("5".to_string()),
+                "REEL_DATABASE" => Some("postgres://a:b@c/d".to_string()),
+                _ => None,
+            })
+            .expect("valid env");
+        assert_eq!(config.worker.slots, 5);
+        assert_eq!(config.worker.lease, Duration::from_secs(10));
+        assert!(config
+            .redacted_toml()
+            .expect("toml")
+            .contains("postgres://a:***@c/d"));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_heartbeats() {
+        assert!(toml::from_str::<Config>("databse = \"x\"").is_err());
+        let config: Config =
+            toml::from_str("[worker]\nlease = \"4s\"\nheartbeat = \"3s\"\n").expect("valid toml");
+        let error = config
+            .validate()
+            .expect_err("heartbeat too long")
+            .to_string();
+        assert!(error.contains("at most half"), "{error}");
+    }
+
+    #[test]
+    fn rejects_bad_env_values_with_the_variable_name() {
+        let mut config = Config::default();
+        let error = config
+            .apply_env(|name| (name == "REEL_WORKER_LEASE").then(|| "soon".to_string()))
+            .expect_err("bad duration");
+        assert!(format!("{error:#}").contains("REEL_WORKER_LEASE"));
+    }
+}

@@ -1,0 +1,447 @@
+//! The `reel` binary: command-line parsing, configuration, tracing, and the
+//! wiring of the API server and the workers.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use reel_core::JobId;
+use reel_jobs::metrics::Metrics;
+use reel_jobs::store::{JobStore, JobView, RetryPolicy};
+use reel_jobs::worker::{run_worker_pool, WorkerConfig};
+use reel_pipeline::jobs::PipelineSettings;
+use reel_pipeline::storage::{open_object_store, S3Settings};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{Config, FlagOverrides};
+
+/// reel turns uploaded videos into adaptive streams; this binary runs every role.
+#[derive(Parser)]
+#[command(name = "reel", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Configuration file (default: ./reel.toml when it exists).
+    #[arg(long, global = true, env = "REEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for the embedded SQLite database and local object store.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// Object store URL: file:///PATH or s3://BUCKET.
+    #[arg(long, global = true)]
+    storage: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API with in-process workers.
+    Serve {
+        /// Address to listen on (127.0.0.1:0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Worker slots inside this process (0 for an API-only process).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Run task workers against a shared database and object store.
+    Worker {
+        /// Tasks this process runs at once.
+        #[arg(long)]
+        slots: Option<usize>,
+        /// A name for this worker, shown in job listings.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List, show and cancel jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List the newest jobs.
+    List {
+        /// How many jobs.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Show one job with each task's state, attempts, worker, timings and error.
+    Show {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a job; its running tasks stop at their next heartbeat.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it once (only its hash is stored).
+    Create {
+        /// A name for the key, e.g. the person or script that uses it.
+        #[arg(long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API keys (never their secrets).
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved configuration with secrets redacted, after validating it.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = FlagOverrides {
+        data_dir: cli.global.data_dir.clone(),
+        database: cli.global.database.clone(),
+        storage: cli.global.storage.clone(),
+        ..FlagOverrides::default()
+    };
+    match &cli.command {
+        Command::Serve { listen, workers } => {
+            flags.listen = *listen;
+            flags.workers = *workers;
+        }
+        Command::Worker { slots, .. } => flags.workers = *slots,
+        _ => {}
+    }
+    let config = Config::load(cli.global.config.as_deref(), &flags)?;
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Worker { name, .. } => worker(config, name).await,
+        Command::Jobs { command, json } => jobs(config, command, json).await,
+        Command::Keys { command } => keys(config, command).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.redacted_toml()?);
+            Ok(())
+        }
+    }
+}
+
+async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<JobStore> {
+    let url = config.database_url()?;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating data directory {}", parent.display()))?;
+        }
+    }
+    JobStore::connect(&url, max_connections)
+        .await
+        .with_context(|| format!("opening database {}", config::redact_url(&url)))
+}
+
+fn worker_config(config: &Config, name: String, slots: usize) -> WorkerConfig {
+    WorkerConfig {
+        name,
+        slots,
+        lease: config.worker.lease,
+        heartbeat_interval: config.worker.heartbeat,
+        poll_interval: config.worker.poll,
+        retry: RetryPolicy {
+            base_delay: config.worker.retry_base,
+            max_delay: config.worker.retry_max,
+        },
+        shutdown_grace: config.worker.lease,
+    }
+}
+
+fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
+    Ok(PipelineSettings {
+        probe_timeout: config.limits.probe_timeout,
+        checksum_range: 1 << 20,
+        scratch_dir: config.scratch_dir()?,
+    })
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    trigger.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config, 16).await?;
+    let objects = open_object_store(
+        &config.storage_url()?,
+        &S3Settings {
+            endpoint: config.s3.endpoint.clone(),
+            region: config.s3.region.clone(),
+        },
+    )
+    .context("opening the object store")?;
+    if reel_jobs::keys::count_keys(&store).await? == 0 {
+        let secret = reel_jobs::keys::create_key(&store, "admin").await?;
+        println!("created the admin API key (shown once; keep it): {secret}");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = shutdown_on_signal();
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {}; is another server using it? pick another with --listen",
+                config.server.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    println!("reel serve listening on http://{address}");
+    let state = reel_api::AppState {
+        store: store.clone(),
+        objects: objects.clone(),
+        metrics: metrics.clone(),
+        max_upload_bytes: config.limits.max_upload_size.bytes(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if config.server.workers > 0 {
+        let registry = reel_pipeline::jobs::registry(objects.clone(), pipeline_settings(&config)?);
+        let worker_config = worker_config(&config, "serve".to_string(), config.server.workers);
+        tasks.spawn(run_worker_pool(
+            store.clone(),
+            registry,
+            worker_config,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let server_shutdown = shutdown.clone();
+    axum::serve(listener, reel_api::router(state))
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")?;
+    shutdown.cancel();
+    while let Some(result) = tasks.join_next().await {
+        result.context("worker pool panicked")??;
+    }
+    Ok(())
+}
+
+async fn worker(config: Config, name: Option<String>) -> anyhow::Result<()> {
+    let slots = config.worker.slots.max(1);
+    let store = open_store(&config, u32::try_from(slots).unwrap_or(64) + 4).await?;
+    let objects = open_object_store(
+        &config.storage_url()?,
+        &S3Settings {
+            endpoint: config.s3.endpoint.clone(),
+            region: config.s3.region.clone(),
+        },
+    )
+    .context("opening the object store")?;
+    let registry = reel_pipeline::jobs::registry(objects, pipeline_settings(&config)?);
+    let name = name.unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    println!("reel worker {name} running {slots} slots");
+    let shutdown = shutdown_on_signal();
+    run_worker_pool(
+        store,
+        registry,
+        worker_config(&config, name, slots),
+        Arc::new(Metrics::new()),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn jobs(config: Config, command: Option<JobsCommand>, json: bool) -> anyhow::Result<()> {
+    let store = open_store(&config, 2).await?;
+    match command.unwrap_or(JobsCommand::List { limit: 20 }) {
+        JobsCommand::List { limit } => {
+            let jobs = store.list_jobs(limit.clamp(1, 10_000)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else {
+                println!("{:<36}  {:<10}  {:<10}  CREATED", "ID", "KIND", "STATE");
+                for job in jobs {
+                    println!(
+                        "{:<36}  {:<10}  {:<10}  {}",
+                        job.id,
+                        job.kind,
+                        state_name(&job),
+                        format_time(job.created_at)
+                    );
+                }
+            }
+        }
+        JobsCommand::Show { id } => {
+            let job_id: JobId = id.parse()?;
+            let job = store.job(job_id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            } else {
+                print_job(&job);
+            }
+        }
+        JobsCommand::Cancel { id } => {
+            let job_id: JobId = id.parse()?;
+            if store.cancel_job(job_id).await? {
+                println!("cancelled job {job_id}; running tasks stop at their next heartbeat");
+            } else {
+                println!("job {job_id} had already ended");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn state_name(job: &JobView) -> String {
+    serde_json::to_value(job.state)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn format_time(micros: i64) -> String {
+    let time = std::time::UNIX_EPOCH
+        + std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn print_job(job: &JobView) {
+    println!(
+        "job {}  kind {}  state {}  created {}",
+        job.id,
+        job.kind,
+        state_name(job),
+        format_time(job.created_at)
+    );
+    if let Some(error) = &job.error {
+        println!(
+            "failed at task {} (step {}): {}",
+            error.task, error.step, error.message
+        );
+    }
+    println!(
+        "{:<16} {:<9} {:<10} {:>8} {:>9} {:<36}  ERROR",
+        "TASK", "KIND", "STATE", "ATTEMPTS", "RUN (ms)", "WORKER"
+    );
+    for task in &job.tasks {
+        let run_ms = match (task.started_at, task.finished_at) {
+            (Some(started), Some(finished)) => format!("{}", (finished - started) / 1000),
+            (Some(_), None) => format!("{:.0}%", task.progress * 100.0),
+            _ => "-".to_string(),
+        };
+        println!(
+            "{:<16} {:<9} {:<10} {:>8} {:>9} {:<36}  {}",
+            task.key,
+            task.kind,
+            task.state,
+            format!("{}/{}", task.attempt, task.max_attempts),
+            run_ms,
+            task.worker.as_deref().unwrap_or("-"),
+            task.last_error.as_deref().unwrap_or("")
+        );
+    }
+    for published in &job.published {
+        println!("published: {published}");
+    }
+}
+
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open_store(&config, 2).await?;
+    match command {
+        KeysCommand::Create { name, json } => {
+            let secret = reel_jobs::keys::create_key(&store, &name).await?;
+            if json {
+                println!("{}", serde_json::json!({"name": name, "key": secret}));
+            } else {
+                println!("{secret}");
+                eprintln!("created API key {name:?}; it is shown only this once. Send it as `Authorization: Bearer KEY`.");
+            }
+        }
+        KeysCommand::List => {
+            for key in reel_jobs::keys::list_keys(&store).await? {
+                println!(
+                    "{}  {}…  {}",
+                    key.name,
+                    key.prefix,
+                    format_time(key.created_at)
+                );
+            }
+        }
+    }
+    Ok(())
+}

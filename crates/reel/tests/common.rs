@@ -1,0 +1,334 @@
+//! Helpers that start the real `reel` binary on loopback with a temp data dir.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const REEL: &str = env!("CARGO_BIN_EXE_reel");
+
+/// A database and object store shared by the processes of one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub database: String,
+    pub storage: String,
+}
+
+impl Env {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = format!("sqlite://{}", dir.path().join("reel.db").display());
+        let storage = format!("file://{}", dir.path().join("objects").display());
+        Self {
+            dir,
+            database,
+            storage,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let base = std::env::var("REEL_TEST_DATABASE_URL")
+            .expect("REEL_TEST_DATABASE_URL is not set: run the tests with `make test` or scripts/with-postgres.sh cargo test");
+        let name = format!(
+            "it_{}",
+            reel_core::JobId::new_random().to_string().replace('-', "")
+        );
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&base)
+            .await
+            .expect("postgres admin");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let idx = base.rfind('/').expect("database url has a path");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = format!("file://{}", dir.path().join("objects").display());
+        Self {
+            dir,
+            database: format!("{}/{name}", &base[..idx]),
+            storage,
+        }
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.dir.path().join("objects")
+    }
+
+    /// Runs a `reel` command to completion and returns its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().expect("run reel");
+        assert!(
+            output.status.success(),
+            "reel {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(REEL);
+        command
+            .args(args)
+            .args([
+                "--database",
+                &self.database,
+                "--storage",
+                &self.storage,
+                "--data-dir",
+            ])
+            .arg(self.dir.path())
+            .env("REEL_LOG", "info,sqlx=warn")
+            .env("REEL_WORKER_LEASE", "2s")
+            .env("REEL_WORKER_HEARTBEAT", "300ms")
+            .env("REEL_WORKER_POLL", "200ms")
+            .env("REEL_WORKER_RETRY_BASE", "50ms");
+        command
+    }
+
+    pub fn create_key(&self) -> String {
+        let out = self.run(&["keys", "create", "--name", "test", "--json"]);
+        let value: Value =
+            serde_json::from_str(out.trim()).expect("keys create --json prints JSON");
+        value["key"].as_str().expect("key").to_string()
+    }
+
+    /// Starts a process and collects its stdout and stderr lines.
+    pub fn spawn(&self, args: &[&str]) -> Process {
+        self.spawn_with(args, &[])
+    }
+
+    /// Starts a process with extra environment variables.
+    pub fn spawn_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Process {
+        let mut child = self
+            .command(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn reel");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lines.lock().expect("lines lock").push(line);
+                }
+            });
+        }
+        Process { child, lines }
+    }
+
+    /// Starts `reel serve` on a free port and waits until it listens.
+    pub fn serve(&self, workers: usize) -> (Process, String) {
+        self.serve_with(workers, &[])
+    }
+
+    /// Starts `reel serve` with extra environment variables.
+    pub fn serve_with(&self, workers: usize, envs: &[(&str, &str)]) -> (Process, String) {
+        let process = self.spawn_with(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                &workers.to_string(),
+            ],
+            envs,
+        );
+        let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
+        let url = line
+            .split("listening on ")
+            .nth(1)
+            .expect("url")
+            .trim()
+            .to_string();
+        (process, url)
+    }
+}
+
+pub struct Process {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .expect("lines lock")
+                .iter()
+                .find(|line| line.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} in: {:#?}",
+                self.lines.lock().expect("lines lock")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().expect("lines lock").join("\n")
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid we own has no memory-safety preconditions.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal})");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Api {
+    pub url: String,
+    pub key: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(url: String, key: String) -> Self {
+        Self {
+            url,
+            key,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn selftest(&self, spec: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/v1/jobs/selftest", self.url))
+            .bearer_auth(&self.key)
+            .json(&spec)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.expect("job json")
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.client
+            .get(format!("{}/v1/jobs/{id}", self.url))
+            .send()
+            .await
+            .expect("get job")
+            .json()
+            .await
+            .expect("job json")
+    }
+
+    pub async fn wait_until(
+        &self,
+        id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job never reached the condition: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_end(&self, id: &str, limit: Duration) -> Value {
+        self.wait_until(id, limit, |job| {
+            ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+}
+
+/// Files below `dir`, relative paths, sorted.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else if let Ok(relative) = path.strip_prefix(base) {
+                out.push(relative.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A short test video generated with ffmpeg's lavfi sources.
+pub fn generated_video(dir: &Path) -> PathBuf {
+    let path = dir.join("source.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "3",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg not found: install it with apt-get install ffmpeg (make deps)");
+    assert!(status.success(), "ffmpeg failed to generate the test video");
+    path
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real `reel` binary on loopback, real ffprobe,
+//! SQLite and the PostgreSQL that `make test` starts.
+
+mod api;
+mod common;
+mod engine;
