@@ -22,8 +22,13 @@ cleanup() {
 }
 trap cleanup EXIT
 as_postgres "$pg_bin/initdb" -D "$dir/data" -U reel --auth=trust >/dev/null
-as_postgres "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
+# Tests trade durability for speed; REEL_PG_DURABLE=1 (make bench) keeps
+# PostgreSQL's defaults, fsync and synchronous commit on.
+options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+if [ "${REEL_PG_DURABLE:-0}" != 1 ]; then
+  options="$options -c fsync=off -c synchronous_commit=off"
+fi
+as_postgres "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "$options" start >/dev/null
 as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$port" -U reel reel
 export REEL_TEST_DATABASE_URL="postgres://reel@127.0.0.1:$port/reel"
 echo "with-postgres: cluster on 127.0.0.1:$port" >&2

@@ -17,6 +17,7 @@ CREATE TABLE jobs (
     state TEXT NOT NULL,
     priority BIGINT NOT NULL,
     input TEXT NOT NULL,
+    n_unfinished BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     started_at BIGINT,
     finished_at BIGINT,

@@ -298,6 +298,9 @@ pub struct JobStore {
     backend: Backend,
     url: String,
     local_wake: Arc<Notify>,
+    /// SQLite allows one writer; queueing writers of this process here is
+    /// much faster than letting them spin in SQLite's busy handler.
+    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -359,6 +362,8 @@ impl JobStore {
             backend,
             url: url.to_string(),
             local_wake: Arc::new(Notify::new()),
+            sqlite_writer: (backend == Backend::Sqlite)
+                .then(|| Arc::new(tokio::sync::Mutex::new(()))),
         })
     }
 
@@ -377,6 +382,13 @@ impl JobStore {
         &self.pool
     }
 
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
     /// Woken whenever this process makes a task ready.
     pub fn local_wake(&self) -> Arc<Notify> {
         self.local_wake.clone()
@@ -387,8 +399,9 @@ impl JobStore {
         validate_new_tasks(&job.tasks, &[])?;
         let job_id = JobId::new_random();
         let now = Timestamp::now();
+        let _writer = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, kind, state, priority, input, created_at) VALUES ($1, $2, 'queued', $3, $4, $5)")
+        sqlx::query("INSERT INTO jobs (id, kind, state, priority, input, n_unfinished, created_at) VALUES ($1, $2, 'queued', $3, $4, 0, $5)")
             .bind(job_id.to_string())
             .bind(&job.kind)
             .bind(job.priority)
@@ -396,8 +409,7 @@ impl JobStore {
             .bind(now.as_micros())
             .execute(&mut *tx)
             .await?;
-        insert_tasks(&mut tx, job_id, job.priority, &job.tasks, now).await?;
-        let n_ready = promote_ready(&mut tx, job_id, now).await?;
+        let n_ready = insert_tasks(&mut tx, job_id, job.priority, &job.tasks, now).await?;
         if n_ready > 0 && self.backend == Backend::Postgres {
             notify(&mut tx).await?;
         }
@@ -430,6 +442,7 @@ impl JobStore {
              ORDER BY priority, ready_at LIMIT $4 {lock_clause}) \
              RETURNING id, job_id, task_key, kind, attempt, max_attempts, payload, ready_at"
         );
+        let writer = self.write_guard().await;
         let rows = sqlx::query(&sql)
             .bind(worker.to_string())
             .bind(now.plus(lease).as_micros())
@@ -466,6 +479,7 @@ impl JobStore {
                 .execute(&self.pool)
                 .await?;
         }
+        drop(writer);
         Ok(claimed)
     }
 
@@ -505,6 +519,7 @@ impl JobStore {
     /// left, all in one transaction fenced by the lease.
     pub async fn complete(&self, lease: Lease, completion: Completion) -> Result<(), StoreError> {
         let now = Timestamp::now();
+        let _writer = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE tasks SET state = 'succeeded', output = $1, finished_at = $2, progress = 1, lease_expires_at = NULL \
@@ -535,8 +550,9 @@ impl JobStore {
                 attempt: lease.attempt,
             });
         }
-        // Dependents that exist already lose one pending dependency. This runs
-        // before the new tasks are inserted, which count only unfinished deps.
+        // Dependents that exist already lose one pending dependency and
+        // become ready at zero. This runs before the new tasks are inserted,
+        // which count only their unfinished dependencies.
         sqlx::query(
             "UPDATE tasks SET deps_remaining = deps_remaining - 1 WHERE job_id = $1 AND task_key IN \
              (SELECT task_key FROM task_deps WHERE job_id = $1 AND dep_key = $2)",
@@ -545,6 +561,16 @@ impl JobStore {
         .bind(&key)
         .execute(&mut *tx)
         .await?;
+        let promoted = sqlx::query(
+            "UPDATE tasks SET state = 'ready', ready_at = $3, run_after = $3 WHERE job_id = $1 AND state = 'blocked' \
+             AND deps_remaining <= 0 AND task_key IN (SELECT task_key FROM task_deps WHERE job_id = $1 AND dep_key = $2)",
+        )
+        .bind(job_id.to_string())
+        .bind(&key)
+        .bind(now.as_micros())
+        .execute(&mut *tx)
+        .await?;
+        let mut n_ready = promoted.rows_affected();
         if !completion.new_tasks.is_empty() {
             let existing: Vec<String> =
                 sqlx::query_scalar("SELECT task_key FROM tasks WHERE job_id = $1")
@@ -556,7 +582,8 @@ impl JobStore {
                 .bind(job_id.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
-            insert_tasks(&mut tx, job_id, job_priority, &completion.new_tasks, now).await?;
+            n_ready +=
+                insert_tasks(&mut tx, job_id, job_priority, &completion.new_tasks, now).await?;
         }
         for publication in &completion.publish {
             sqlx::query("INSERT INTO job_events (id, job_id, task_key, attempt, kind, detail, at) VALUES ($1, $2, $3, $4, 'published', $5, $6)")
@@ -569,14 +596,14 @@ impl JobStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let n_ready = promote_ready(&mut tx, job_id, now).await?;
+        // The job ends when its count of unfinished tasks reaches zero.
         let n_unfinished: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND state <> 'succeeded'",
+            "UPDATE jobs SET n_unfinished = n_unfinished - 1 WHERE id = $1 RETURNING n_unfinished",
         )
         .bind(job_id.to_string())
         .fetch_one(&mut *tx)
         .await?;
-        if n_unfinished == 0 {
+        if n_unfinished <= 0 {
             sqlx::query("UPDATE jobs SET state = 'succeeded', finished_at = $1 WHERE id = $2")
                 .bind(now.as_micros())
                 .bind(job_id.to_string())
@@ -604,6 +631,7 @@ impl JobStore {
     ) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let message: String = message.chars().take(8_000).collect();
+        let _writer = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
         if kind == FailureKind::Retryable && lease.attempt < lease.max_attempts {
             let run_after = now.plus(retry.delay_after(lease.attempt));
@@ -672,6 +700,7 @@ impl JobStore {
 
     /// Records that a running attempt stopped because its job was cancelled.
     pub async fn mark_cancelled(&self, lease: Lease) -> Result<(), StoreError> {
+        let _writer = self.write_guard().await;
         sqlx::query("UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_expires_at = NULL WHERE id = $2 AND attempt = $3 AND state = 'running'")
             .bind(Timestamp::now().as_micros())
             .bind(lease.task_id.to_string())
@@ -721,6 +750,7 @@ impl JobStore {
     /// next heartbeat. Returns false if the job had already ended.
     pub async fn cancel_job(&self, job_id: JobId) -> Result<bool, StoreError> {
         let now = Timestamp::now();
+        let _writer = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE id = $2 AND state IN ('queued', 'running')")
             .bind(now.as_micros())
@@ -903,7 +933,8 @@ async fn insert_tasks(
     job_priority: i64,
     tasks: &[NewTask],
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut n_ready = 0;
     for task in tasks {
         let mut deps_remaining: i64 = 0;
         for dep in &task.depends_on {
@@ -923,9 +954,15 @@ async fn insert_tasks(
                 .execute(&mut **tx)
                 .await?;
         }
+        let (state, ready_at) = if deps_remaining == 0 {
+            n_ready += 1;
+            ("ready", Some(now.as_micros()))
+        } else {
+            ("blocked", None)
+        };
         sqlx::query(
-            "INSERT INTO tasks (id, job_id, task_key, kind, state, priority, deps_remaining, attempt, max_attempts, payload, run_after, created_at, progress) \
-             VALUES ($1, $2, $3, $4, 'blocked', $5, $6, 0, $7, $8, $9, $9, 0)",
+            "INSERT INTO tasks (id, job_id, task_key, kind, state, ready_at, priority, deps_remaining, attempt, max_attempts, payload, run_after, created_at, progress) \
+             VALUES ($1, $2, $3, $4, $10, $11, $5, $6, 0, $7, $8, $9, $9, 0)",
         )
         .bind(TaskId::new_random().to_string())
         .bind(job_id.to_string())
@@ -936,23 +973,17 @@ async fn insert_tasks(
         .bind(i64::from(task.max_attempts))
         .bind(task.payload.to_string())
         .bind(now.as_micros())
+        .bind(state)
+        .bind(ready_at)
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
-}
-
-async fn promote_ready(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job_id: JobId,
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let result = sqlx::query("UPDATE tasks SET state = 'ready', ready_at = $1, run_after = $1 WHERE job_id = $2 AND state = 'blocked' AND deps_remaining <= 0")
-        .bind(now.as_micros())
+    sqlx::query("UPDATE jobs SET n_unfinished = n_unfinished + $1 WHERE id = $2")
+        .bind(i64::try_from(tasks.len()).unwrap_or(i64::MAX))
         .bind(job_id.to_string())
         .execute(&mut **tx)
         .await?;
-    Ok(result.rows_affected())
+    Ok(n_ready)
 }
 
 async fn notify(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {

@@ -1,0 +1,43 @@
+# reel: the two commands of the README (make run, make test), plus bench and lint.
+SHELL := /bin/bash
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
+DATA_DIR ?= ./reel-data
+APT_PACKAGES := ffmpeg postgresql python3
+
+.PHONY: run test bench lint deps build
+
+# Installs the system packages reel and its tests need (as root, with apt-get).
+deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing; install them with apt-get as root" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --release --locked -p reel
+
+# The main job on embedded defaults: SQLite and a local object store under $(DATA_DIR).
+run: build
+	./target/release/reel serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# Every test: unit tests, the engine suite on SQLite and a throwaway PostgreSQL,
+# and the integration suite that drives the real binary.
+test: deps
+	$(CARGO) build --locked --workspace --all-targets
+	scripts/with-postgres.sh $(CARGO) test --locked --workspace --no-fail-fast
+
+# Benchmarks (not tests); paste their tables into bench/RESULTS.md.
+bench: deps
+	$(CARGO) build --release --locked -p reel-bench
+	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
