@@ -31,7 +31,9 @@ run: build
 # and the integration suite that drives the real binary.
 test: deps
 	$(CARGO) build --locked --workspace --all-targets
-	scripts/with-postgres.sh $(CARGO) test --locked --workspace --no-fail-fast
+	mkdir -p target
+	set -o pipefail; scripts/with-postgres.sh $(CARGO) test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
+	@awk '/^test result:/ {passed += $$4; failed += $$6} END {printf "tests: %d passed, %d failed\n", passed, failed; exit failed > 0}' target/test.log
 
 # Benchmarks (not tests); paste their tables into bench/RESULTS.md.
 bench: deps

@@ -1,6 +1,7 @@
 //! The `reel` binary: command-line parsing, configuration, tracing, and the
 //! wiring of the API server and the workers.
 
+mod abr;
 mod config;
 
 use std::path::PathBuf;
@@ -79,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Adaptive bitrate: simulate algorithms over network traces.
+    Abr {
+        #[command(subcommand)]
+        command: AbrCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -119,6 +125,35 @@ enum KeysCommand {
     },
     /// List API keys (never their secrets).
     List,
+}
+
+#[derive(Subcommand)]
+enum AbrCommand {
+    /// Run ABR algorithms over folders of traces (Pensieve's simulation setup) and print mean QoE, bitrate, rebuffering and switches.
+    Simulate {
+        /// A folder of trace files (seconds and Mbit/s per line); repeat for several trace sets.
+        #[arg(long, required = true)]
+        traces: Vec<PathBuf>,
+        /// A folder with one `*_sizes_<level>.txt` chunk-size file per ladder level.
+        #[arg(long)]
+        video: PathBuf,
+        /// The ladder in kbit/s, lowest first.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "300,750,1200,1850,2850,4300"
+        )]
+        ladder: Vec<u64>,
+        /// One of bb, rb, throughput, bola, rmpc, reel, optimum (default: all).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// QoE metric: lin, log or hd.
+        #[arg(long, default_value = "lin")]
+        metric: String,
+        /// Print a JSON list with `algorithm` and `mean_qoe` per trace set.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,12 +205,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { slots, .. } => flags.workers = *slots,
         _ => {}
     }
+    let command = match cli.command {
+        Command::Abr {
+            command:
+                AbrCommand::Simulate {
+                    traces,
+                    video,
+                    ladder,
+                    algorithm,
+                    metric,
+                    json,
+                },
+        } => {
+            // Pure computation: no configuration, database or storage involved.
+            let args = abr::SimulateArgs {
+                traces,
+                video,
+                ladder_kbps: ladder,
+                algorithm,
+                metric,
+                json,
+            };
+            return tokio::task::spawn_blocking(move || abr::simulate(args))
+                .await
+                .context("simulation thread")?;
+        }
+        other => other,
+    };
     let config = Config::load(cli.global.config.as_deref(), &flags)?;
-    match cli.command {
+    match command {
         Command::Serve { .. } => serve(config).await,
         Command::Worker { name, .. } => worker(config, name).await,
         Command::Jobs { command, json } => jobs(config, command, json).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::Abr { .. } => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
         } => {

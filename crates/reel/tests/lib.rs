@@ -1,6 +1,7 @@
 //! Integration tests: the real `reel` binary on loopback, real ffprobe,
 //! SQLite and the PostgreSQL that `make test` starts.
 
+mod abr;
 mod api;
 mod common;
 mod engine;
