@@ -19,6 +19,24 @@ async fn first_start_prints_an_admin_key_that_works() {
         .wait_for_end(job["id"].as_str().expect("id"), Duration::from_secs(30))
         .await;
     assert_eq!(done["state"], "succeeded", "{done:#}");
+    let metrics = api
+        .client
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("reel_tasks{state=\"succeeded\"} 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("reel_queue_depth 0"), "{metrics}");
+    assert!(
+        metrics.contains("reel_dispatch_latency_seconds_count 5"),
+        "{metrics}"
+    );
     // A second start with the same data dir creates no new key.
     drop(server);
     let (again, _) = env.serve(0);
