@@ -192,6 +192,20 @@ fn retryable(context: &str) -> impl Fn(object_store::Error) -> TaskError + '_ {
     move |error| TaskError::retryable(format!("{context}: {error}"))
 }
 
+/// Writes a small JSON document at a deterministic key.
+async fn put_json(
+    objects: &Arc<dyn ObjectStore>,
+    key: &str,
+    value: &serde_json::Value,
+    context: &str,
+) -> Result<(), TaskError> {
+    objects
+        .put(&ObjectPath::from(key), PutPayload::from(value.to_string()))
+        .await
+        .map_err(|error| TaskError::retryable(format!("{context}: {error}")))?;
+    Ok(())
+}
+
 fn payload_field<T: serde::de::DeserializeOwned>(
     ctx: &TaskContext,
     field: &str,
@@ -334,14 +348,7 @@ impl TaskHandler for Checksum {
             .map_err(|error| TaskError::retryable(format!("hashing: {error}")))?;
         let output = json!({"index": index, "offset": offset, "length": length, "sha256": digest});
         let key = format!("jobs/{}/checksums/{index}.json", ctx.job_id);
-        self.0
-            .objects
-            .put(
-                &ObjectPath::from(key.as_str()),
-                PutPayload::from(output.to_string()),
-            )
-            .await
-            .map_err(retryable("writing the range checksum"))?;
+        put_json(&self.0.objects, &key, &output, "writing the range checksum").await?;
         Ok(Completion {
             output,
             ..Completion::default()
@@ -401,14 +408,7 @@ impl TaskHandler for Verify {
         }
         let report_key = format!("jobs/{}/report.json", ctx.job_id);
         let report = json!({"source": source.key, "size": source.size, "sha256": digest, "ranges": ranges.len()});
-        self.0
-            .objects
-            .put(
-                &ObjectPath::from(report_key.as_str()),
-                PutPayload::from(report.to_string()),
-            )
-            .await
-            .map_err(retryable("writing the report"))?;
+        put_json(&self.0.objects, &report_key, &report, "writing the report").await?;
         Ok(Completion {
             output: report.clone(),
             new_tasks: Vec::new(),
@@ -466,14 +466,13 @@ impl TaskHandler for Touch {
             ctx.job_id, ctx.key, ctx.attempt, ctx.worker
         );
         let started = reel_core::Timestamp::now();
-        self.0
-            .objects
-            .put(
-                &ObjectPath::from(marker.as_str()),
-                PutPayload::from(json!({"started_at": started}).to_string()),
-            )
-            .await
-            .map_err(retryable("writing the marker"))?;
+        put_json(
+            &self.0.objects,
+            &marker,
+            &json!({"started_at": started}),
+            "writing the marker",
+        )
+        .await?;
         if spec.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(spec.delay_ms)).await;
         }
@@ -509,14 +508,13 @@ impl TaskHandler for Join {
         }
         let summary_key = format!("jobs/{}/summary.json", ctx.job_id);
         let summary = json!({"touched": outputs.len()});
-        self.0
-            .objects
-            .put(
-                &ObjectPath::from(summary_key.as_str()),
-                PutPayload::from(summary.to_string()),
-            )
-            .await
-            .map_err(retryable("writing the summary"))?;
+        put_json(
+            &self.0.objects,
+            &summary_key,
+            &summary,
+            "writing the summary",
+        )
+        .await?;
         Ok(Completion {
             output: summary.clone(),
             new_tasks: Vec::new(),

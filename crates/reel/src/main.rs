@@ -261,6 +261,14 @@ async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Job
         .with_context(|| format!("opening database {}", config::redact_url(&url)))
 }
 
+fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let settings = S3Settings {
+        endpoint: config.s3.endpoint.clone(),
+        region: config.s3.region.clone(),
+    };
+    open_object_store(&config.storage_url()?, &settings).context("opening the object store")
+}
+
 fn worker_config(config: &Config, name: String, slots: usize) -> WorkerConfig {
     WorkerConfig {
         name,
@@ -309,14 +317,7 @@ fn shutdown_on_signal() -> CancellationToken {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config, 16).await?;
-    let objects = open_object_store(
-        &config.storage_url()?,
-        &S3Settings {
-            endpoint: config.s3.endpoint.clone(),
-            region: config.s3.region.clone(),
-        },
-    )
-    .context("opening the object store")?;
+    let objects = open_objects(&config)?;
     if reel_jobs::keys::count_keys(&store).await? == 0 {
         let secret = reel_jobs::keys::create_key(&store, "admin").await?;
         println!("created the admin API key (shown once; keep it): {secret}");
@@ -366,14 +367,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn worker(config: Config, name: Option<String>) -> anyhow::Result<()> {
     let slots = config.worker.slots.max(1);
     let store = open_store(&config, u32::try_from(slots).unwrap_or(64) + 4).await?;
-    let objects = open_object_store(
-        &config.storage_url()?,
-        &S3Settings {
-            endpoint: config.s3.endpoint.clone(),
-            region: config.s3.region.clone(),
-        },
-    )
-    .context("opening the object store")?;
+    let objects = open_objects(&config)?;
     let registry = reel_pipeline::jobs::registry(objects, pipeline_settings(&config)?);
     let name = name.unwrap_or_else(|| format!("worker-{}", std::process::id()));
     println!("reel worker {name} running {slots} slots");
