@@ -24,8 +24,47 @@ pub enum ChunkIndexing {
 #[derive(Debug, Clone)]
 pub struct RobustMpc {
     indexing: ChunkIndexing,
+    predictor: RobustPredictor,
+}
+
+/// RobustMPC's throughput predictor: the harmonic mean of the last `window` chunk throughputs,
+/// divided by `1 + the largest relative prediction error of the last `window` chunks`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RobustPredictor {
     past_errors: Vec<f64>,
     past_bandwidth_ests: Vec<f64>,
+}
+
+impl RobustPredictor {
+    /// Forgets the history (a new session).
+    pub(crate) fn reset(&mut self) {
+        self.past_errors.clear();
+        self.past_bandwidth_ests.clear();
+    }
+
+    /// Scores the previous prediction against the last chunk and predicts the next throughput in MB/s.
+    pub(crate) fn predict(
+        &mut self,
+        obs: &Observation,
+        throughput_window: usize,
+        error_window: usize,
+    ) -> f64 {
+        let actual = obs.last().throughput_mbyte_per_s();
+        let curr_error = match self.past_bandwidth_ests.last() {
+            Some(&last_est) => (last_est - actual).abs() / actual,
+            None => 0.0,
+        };
+        self.past_errors.push(curr_error);
+        let harmonic = harmonic_mean_throughput(obs, throughput_window);
+        let error_start = self.past_errors.len().saturating_sub(error_window);
+        // Errors are never negative, so folding from zero equals mpc.py's max().
+        let max_error = self.past_errors[error_start..]
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
+        self.past_bandwidth_ests.push(harmonic);
+        harmonic / (1.0 + max_error)
+    }
 }
 
 impl RobustMpc {
@@ -38,8 +77,7 @@ impl RobustMpc {
     pub fn with_indexing(indexing: ChunkIndexing) -> RobustMpc {
         RobustMpc {
             indexing,
-            past_errors: Vec::new(),
-            past_bandwidth_ests: Vec::new(),
+            predictor: RobustPredictor::default(),
         }
     }
 }
@@ -59,26 +97,11 @@ impl Algorithm for RobustMpc {
     }
 
     fn reset(&mut self) {
-        self.past_errors.clear();
-        self.past_bandwidth_ests.clear();
+        self.predictor.reset();
     }
 
     fn choose(&mut self, obs: &Observation) -> usize {
-        let actual = obs.last().throughput_mbyte_per_s();
-        let curr_error = match self.past_bandwidth_ests.last() {
-            Some(&last_est) => (last_est - actual).abs() / actual,
-            None => 0.0,
-        };
-        self.past_errors.push(curr_error);
-        let harmonic = harmonic_mean_throughput(obs, WINDOW);
-        let error_start = self.past_errors.len().saturating_sub(WINDOW);
-        let max_error = self.past_errors[error_start..]
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        let future_bandwidth = harmonic / (1.0 + max_error);
-        self.past_bandwidth_ests.push(harmonic);
-
+        let future_bandwidth = self.predictor.predict(obs, WINDOW, WINDOW);
         let first_size_idx = match self.indexing {
             ChunkIndexing::Aligned => obs.next_chunk_idx,
             ChunkIndexing::PensieveSlip => obs.next_chunk_idx + 1,

@@ -16,7 +16,7 @@
 //! `hsdpa/train`), maximising the sum of the gains in mean QoE_lin over RobustMPC on the two
 //! folders. The algorithm never sees which trace it plays.
 
-use crate::mpc::{best_first_level, harmonic_mean_throughput, PlanRequest, TerminalValue};
+use crate::mpc::{best_first_level, PlanRequest, RobustPredictor, TerminalValue};
 use crate::player::{Algorithm, Observation};
 
 /// Past chunk throughputs in the harmonic mean.
@@ -35,8 +35,7 @@ const TERMINAL_BUFFER_CAP_SECS: f64 = 12.0;
 /// reel's ABR algorithm (name `reel`).
 #[derive(Debug, Clone, Default)]
 pub struct Reel {
-    past_errors: Vec<f64>,
-    past_bandwidth_ests: Vec<f64>,
+    predictor: RobustPredictor,
 }
 
 impl Reel {
@@ -52,24 +51,11 @@ impl Algorithm for Reel {
     }
 
     fn reset(&mut self) {
-        self.past_errors.clear();
-        self.past_bandwidth_ests.clear();
+        self.predictor.reset();
     }
 
     fn choose(&mut self, obs: &Observation) -> usize {
-        let actual = obs.last().throughput_mbyte_per_s();
-        let curr_error = match self.past_bandwidth_ests.last() {
-            Some(&last_est) => (last_est - actual).abs() / actual,
-            None => 0.0,
-        };
-        self.past_errors.push(curr_error);
-        let harmonic = harmonic_mean_throughput(obs, THROUGHPUT_WINDOW);
-        let error_start = self.past_errors.len().saturating_sub(ERROR_WINDOW);
-        let max_error = self.past_errors[error_start..]
-            .iter()
-            .copied()
-            .fold(0.0, f64::max);
-        self.past_bandwidth_ests.push(harmonic);
+        let bandwidth_mbyte_per_s = self.predictor.predict(obs, THROUGHPUT_WINDOW, ERROR_WINDOW);
         let horizon = HORIZON.min(obs.n_remaining());
         let chunks_after_horizon = obs.n_remaining() > horizon;
         let plan = PlanRequest {
@@ -78,7 +64,7 @@ impl Algorithm for Reel {
             horizon,
             start_buffer_secs: obs.buffer_secs(),
             last_level_idx: obs.last_level_idx(),
-            bandwidth_mbyte_per_s: harmonic / (1.0 + max_error),
+            bandwidth_mbyte_per_s,
             rebuffer_penalty: PLANNED_REBUFFER_PENALTY,
             terminal: chunks_after_horizon.then_some(TerminalValue {
                 per_sec: TERMINAL_VALUE_PER_SEC,
@@ -101,7 +87,12 @@ mod tests {
         let fast_history = [record(&video, 3, 100_000.0, 20.0)];
         assert_eq!(reel.choose(&observation(&video, &fast_history)), 5);
         reel.reset();
-        assert!(reel.past_errors.is_empty() && reel.past_bandwidth_ests.is_empty());
+        // After a reset it decides as a fresh instance does.
+        let probe_history = [record(&video, 2, 5_000.0, 2.0)];
+        assert_eq!(
+            reel.clone().choose(&observation(&video, &probe_history)),
+            Reel::new().choose(&observation(&video, &probe_history))
+        );
         let slow_history = [record(&video, 3, 100.0, 1.0)];
         assert_eq!(reel.choose(&observation(&video, &slow_history)), 0);
         assert_eq!(reel.name(), "reel");
