@@ -20,7 +20,8 @@ use reel_abr::sim::{simulate, Setup, SimConfig};
 use reel_abr::trace::Trace;
 use reel_abr::video::{Bitrate, Video};
 
-const DATA_DIR: &str = "/work/shared/abr-data";
+/// The shared data beside the checkout (`../shared/abr-data`), as CI lays it out.
+const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/abr-data");
 const LADDER_KBPS: [u64; 6] = [300, 750, 1200, 1850, 2850, 4300];
 
 /// README tables: (folder, policy, mean QoE_lin, 95 % CI half-width).
