@@ -96,21 +96,9 @@ struct Node<'a> {
 mod tests {
     use super::*;
     use crate::player::tests::ladder_video;
-    use crate::player::{Algorithm, Observation};
+    use crate::player::tests::Fixed;
     use crate::qoe::QoeMetric;
     use crate::sim::{simulate, SimConfig};
-
-    struct Fixed(usize);
-
-    impl Algorithm for Fixed {
-        fn name(&self) -> &str {
-            "fixed"
-        }
-        fn reset(&mut self) {}
-        fn choose(&mut self, _obs: &Observation) -> usize {
-            self.0
-        }
-    }
 
     #[test]
     fn optimum_beats_every_fixed_level_on_a_varying_trace() {

@@ -94,6 +94,19 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     /// The Pensieve ladder with constant-bitrate chunks: 10 chunks of 4 s, size = kbps × 500 bytes.
+    /// A policy that always plays one level.
+    pub(crate) struct Fixed(pub(crate) usize);
+
+    impl Algorithm for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+        fn reset(&mut self) {}
+        fn choose(&mut self, _obs: &Observation) -> usize {
+            self.0
+        }
+    }
+
     pub(crate) fn ladder_video() -> Video {
         let kbps = [300, 750, 1200, 1850, 2850, 4300];
         let ladder = kbps.iter().map(|&k| Bitrate::from_kbps(k)).collect();

@@ -326,20 +326,8 @@ fn duration_ms(duration: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::player::tests::Fixed;
     use crate::video::Bitrate;
-
-    /// Always plays one level.
-    struct Fixed(usize);
-
-    impl Algorithm for Fixed {
-        fn name(&self) -> &str {
-            "fixed"
-        }
-        fn reset(&mut self) {}
-        fn choose(&mut self, _obs: &Observation) -> usize {
-            self.0
-        }
-    }
 
     /// Two levels, 500 and 1000 kbit/s; every chunk is exactly 4 s of payload at its bitrate.
     fn setup(n_chunks: usize, first_level_idx: usize) -> Setup {
