@@ -10,6 +10,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod rate;
+pub use rate::{FrameRate, ParseFrameRateError};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
