@@ -30,6 +30,7 @@ run: build
 # Every test: unit tests, the engine suite on SQLite and a throwaway PostgreSQL,
 # and the integration suite that drives the real binary.
 test: deps
+	scripts/install-test-clients.sh
 	$(CARGO) build --locked --workspace --all-targets
 	mkdir -p target
 	set -o pipefail; scripts/with-postgres.sh $(CARGO) test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
@@ -37,8 +38,9 @@ test: deps
 
 # Benchmarks (not tests); paste their tables into bench/RESULTS.md.
 bench: deps
-	$(CARGO) build --release --locked -p reel-bench
-	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench
+	$(CARGO) build --release --locked -p reel-bench -p reel
+	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench engine
+	./target/release/reel-bench pipeline 60
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -23,6 +23,9 @@ use reel_pipeline::jobs::{IngestError, SelftestSpec, MAX_SELFTEST_TASKS};
 use serde::Deserialize;
 use serde_json::json;
 
+mod origin;
+mod videos;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -32,7 +35,7 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     /// Metrics of this process's workers.
     pub metrics: Arc<Metrics>,
-    /// The largest body `POST /v1/jobs/verify` accepts.
+    /// The largest body `POST /v1/jobs/verify` and `POST /v1/videos` accept.
     pub max_upload_bytes: u64,
 }
 
@@ -112,11 +115,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/verify", post(create_verify_job))
         .route("/v1/jobs/selftest", post(create_selftest_job))
+        .route(
+            "/v1/videos",
+            get(videos::list_videos).post(videos::create_video),
+        )
+        .route(
+            "/v1/videos/{id}",
+            get(videos::show_video).delete(videos::delete_video),
+        )
+        .route(
+            "/v/{id}/{*path}",
+            get(origin::serve_object).options(origin::preflight),
+        )
         .with_state(state)
 }
 
-/// Proof that the request carried a valid API key.
-pub struct Authenticated;
+/// Proof that the request carried a valid API key, with the key's name.
+pub struct Authenticated(pub String);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -139,7 +154,7 @@ impl FromRequestParts<AppState> for Authenticated {
             ))
         })?;
         match reel_jobs::keys::verify_key(&state.store, secret.trim()).await? {
-            Some(_) => Ok(Authenticated),
+            Some(name) => Ok(Authenticated(name)),
             None => Err(ApiError::Unauthorized(format!(
                 "the API key is not valid: {HINT}"
             ))),
@@ -153,8 +168,37 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
+/// Refuses a body whose declared length is over `limit`, before reading it.
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+    {
+        if length > limit {
+            return Err(ApiError::TooLarge(format!(
+                "the body has {length} bytes, over the limit of {limit}; raise limits.max_upload_size"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The API error of a failed ingest.
+pub(crate) fn ingest_error(error: IngestError) -> ApiError {
+    match error {
+        IngestError::TooLarge { .. } => {
+            ApiError::TooLarge(format!("{error}; raise limits.max_upload_size"))
+        }
+        IngestError::Empty => {
+            ApiError::BadRequest("the body is empty: send the file as the request body".to_string())
+        }
+        IngestError::Body(_) => ApiError::BadRequest(error.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
@@ -200,17 +244,7 @@ async fn create_verify_job(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-    {
-        if length > state.max_upload_bytes {
-            return Err(ApiError::TooLarge(format!(
-                "the body has {length} bytes, over the limit of {}; raise limits.max_upload_size",
-                state.max_upload_bytes
-            )));
-        }
-    }
+    check_declared_length(&headers, state.max_upload_bytes)?;
     let upload_id = TaskId::new_random().to_string();
     let key = reel_pipeline::jobs::source_key(&upload_id);
     let stream = body.into_data_stream().map_err(|error| error.to_string());
@@ -221,16 +255,7 @@ async fn create_verify_job(
         state.max_upload_bytes,
     )
     .await
-    .map_err(|error| match error {
-        IngestError::TooLarge { .. } => {
-            ApiError::TooLarge(format!("{error}; raise limits.max_upload_size"))
-        }
-        IngestError::Empty => {
-            ApiError::BadRequest("the body is empty: send the file as the request body".to_string())
-        }
-        IngestError::Body(_) => ApiError::BadRequest(error.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    .map_err(ingest_error)?;
     let job_id = state
         .store
         .create_job(reel_pipeline::jobs::verify_job(&stored))

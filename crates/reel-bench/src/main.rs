@@ -1,7 +1,11 @@
-//! `reel-bench engine`: throughput of the DAG engine with 4 worker slots on
+//! `reel-bench engine` (the default): throughput of the DAG engine with 4 worker slots on
 //! trivial tasks, and dispatch latency from ready to claimed (p50, p99), on
 //! SQLite and on PostgreSQL (`REEL_TEST_DATABASE_URL`). Prints a Markdown
 //! table for bench/RESULTS.md.
+//!
+//! `reel-bench pipeline [SECONDS]`: see [`pipeline`].
+
+mod pipeline;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,8 +154,28 @@ async fn measure(producer: JobStore, consumer: JobStore) -> anyhow::Result<Figur
     })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("engine") => tokio::runtime::Runtime::new()?.block_on(engine()),
+        Some("pipeline") => {
+            let seconds = match args.get(1) {
+                Some(text) => text.parse().context("SECONDS must be a whole number")?,
+                None => 60,
+            };
+            let reel = std::env::current_exe()?
+                .parent()
+                .context("bench binary has no directory")?
+                .join("reel");
+            pipeline::run_bench(pipeline::PipelineBench { reel, seconds })
+        }
+        Some(other) => {
+            anyhow::bail!("unknown benchmark {other:?}: use engine or pipeline [SECONDS]")
+        }
+    }
+}
+
+async fn engine() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let sqlite = JobStore::connect(&sqlite_url, 8).await?;

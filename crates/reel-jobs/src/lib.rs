@@ -18,4 +18,5 @@
 pub mod keys;
 pub mod metrics;
 pub mod store;
+pub mod videos;
 pub mod worker;

@@ -255,6 +255,8 @@ pub struct TaskView {
     pub last_error: Option<String>,
     /// Its output, once succeeded.
     pub output: Option<serde_json::Value>,
+    /// Keys of the tasks it waits for (in `job` views; empty in listings).
+    pub depends_on: Vec<String>,
 }
 
 /// A job with its tasks, as shown by the API and `reel jobs show`.
@@ -822,6 +824,22 @@ impl JobStore {
         for task_row in task_rows {
             view.tasks.push(task_from_row(&task_row)?);
         }
+        let edges = sqlx::query("SELECT task_key, dep_key FROM task_deps WHERE job_id = $1")
+            .bind(job_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+        for edge in edges {
+            deps.entry(edge.try_get("task_key")?)
+                .or_default()
+                .push(edge.try_get("dep_key")?);
+        }
+        for task in &mut view.tasks {
+            if let Some(mut keys) = deps.remove(&task.key) {
+                keys.sort();
+                task.depends_on = keys;
+            }
+        }
         let published: Vec<String> = sqlx::query_scalar("SELECT detail FROM job_events WHERE job_id = $1 AND kind = 'published' ORDER BY at, id")
             .bind(job_id.to_string())
             .fetch_all(&self.pool)
@@ -831,6 +849,15 @@ impl JobStore {
                 .push(serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)));
         }
         Ok(view)
+    }
+
+    /// Just a job's state (one indexed read), if the job exists.
+    pub async fn job_state(&self, job_id: JobId) -> Result<Option<JobState>, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+            .bind(job_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        state.as_deref().map(JobState::parse).transpose()
     }
 
     /// The newest jobs, without their tasks.
@@ -1062,6 +1089,7 @@ fn task_from_row(row: &AnyRow) -> Result<TaskView, StoreError> {
         finished_at: row.try_get("finished_at")?,
         last_error: row.try_get("last_error")?,
         output: output.and_then(|text| serde_json::from_str(&text).ok()),
+        depends_on: Vec::new(),
     })
 }
 

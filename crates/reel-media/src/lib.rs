@@ -1,21 +1,47 @@
-//! Drives ffprobe (and later ffmpeg) as child processes.
+//! Drives ffprobe and ffmpeg as child processes.
 //!
-//! Every run opens only local files (`-protocol_whitelist file`), so a
+//! The crate has three layers:
+//!
+//! - [`inspect`] runs ffprobe on an upload and turns its report into a
+//!   [`MediaInfo`], rejecting anything that is not a real media container or
+//!   is over the [`MediaLimits`]. The older [`probe`] returns ffprobe's raw
+//!   JSON as a [`ProbeReport`].
+//! - [`plan::plan`] is pure: from a `MediaInfo` and [`plan::PlanSettings`] it decides
+//!   the output frame rate, the frame grid (GOPs, segments, chunks), the
+//!   rendition ladder and the audio track, as a [`plan::Plan`] that is stored
+//!   as JSON next to the title.
+//! - [`encode::video_chunk_args`], [`encode::audio_args`],
+//!   [`encode::poster_args`] and [`encode::storyboard_args`] turn a plan into
+//!   ffmpeg argument lists, and [`encode::run_ffmpeg`] runs one with a time
+//!   limit and reports its progress.
+//!
+//! Every run opens only local files (`-protocol_whitelist file`) and only
+//! real containers (`-format_whitelist`, see [`ALLOWED_DEMUXERS`]), so a
 //! playlist or concat list disguised as a video cannot make ffmpeg fetch its
 //! references; every run has a time limit; stderr is drained while the
 //! process runs and its tail becomes the error text; the child is killed when
 //! the future is dropped.
+//!
+//! **Time origin.** Every output of one title shares one t=0: the source
+//! timestamp of the first video frame (the first audio sample for titles
+//! without video), [`plan::Plan::origin_seconds`]. Inputs are read with `-copyts`
+//! and the filter graphs subtract the origin, so audio that starts after the
+//! video is padded with silence and audio that starts before it is trimmed.
 #![deny(missing_docs)]
 
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-/// How many lines of a failed process's stderr go into its error.
-const STDERR_TAIL_LINES: usize = 40;
+pub mod encode;
+mod inspect;
+pub mod plan;
+mod process;
+
+pub use inspect::{
+    inspect, AudioInfo, MediaInfo, MediaLimits, StreamCounts, VideoInfo, ALLOWED_DEMUXERS,
+};
 
 /// Errors of running ffprobe or ffmpeg.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +68,8 @@ pub enum MediaError {
         /// The limit.
         limit: Duration,
     },
-    /// The program exited with an error: the input is not what it claims.
-    #[error("{program} failed ({status}): {stderr_tail}")]
+    /// The program exited with an error.
+    #[error("{program} failed ({status}): {stderr_tail}; command: {command_line}")]
     Failed {
         /// ffprobe or ffmpeg.
         program: String,
@@ -51,6 +77,8 @@ pub enum MediaError {
         status: String,
         /// The last lines of its stderr.
         stderr_tail: String,
+        /// The program and its arguments, quoted like a shell line.
+        command_line: String,
     },
     /// The program's output was not what it documents.
     #[error("{program} printed output reel cannot read: {detail}")]
@@ -60,6 +88,35 @@ pub enum MediaError {
         /// What was wrong.
         detail: String,
     },
+    /// A local file could not be read.
+    #[error("reading {path:?} failed: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The input can never be processed: it is not media, not a supported
+    /// container, has no usable stream, or is over a limit.
+    #[error("{reason}")]
+    Unprocessable {
+        /// What is wrong with the input, for the uploader.
+        reason: String,
+    },
+}
+
+impl MediaError {
+    /// True when retrying with the same input cannot succeed, so the job
+    /// should fail for good instead of being retried.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, MediaError::Unprocessable { .. })
+    }
+
+    pub(crate) fn unprocessable(reason: impl Into<String>) -> MediaError {
+        MediaError::Unprocessable {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What ffprobe says about a file: its format and streams, as ffprobe's JSON.
@@ -97,118 +154,33 @@ impl ProbeReport {
 }
 
 /// Runs ffprobe on a local file with a time limit and returns its report.
+///
+/// Only demuxers in [`ALLOWED_DEMUXERS`] may open the file; anything else
+/// (playlists, concat lists, image sequences, text) fails with
+/// [`MediaError::Failed`]. [`inspect`] is the stricter, typed variant.
 pub async fn probe(path: &Path, limit: Duration) -> Result<ProbeReport, MediaError> {
-    let mut command = Command::new("ffprobe");
-    command
-        .args([
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            "file",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
-        .arg(path);
-    let stdout = run("ffprobe", command, limit).await?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&stdout).map_err(|error| MediaError::BadOutput {
-            program: "ffprobe".to_string(),
-            detail: error.to_string(),
-        })?;
+    let json = inspect::ffprobe_json(path, limit).await?;
     Ok(ProbeReport { json })
 }
 
-async fn run(program: &str, mut command: Command, limit: Duration) -> Result<Vec<u8>, MediaError> {
+pub(crate) fn ffprobe_command() -> Command {
+    let mut command = Command::new("ffprobe");
+    command.args([
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        ALLOWED_DEMUXERS,
+        "-print_format",
+        "json",
+    ]);
     command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            MediaError::NotInstalled {
-                program: program.to_string(),
-            }
-        } else {
-            MediaError::Spawn {
-                program: program.to_string(),
-                source,
-            }
-        }
-    })?;
-    let mut stdout_pipe = child.stdout.take();
-    let mut stderr_pipe = child.stderr.take();
-    // Both pipes are drained while the process runs, so a chatty child
-    // cannot block on a full pipe.
-    let drain = async {
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let read_stdout = async {
-            if let Some(pipe) = stdout_pipe.as_mut() {
-                let _ = pipe.read_to_end(&mut stdout).await;
-            }
-        };
-        let read_stderr = async {
-            if let Some(pipe) = stderr_pipe.as_mut() {
-                let _ = pipe.read_to_end(&mut stderr).await;
-            }
-        };
-        tokio::join!(read_stdout, read_stderr);
-        let status = child.wait().await;
-        (status, stdout, stderr)
-    };
-    let (status, stdout, stderr) =
-        tokio::time::timeout(limit, drain)
-            .await
-            .map_err(|_| MediaError::TimedOut {
-                program: program.to_string(),
-                limit,
-            })?;
-    let status = status.map_err(|source| MediaError::Spawn {
-        program: program.to_string(),
-        source,
-    })?;
-    if !status.success() {
-        return Err(MediaError::Failed {
-            program: program.to_string(),
-            status: status.to_string(),
-            stderr_tail: stderr_tail(&stderr),
-        });
-    }
-    Ok(stdout)
-}
-
-fn stderr_tail(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .collect();
-    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
-    let tail = lines[start..].join("; ");
-    if tail.is_empty() {
-        "no error output".to_string()
-    } else {
-        tail
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stderr_tail_keeps_the_last_lines() {
-        let text: String = (0..100).map(|idx| format!("line {idx}\n")).collect();
-        let tail = stderr_tail(text.as_bytes());
-        assert!(
-            tail.starts_with("line 60;") && tail.ends_with("line 99"),
-            "{tail}"
-        );
-        assert_eq!(stderr_tail(b""), "no error output");
-    }
 
     #[tokio::test]
     async fn rejects_a_playlist_that_references_another_file() {

@@ -15,3 +15,4 @@
 
 pub mod jobs;
 pub mod storage;
+pub mod video;

@@ -27,6 +27,37 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Settings of an `s3://` store; credentials come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
     pub s3: S3Config,
+    /// How videos are encoded.
+    pub encode: EncodeConfig,
+}
+
+/// How videos are encoded.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncodeConfig {
+    /// The x264 preset (ultrafast … veryslow).
+    pub preset: String,
+    /// Media segments per encode chunk (one segment is about 4 s).
+    pub segments_per_chunk: u32,
+    /// Encode the lowest rendition in its own tasks, first, so a video is playable early.
+    pub lowest_rendition_first: bool,
+    /// Threads per x264 encoder (0: x264 decides).
+    pub x264_threads: u32,
+    /// Time limit of an ffmpeg run per second of media it encodes (at least one minute per run).
+    #[serde(with = "humantime_serde")]
+    pub time_per_media_second: Duration,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        Self {
+            preset: "veryfast".to_string(),
+            segments_per_chunk: 1,
+            lowest_rendition_first: true,
+            x264_threads: 0,
+            time_per_media_second: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The HTTP server.
@@ -73,6 +104,15 @@ pub struct LimitsConfig {
     /// Time limit of one ffprobe run.
     #[serde(with = "humantime_serde")]
     pub probe_timeout: Duration,
+    /// The longest video accepted.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// The widest video accepted, in pixels.
+    pub max_width: u32,
+    /// The tallest video accepted, in pixels.
+    pub max_height: u32,
+    /// The most streams a source may have.
+    pub max_streams: u32,
 }
 
 /// An S3-compatible store.
@@ -95,6 +135,7 @@ impl Default for Config {
             worker: WorkerSection::default(),
             limits: LimitsConfig::default(),
             s3: S3Config::default(),
+            encode: EncodeConfig::default(),
         }
     }
 }
@@ -127,6 +168,10 @@ impl Default for LimitsConfig {
         Self {
             max_upload_size: ByteSize::from_bytes(20 << 30),
             probe_timeout: Duration::from_secs(60),
+            max_duration: Duration::from_secs(6 * 3600),
+            max_width: 8192,
+            max_height: 8192,
+            max_streams: 16,
         }
     }
 }
@@ -223,6 +268,22 @@ impl Config {
         if let Some(value) = var("REEL_MAX_UPLOAD_SIZE") {
             self.limits.max_upload_size = parse("REEL_MAX_UPLOAD_SIZE", &value)?;
         }
+        if let Some(value) = var("REEL_MAX_DURATION") {
+            self.limits.max_duration = duration("REEL_MAX_DURATION", &value)?;
+        }
+        if let Some(value) = var("REEL_ENCODE_PRESET") {
+            self.encode.preset = value;
+        }
+        if let Some(value) = var("REEL_ENCODE_SEGMENTS_PER_CHUNK") {
+            self.encode.segments_per_chunk = parse("REEL_ENCODE_SEGMENTS_PER_CHUNK", &value)?;
+        }
+        if let Some(value) = var("REEL_ENCODE_LOWEST_RENDITION_FIRST") {
+            self.encode.lowest_rendition_first =
+                parse("REEL_ENCODE_LOWEST_RENDITION_FIRST", &value)?;
+        }
+        if let Some(value) = var("REEL_ENCODE_X264_THREADS") {
+            self.encode.x264_threads = parse("REEL_ENCODE_X264_THREADS", &value)?;
+        }
         if let Some(value) = var("REEL_S3_ENDPOINT") {
             self.s3.endpoint = Some(value);
         }
@@ -242,6 +303,28 @@ impl Config {
         }
         if self.worker.poll.is_zero() {
             anyhow::bail!("worker.poll must be above zero");
+        }
+        const PRESETS: [&str; 10] = [
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
+        if !PRESETS.contains(&self.encode.preset.as_str()) {
+            anyhow::bail!(
+                "encode.preset {:?} is not an x264 preset; use one of {}",
+                self.encode.preset,
+                PRESETS.join(", ")
+            );
+        }
+        if self.encode.segments_per_chunk == 0 || self.encode.segments_per_chunk > 64 {
+            anyhow::bail!("encode.segments_per_chunk must be between 1 and 64");
         }
         Ok(())
     }

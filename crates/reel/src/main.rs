@@ -3,6 +3,7 @@
 
 mod abr;
 mod config;
+mod ingest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +15,12 @@ use reel_core::JobId;
 use reel_jobs::metrics::Metrics;
 use reel_jobs::store::{JobStore, JobView, RetryPolicy};
 use reel_jobs::worker::{run_worker_pool, WorkerConfig};
+use reel_media::encode::EncodeSettings;
+use reel_media::plan::PlanSettings;
+use reel_media::MediaLimits;
 use reel_pipeline::jobs::PipelineSettings;
 use reel_pipeline::storage::{open_object_store, S3Settings};
+use reel_pipeline::video::VideoSettings;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -57,6 +62,26 @@ enum Command {
         /// Worker slots inside this process (0 for an API-only process).
         #[arg(long)]
         workers: Option<usize>,
+    },
+    /// Send a video file to a reel server; with --wait, follow it until it is ready.
+    Ingest {
+        /// The video file.
+        file: PathBuf,
+        /// The server's URL (default: http:// + server.listen of the configuration).
+        #[arg(long, env = "REEL_SERVER")]
+        server: Option<String>,
+        /// An API key (from `reel keys create`, or the admin key `reel serve` printed).
+        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// The video's title (default: the file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Follow processing until the video is ready or failed.
+        #[arg(long)]
+        wait: bool,
+        /// Print the video's id, state and manifest URLs as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run task workers against a shared database and object store.
     Worker {
@@ -238,6 +263,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { name, .. } => worker(config, name).await,
         Command::Jobs { command, json } => jobs(config, command, json).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::Ingest {
+            file,
+            server,
+            api_key,
+            title,
+            wait,
+            json,
+        } => {
+            let api_key = api_key.context(
+                "an API key is needed: pass --api-key or set REEL_API_KEY (create one with `reel keys create --name NAME`)",
+            )?;
+            let server = server.unwrap_or_else(|| format!("http://{}", config.server.listen));
+            ingest::ingest(ingest::IngestArgs {
+                file,
+                server,
+                api_key,
+                title,
+                wait,
+                json,
+            })
+            .await
+        }
         Command::Abr { .. } => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
@@ -292,6 +339,44 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     })
 }
 
+/// Every task handler: the engine's own jobs and the video pipeline.
+fn registry(
+    config: &Config,
+    objects: Arc<dyn object_store::ObjectStore>,
+) -> anyhow::Result<reel_jobs::worker::Registry> {
+    let mut registry = reel_pipeline::jobs::registry(objects.clone(), pipeline_settings(config)?);
+    reel_pipeline::video::register(&mut registry, objects, video_settings(config)?);
+    Ok(registry)
+}
+
+fn video_settings(config: &Config) -> anyhow::Result<VideoSettings> {
+    let storage = config.storage_url()?;
+    Ok(VideoSettings {
+        limits: MediaLimits {
+            max_size_bytes: config.limits.max_upload_size.bytes(),
+            max_duration: config.limits.max_duration,
+            max_width: config.limits.max_width,
+            max_height: config.limits.max_height,
+            max_streams: config.limits.max_streams,
+            max_frame_rate: MediaLimits::standard().max_frame_rate,
+        },
+        plan: PlanSettings {
+            segments_per_chunk: config.encode.segments_per_chunk,
+            ..PlanSettings::standard()
+        },
+        encode: EncodeSettings {
+            preset: config.encode.preset.clone(),
+            rate_control: EncodeSettings::standard().rate_control,
+            threads: (config.encode.x264_threads > 0).then_some(config.encode.x264_threads),
+        },
+        probe_timeout: config.limits.probe_timeout,
+        ffmpeg_time_per_media_second: config.encode.time_per_media_second,
+        scratch_dir: config.scratch_dir()?,
+        local_store_root: storage.strip_prefix("file://").map(PathBuf::from),
+        lowest_rendition_first: config.encode.lowest_rendition_first,
+    })
+}
+
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -342,7 +427,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     if config.server.workers > 0 {
-        let registry = reel_pipeline::jobs::registry(objects.clone(), pipeline_settings(&config)?);
+        let registry = registry(&config, objects.clone())?;
         let worker_config = worker_config(&config, "serve".to_string(), config.server.workers);
         tasks.spawn(run_worker_pool(
             store.clone(),
@@ -368,7 +453,7 @@ async fn worker(config: Config, name: Option<String>) -> anyhow::Result<()> {
     let slots = config.worker.slots.max(1);
     let store = open_store(&config, u32::try_from(slots).unwrap_or(64) + 4).await?;
     let objects = open_objects(&config)?;
-    let registry = reel_pipeline::jobs::registry(objects, pipeline_settings(&config)?);
+    let registry = registry(&config, objects)?;
     let name = name.unwrap_or_else(|| format!("worker-{}", std::process::id()));
     println!("reel worker {name} running {slots} slots");
     let shutdown = shutdown_on_signal();

@@ -5,3 +5,4 @@ mod abr;
 mod api;
 mod common;
 mod engine;
+mod video;

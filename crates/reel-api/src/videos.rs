@@ -1,0 +1,281 @@
+//! `/v1/videos`: create (a streamed body), list, show, delete.
+//!
+//! A video's state is derived from its job: `processing` until the first
+//! publication, `playable` once its lowest rendition is published, `ready`
+//! when the job succeeded, `failed` (with the failing step and why) or
+//! `cancelled`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use reel_core::VideoId;
+use reel_jobs::store::{JobState, JobView};
+use reel_jobs::videos::{NewVideo, VideoRow};
+use reel_pipeline::video::{video_job, video_prefix, video_source_key, ProbeOutput, Publication};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{check_declared_length, ingest_error, ApiError, AppState, Authenticated, ListQuery};
+
+/// A video as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct VideoView {
+    id: VideoId,
+    title: String,
+    state: &'static str,
+    /// 0 to 100.
+    percent: f64,
+    duration_seconds: Option<f64>,
+    source_size: u64,
+    created_at: reel_core::Timestamp,
+    job_id: Option<reel_core::JobId>,
+    renditions: Vec<reel_pipeline::video::RenditionSummary>,
+    audio: bool,
+    urls: serde_json::Value,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateQuery {
+    title: Option<String>,
+}
+
+/// The longest title kept.
+const MAX_TITLE_CHARS: usize = 200;
+
+pub(crate) async fn create_video(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    Query(query): Query<CreateQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_declared_length(&headers, state.max_upload_bytes)?;
+    let title: String = query
+        .title
+        .or_else(|| {
+            headers
+                .get("x-reel-title")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "Untitled".to_string())
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(MAX_TITLE_CHARS)
+        .collect();
+    let video_id = VideoId::new_random();
+    let key = video_source_key(video_id);
+    let stream = body.into_data_stream().map_err(|error| error.to_string());
+    let stored = reel_pipeline::jobs::store_stream(
+        state.objects.clone(),
+        &key,
+        Box::pin(stream),
+        state.max_upload_bytes,
+    )
+    .await
+    .map_err(ingest_error)?;
+    let job_id = state.store.create_job(video_job(video_id, &stored)).await?;
+    let video = NewVideo {
+        id: video_id,
+        title,
+        source_key: stored.key.clone(),
+        source_size: stored.size,
+        source_sha256: stored.sha256.clone(),
+        owner: Some(owner),
+    };
+    state.store.insert_video(&video, job_id).await?;
+    let view = video_view(&state, &headers, video_row(&state, video_id).await?).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub(crate) async fn list_videos(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let rows = state.store.list_videos(limit).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        views.push(video_view(&state, &headers, row).await?);
+    }
+    Ok(Json(json!({"videos": views})).into_response())
+}
+
+pub(crate) async fn show_video(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let video_id = parse_video_id(&id)?;
+    let row = video_row(&state, video_id).await?;
+    Ok(Json(video_view(&state, &headers, row).await?).into_response())
+}
+
+pub(crate) async fn delete_video(
+    _auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let video_id = parse_video_id(&id)?;
+    let row = video_row(&state, video_id).await?;
+    if let Some(job_id) = row.job_id {
+        // Cancelled first, so no task writes objects after they are removed.
+        state.store.cancel_job(job_id).await?;
+    }
+    let mut prefixes = vec![video_prefix(video_id), format!("sources/{video_id}")];
+    if let Some(job_id) = row.job_id {
+        prefixes.push(format!("jobs/{job_id}"));
+    }
+    let mut removed = 0usize;
+    for prefix in prefixes {
+        let prefix = ObjectPath::from(prefix);
+        let locations: Vec<ObjectPath> = state
+            .objects
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|error| ApiError::Internal(format!("listing the video's objects: {error}")))?;
+        for location in locations {
+            match state.objects.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(error) => {
+                    return Err(ApiError::Internal(format!(
+                        "removing {location}: {error}; retry the delete"
+                    )))
+                }
+            }
+        }
+    }
+    state.store.delete_video(video_id).await?;
+    Ok(Json(json!({"id": video_id, "deleted": true, "objects_removed": removed})).into_response())
+}
+
+pub(crate) fn parse_video_id(text: &str) -> Result<VideoId, ApiError> {
+    text.parse()
+        .map_err(|error: reel_core::ParseIdError| ApiError::BadRequest(error.to_string()))
+}
+
+async fn video_row(state: &AppState, video_id: VideoId) -> Result<VideoRow, ApiError> {
+    state
+        .store
+        .video(video_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no video with id {video_id}")))
+}
+
+/// The base URL clients reached this server at, from the Host header.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| {
+            host.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The video's state, derived from its job.
+pub(crate) fn video_state(job: &JobView) -> &'static str {
+    match job.state {
+        JobState::Succeeded => "ready",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+        JobState::Queued | JobState::Running if !job.published.is_empty() => "playable",
+        JobState::Queued | JobState::Running => "processing",
+    }
+}
+
+/// Percent done: the probe is the first 5 %; then every task counts, an
+/// encode task (the expensive ones) ten times as much as the others.
+fn percent_done(job: &JobView) -> f64 {
+    if job.state == JobState::Succeeded {
+        return 100.0;
+    }
+    let weight = |kind: &str| if kind == "encode" { 10.0 } else { 1.0 };
+    let mut probe_done = 0.0;
+    let mut total = 0.0;
+    let mut done = 0.0;
+    for task in &job.tasks {
+        let progress = if task.state == "succeeded" {
+            1.0
+        } else {
+            task.progress.clamp(0.0, 1.0)
+        };
+        if task.kind == "media-probe" {
+            probe_done = progress;
+            continue;
+        }
+        total += weight(&task.kind);
+        done += weight(&task.kind) * progress;
+    }
+    let rest = if total > 0.0 { done / total } else { 0.0 };
+    ((5.0 * probe_done + 95.0 * rest) * 10.0).round() / 10.0
+}
+
+pub(crate) async fn video_view(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: VideoRow,
+) -> Result<VideoView, ApiError> {
+    let base = base_url(headers);
+    let prefix = format!("{base}/v/{}", row.id);
+    let mut view = VideoView {
+        id: row.id,
+        title: row.title,
+        state: "processing",
+        percent: 0.0,
+        duration_seconds: None,
+        source_size: row.source_size,
+        created_at: row.created_at,
+        job_id: row.job_id,
+        renditions: Vec::new(),
+        audio: false,
+        urls: json!({}),
+        error: None,
+    };
+    let Some(job_id) = row.job_id else {
+        return Ok(view);
+    };
+    let job = state.store.job(job_id).await?;
+    view.state = video_state(&job);
+    view.percent = percent_done(&job);
+    if let Some(probe) = job
+        .tasks
+        .iter()
+        .find(|task| task.kind == "media-probe")
+        .and_then(|task| task.output.clone())
+    {
+        if let Ok(probe) = serde_json::from_value::<ProbeOutput>(probe) {
+            view.duration_seconds = Some(probe.plan.duration_seconds);
+        }
+    }
+    if let Some(latest) = job.published.last() {
+        if let Ok(publication) = serde_json::from_value::<Publication>(latest.clone()) {
+            view.renditions = publication.renditions;
+            view.audio = publication.audio;
+            view.urls = json!({
+                "hls": format!("{prefix}/master.m3u8"),
+                "dash": format!("{prefix}/manifest.mpd"),
+                "poster": publication.poster.map(|path| format!("{prefix}/{path}")),
+                "storyboard": publication.storyboard.map(|path| format!("{prefix}/{path}")),
+            });
+        }
+    }
+    if let Some(failure) = &job.error {
+        view.error = Some(json!({
+            "step": failure.step,
+            "task": failure.task,
+            "message": failure.message,
+        }));
+    }
+    Ok(view)
+}

@@ -1,0 +1,223 @@
+//! HLS playlists (RFC 8216 plus the Apple HLS authoring spec): the
+//! multivariant playlist, media playlists and I-frame playlists.
+
+use std::fmt::Write;
+
+use crate::timing::{
+    bits_per_second, interval_micros, seconds_text, segment_micros, target_duration,
+};
+use crate::{segment_file_name, ByteRange, Presentation, SegmentRef, VideoRendition};
+
+/// Writes the multivariant playlist (`master.m3u8`).
+///
+/// Video renditions become `EXT-X-STREAM-INF` entries sorted by BANDWIDTH
+/// ascending, each followed by its `EXT-X-I-FRAME-STREAM-INF` when its
+/// segments carry I-frame ranges. BANDWIDTH and AVERAGE-BANDWIDTH add the
+/// audio rendition's peak and average. A presentation without video gets
+/// one audio-only `EXT-X-STREAM-INF`.
+pub fn hls_multivariant(presentation: &Presentation) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let audio = presentation.audio.as_ref();
+    if let Some(audio) = audio {
+        if !presentation.video.is_empty() {
+            // Apple 8.10: non-video EXT-X-MEDIA entries carry LANGUAGE.
+            let _ = writeln!(
+                out,
+                "\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/index.m3u8\"",
+                quoted(&audio.name),
+                quoted(audio.language.as_deref().unwrap_or("und")),
+                audio.channels,
+                quoted(&audio.id),
+            );
+        }
+    }
+    let (audio_peak, audio_average) =
+        audio.map_or((0, 0), |audio| (audio.peak_bitrate, audio.average_bitrate));
+
+    if presentation.video.is_empty() {
+        if let Some(audio) = audio {
+            let _ = writeln!(
+                out,
+                "\n#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/index.m3u8",
+                audio.peak_bitrate,
+                audio.average_bitrate,
+                quoted(&audio.codec),
+                quoted(&audio.id),
+            );
+        }
+        return out;
+    }
+
+    let mut video: Vec<&VideoRendition> = presentation.video.iter().collect();
+    video.sort_by_key(|rendition| {
+        (
+            rendition.peak_bitrate.saturating_add(audio_peak),
+            rendition.average_bitrate,
+            rendition.id.as_str(),
+        )
+    });
+    out.push('\n');
+    for rendition in &video {
+        let codecs = match audio {
+            Some(audio) => format!("{},{}", rendition.codec, audio.codec),
+            None => rendition.codec.clone(),
+        };
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}",
+            rendition.peak_bitrate.saturating_add(audio_peak),
+            rendition.average_bitrate.saturating_add(audio_average),
+            quoted(&codecs),
+            rendition.width,
+            rendition.height,
+            rendition.frame_rate.as_f64(),
+        );
+        if audio.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\n{}/index.m3u8", quoted(&rendition.id));
+    }
+    let mut wrote_iframe_header = false;
+    for rendition in &video {
+        let entries = iframe_entries(&rendition.segments, rendition.timescale);
+        if entries.is_empty() {
+            continue;
+        }
+        if !wrote_iframe_header {
+            out.push('\n');
+            wrote_iframe_header = true;
+        }
+        let peak = entries
+            .iter()
+            .map(|entry| bits_per_second(entry.range.length, entry.duration_micros))
+            .max()
+            .unwrap_or(0);
+        let total_bytes = entries.iter().map(|entry| entry.range.length).sum();
+        let total_micros = entries.iter().map(|entry| entry.duration_micros).sum();
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},URI=\"{}/iframes.m3u8\"",
+            bits_per_second(total_bytes, total_micros),
+            quoted(&rendition.codec),
+            rendition.width,
+            rendition.height,
+            quoted(&rendition.id),
+        );
+    }
+    out
+}
+
+/// Writes a rendition's media playlist (`{id}/index.m3u8`), a VOD playlist
+/// whose URIs are relative to the rendition directory.
+///
+/// Each `EXTINF` has six decimals and is computed from cumulative times, so
+/// the durations add up to the rendition's length within a microsecond.
+/// The media sequence starts at 1, like the segment file numbers.
+pub fn hls_media(segments: &[SegmentRef], timescale: u32) -> String {
+    let durations = segment_micros(segments, timescale);
+    let mut out = playlist_header(target_duration(&durations), false);
+    for (segment_idx, duration) in durations.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n{}",
+            seconds_text(*duration),
+            segment_file_name(segment_idx + 1)
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// Writes a video rendition's I-frame playlist (`{id}/iframes.m3u8`).
+///
+/// Each segment with an I-frame range contributes one entry: the range of
+/// its segment file, lasting until the next listed I-frame (the last one
+/// until the end of the last segment). Segments without a range are left
+/// out, so an audio rendition yields a playlist with no entries.
+pub fn hls_iframes(segments: &[SegmentRef], timescale: u32) -> String {
+    let entries = iframe_entries(segments, timescale);
+    let durations: Vec<u64> = entries.iter().map(|entry| entry.duration_micros).collect();
+    let mut out = playlist_header(target_duration(&durations), true);
+    for entry in &entries {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n#EXT-X-BYTERANGE:{}@{}\n{}",
+            seconds_text(entry.duration_micros),
+            entry.range.length,
+            entry.range.offset,
+            segment_file_name(entry.number),
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+fn playlist_header(target_duration: u64, iframes_only: bool) -> String {
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target_duration}\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+    );
+    if iframes_only {
+        out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+    } else {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
+    out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
+    out
+}
+
+struct IframeEntry {
+    /// 1-based segment number.
+    number: usize,
+    range: ByteRange,
+    duration_micros: u64,
+}
+
+fn iframe_entries(segments: &[SegmentRef], timescale: u32) -> Vec<IframeEntry> {
+    let listed: Vec<(usize, u64, ByteRange)> = segments
+        .iter()
+        .enumerate()
+        .filter_map(|(segment_idx, segment)| {
+            segment
+                .iframe
+                .map(|range| (segment_idx + 1, segment.start, range))
+        })
+        .collect();
+    let track_end = segments
+        .last()
+        .map_or(0, |segment| segment.start.saturating_add(segment.duration));
+    let ends = listed
+        .iter()
+        .skip(1)
+        .map(|&(_, start, _)| start)
+        .chain(std::iter::once(track_end));
+    let origin = segments.first().map_or(0, |segment| segment.start);
+    let durations = interval_micros(
+        listed
+            .iter()
+            .zip(ends)
+            .map(|(&(_, start, _), end)| (start, end)),
+        origin,
+        timescale,
+    );
+    listed
+        .into_iter()
+        .zip(durations)
+        .map(|((number, _, range), duration_micros)| IframeEntry {
+            number,
+            range,
+            duration_micros,
+        })
+        .collect()
+}
+
+/// RFC 8216 4.2: a quoted-string cannot contain `"`, CR or LF.
+fn quoted(value: &str) -> String {
+    value
+        .chars()
+        .map(|character| match character {
+            '"' => '\'',
+            '\r' | '\n' => ' ',
+            other => other,
+        })
+        .collect()
+}

@@ -1,0 +1,121 @@
+//! Writes HLS playlists and DASH MPDs for a packaged presentation.
+//!
+//! A [`Presentation`] lists the video renditions and the optional audio
+//! rendition of one video, each with the timing, size and I-frame byte range
+//! of every media segment. Four pure functions turn it into text:
+//!
+//! - [`hls_multivariant`]: `master.m3u8`, served at `/v/{video}/master.m3u8`;
+//! - [`hls_media`]: a rendition's `{id}/index.m3u8`;
+//! - [`hls_iframes`]: a video rendition's `{id}/iframes.m3u8`;
+//! - [`dash_mpd`]: `manifest.mpd`, served at `/v/{video}/manifest.mpd`.
+//!
+//! All URIs are relative and follow one layout: a rendition lives in the
+//! directory named by its id, with `init.mp4` and media segments
+//! `seg-00001.m4s`, `seg-00002.m4s`, ... numbered from 1.
+//!
+//! **Architecture invariant:** this crate does no IO and nothing async; it
+//! takes values and returns strings. It never opens media, and it never
+//! panics, whatever the (possibly deserialized) input.
+#![deny(missing_docs)]
+
+mod dash;
+mod hls;
+mod timing;
+
+pub use dash::dash_mpd;
+pub use hls::{hls_iframes, hls_media, hls_multivariant};
+
+use reel_core::FrameRate;
+use serde::{Deserialize, Serialize};
+
+/// Everything the manifests of one video describe; stored as JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presentation {
+    /// The video renditions, in any order; manifests sort them by bandwidth.
+    pub video: Vec<VideoRendition>,
+    /// The single audio rendition, if the video has sound.
+    pub audio: Option<AudioRendition>,
+    /// Whether every planned rendition is listed. The writers describe what
+    /// is listed either way; the pipeline rewrites the manifests as
+    /// renditions are added.
+    pub complete: bool,
+}
+
+/// One packaged video rendition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoRendition {
+    /// The rendition's name and directory, e.g. `720p`.
+    pub id: String,
+    /// The RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub codec: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The exact frame rate.
+    pub frame_rate: FrameRate,
+    /// Ticks per second of the segment times.
+    pub timescale: u32,
+    /// Bits per second over the whole rendition.
+    pub average_bitrate: u64,
+    /// The highest bits per second of any segment.
+    pub peak_bitrate: u64,
+    /// The media segments in order; segment `n` (1-based) is `seg-{n:05}.m4s`.
+    pub segments: Vec<SegmentRef>,
+}
+
+/// The packaged audio rendition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioRendition {
+    /// The rendition's name and directory, normally `audio`.
+    pub id: String,
+    /// The RFC 6381 codec string, e.g. `mp4a.40.2`.
+    pub codec: String,
+    /// The BCP 47 or ISO 639 language of the source; manifests say `und`
+    /// when it is unknown.
+    pub language: Option<String>,
+    /// The name players show in their audio menu.
+    pub name: String,
+    /// Channel count.
+    pub channels: u32,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Ticks per second of the segment times.
+    pub timescale: u32,
+    /// Bits per second over the whole rendition.
+    pub average_bitrate: u64,
+    /// The highest bits per second of any segment.
+    pub peak_bitrate: u64,
+    /// The media segments in order.
+    pub segments: Vec<SegmentRef>,
+}
+
+/// One media segment of a rendition, in the rendition's timescale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    /// Decode time of the first sample (`tfdt`).
+    pub start: u64,
+    /// The segment's duration.
+    pub duration: u64,
+    /// The segment file's size in bytes.
+    pub size: u64,
+    /// For video, the bytes holding the `moof` and the first (sync) frame.
+    pub iframe: Option<ByteRange>,
+}
+
+/// A byte range inside a segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// The first byte.
+    pub offset: u64,
+    /// The number of bytes.
+    pub length: u64,
+}
+
+/// The media segment file name for 1-based segment `number`.
+fn segment_file_name(number: usize) -> String {
+    format!("seg-{number:05}.m4s")
+}
+
+#[cfg(test)]
+mod tests;

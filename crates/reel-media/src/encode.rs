@@ -1,0 +1,757 @@
+//! ffmpeg argument lists for the encodes of a [`Plan`](crate::plan::Plan), and the
+//! runner that executes them with progress reports.
+//!
+//! Every argument list is complete and can be pasted into a shell after
+//! `ffmpeg`; [`run_ffmpeg`] only adds `-nostats -progress pipe:1`. Inputs are
+//! opened with `-protocol_whitelist file` and the demuxer whitelist, read with
+//! `-copyts`, and the filter graph subtracts the plan's origin, so every
+//! output starts at the same t=0.
+//!
+//! A video chunk decodes the source once from just before its first frame and
+//! feeds every requested rendition through a `split` filter. The `fps` filter
+//! puts frames on the plan's grid and `-frames:v` cuts each output to the
+//! chunk's exact frame count; `tpad` clones the last frame, so a source that
+//! ends early still fills its last chunk. The MP4 flags (from the packaging
+//! notes, verified on ffmpeg 5.1) write one `moof` per segment with an
+//! absolute `tfdt`, no edit list and first-frame PTS = DTS, so the chunks of
+//! a rendition share one `moov` and their fragments are the media segments.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::plan::{AudioPlan, ChunkPlan, HdrTransfer, RenditionPlan, VideoPlan};
+use crate::process::run_lines;
+use crate::{MediaError, ALLOWED_DEMUXERS};
+
+/// How far before a chunk's first frame the input seek lands, so the
+/// decoder starts from a keyframe at or before it even with inexact seeking
+/// (MPEG-TS); the `fps` filter drops the extra frames.
+const SEEK_MARGIN_SECONDS: f64 = 1.0;
+
+/// The widest poster.
+const POSTER_MAX_WIDTH: u32 = 1280;
+
+/// How x264 is driven. No `Default`: take [`EncodeSettings::standard`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodeSettings {
+    /// The x264 preset, e.g. `veryfast`.
+    pub preset: String,
+    /// Constant quality or average bitrate, both capped by the rendition's
+    /// VBV maximum rate and buffer.
+    pub rate_control: RateControl,
+    /// x264 threads per output; `None` lets x264 choose.
+    pub threads: Option<u32>,
+}
+
+/// How x264 spends bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateControl {
+    /// Constant rate factor (`-crf`), capped by `-maxrate`/`-bufsize`.
+    Crf(u8),
+    /// The rendition's average bitrate (`-b:v`), capped likewise.
+    Bitrate,
+}
+
+impl EncodeSettings {
+    /// `veryfast`, CRF 21 capped by the rung's VBV, threads chosen by x264.
+    pub fn standard() -> EncodeSettings {
+        EncodeSettings {
+            preset: "veryfast".to_string(),
+            rate_control: RateControl::Crf(21),
+            threads: None,
+        }
+    }
+}
+
+/// One `-progress` report of a running ffmpeg.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FfmpegProgress {
+    /// Frames written so far (video outputs only).
+    pub frame: Option<u64>,
+    /// The output time reached, when ffmpeg knows it.
+    pub out_time: Option<Duration>,
+    /// The speed as a multiple of real time, e.g. 3.2.
+    pub speed: Option<f64>,
+    /// True on the last report (`progress=end`).
+    pub finished: bool,
+}
+
+/// How storyboards (seek-preview sprite sheets) are made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoryboardSettings {
+    /// The time between thumbnails; under 0.1 s counts as 0.1 s.
+    pub interval: Duration,
+    /// The thumbnail width in pixels (the height follows the aspect ratio).
+    pub thumb_width: u32,
+    /// Thumbnails per sheet row; 0 counts as 1.
+    pub columns: u32,
+    /// Rows per sheet; 0 counts as 1.
+    pub rows: u32,
+}
+
+impl StoryboardSettings {
+    /// One 160-pixel-wide thumbnail every 5 s, 10x10 per sheet.
+    pub fn standard() -> StoryboardSettings {
+        StoryboardSettings {
+            interval: Duration::from_secs(5),
+            thumb_width: 160,
+            columns: 10,
+            rows: 10,
+        }
+    }
+}
+
+/// Runs ffmpeg with `args` (as built by this module), kills it after
+/// `limit`, and calls `on_progress` with every `-progress` report. Failures
+/// carry the exit status, the command line and the tail of stderr.
+pub async fn run_ffmpeg(
+    args: Vec<OsString>,
+    limit: Duration,
+    mut on_progress: impl FnMut(FfmpegProgress) + Send,
+) -> Result<(), MediaError> {
+    let mut command = Command::new("ffmpeg");
+    command.args(["-nostats", "-progress", "pipe:1"]).args(args);
+    let mut current = FfmpegProgress::default();
+    run_lines("ffmpeg", command, limit, |line| {
+        if let Some(report) = parse_progress_line(&mut current, line) {
+            on_progress(report);
+        }
+    })
+    .await
+}
+
+/// The arguments that encode one chunk into several renditions from one
+/// decode: `outputs[i]` receives `renditions[i]` (extra entries of the longer
+/// slice are ignored). Each output is a fragmented MP4 with exactly
+/// `chunk.frame_count` frames, a keyframe every `plan.gop_frames` and a
+/// fragment every `plan.segment_frames`, timestamped from
+/// `chunk.start_seconds` in `plan.timescale`.
+pub fn video_chunk_args(
+    source: &Path,
+    plan: &VideoPlan,
+    chunk: &ChunkPlan,
+    renditions: &[RenditionPlan],
+    outputs: &[PathBuf],
+    settings: &EncodeSettings,
+) -> Vec<OsString> {
+    debug_assert_eq!(renditions.len(), outputs.len());
+    let n_outputs = renditions.len().min(outputs.len());
+    let mut args = input_args();
+    if chunk.start_frame > 0 {
+        // With -copyts and -seek_timestamp the seek is in source time.
+        // ffmpeg's accurate seek would trim at a position that ignores
+        // -seek_timestamp, so it is off and the fps filter trims instead.
+        let seek_seconds = plan.origin_seconds + chunk.start_seconds - SEEK_MARGIN_SECONDS;
+        push(
+            &mut args,
+            ["-noaccurate_seek", "-seek_timestamp", "1", "-ss"],
+        );
+        args.push(seconds(seek_seconds).into());
+    }
+    push(&mut args, ["-copyts", "-i"]);
+    args.push(source.into());
+
+    let chunk_seconds = plan.frames_to_seconds(u64::from(chunk.frame_count));
+    let mut graph = format!(
+        "[0:{index}]setpts=PTS-{origin}/TB,fps={rate}:start_time={start},\
+         tpad=stop_mode=clone:stop_duration={pad}",
+        index = plan.source_index,
+        origin = seconds(plan.origin_seconds),
+        rate = plan.frame_rate,
+        start = seconds(chunk.start_seconds),
+        pad = seconds(chunk_seconds),
+    );
+    if let Some(transfer) = plan.tonemap {
+        graph.push(',');
+        graph.push_str(&tonemap_filter(transfer));
+    }
+    if n_outputs > 1 {
+        graph.push_str(&format!(",split={n_outputs}"));
+        for output_idx in 0..n_outputs {
+            graph.push_str(&format!("[split{output_idx}]"));
+        }
+    }
+    for (output_idx, rendition) in renditions.iter().take(n_outputs).enumerate() {
+        if n_outputs > 1 {
+            graph.push_str(&format!(";[split{output_idx}]"));
+        } else {
+            graph.push(',');
+        }
+        graph.push_str(&format!(
+            "scale={}:{},setsar=1,format=yuv420p[v{output_idx}]",
+            rendition.width, rendition.height
+        ));
+    }
+    push(&mut args, ["-filter_complex"]);
+    args.push(graph.into());
+
+    let gop = plan.gop_frames.to_string();
+    let segment_micros = plan.frames_to_seconds(u64::from(plan.segment_frames)) * 1e6;
+    let half_frame_micros = plan.frames_to_seconds(1) * 1e6 / 2.0;
+    let min_fragment_micros = (segment_micros - half_frame_micros).round().max(1.0);
+    for (output_idx, (rendition, output)) in renditions.iter().zip(outputs).enumerate() {
+        args.push("-map".into());
+        args.push(format!("[v{output_idx}]").into());
+        push(
+            &mut args,
+            [
+                "-an",
+                "-sn",
+                "-dn",
+                "-map_metadata",
+                "-1",
+                "-map_chapters",
+                "-1",
+            ],
+        );
+        args.push("-frames:v".into());
+        args.push(chunk.frame_count.to_string().into());
+        push(&mut args, ["-c:v", "libx264", "-preset"]);
+        args.push(settings.preset.clone().into());
+        push(&mut args, ["-profile:v"]);
+        args.push(rendition.profile.clone().into());
+        push(&mut args, ["-level:v"]);
+        args.push(rendition.level.clone().into());
+        match settings.rate_control {
+            RateControl::Crf(crf) => {
+                args.push("-crf".into());
+                args.push(crf.to_string().into());
+            }
+            RateControl::Bitrate => {
+                args.push("-b:v".into());
+                args.push(format!("{}k", rendition.bitrate_kbps).into());
+            }
+        }
+        args.push("-maxrate".into());
+        args.push(format!("{}k", rendition.maxrate_kbps).into());
+        args.push("-bufsize".into());
+        args.push(format!("{}k", rendition.bufsize_kbits).into());
+        // The chunk starts on a GOP boundary, so frame n of the chunk is a
+        // keyframe exactly when n of the title is.
+        push(
+            &mut args,
+            ["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"],
+        );
+        args.push("-force_key_frames".into());
+        args.push(format!("expr:eq(mod(n,{gop}),0)").into());
+        push(&mut args, ["-bf", "2"]);
+        if let Some(threads) = settings.threads {
+            args.push("-threads".into());
+            args.push(threads.to_string().into());
+        }
+        if plan.tonemap.is_some() {
+            push(
+                &mut args,
+                [
+                    "-color_primaries",
+                    "bt709",
+                    "-color_trc",
+                    "bt709",
+                    "-colorspace",
+                    "bt709",
+                ],
+            );
+        }
+        args.push("-video_track_timescale".into());
+        args.push(plan.timescale.to_string().into());
+        // Fragments numbered as the title's segments (1-based), so the
+        // packager can use them without rewriting their mfhd.
+        args.push("-fragment_index".into());
+        args.push(
+            (chunk.start_frame / u64::from(plan.segment_frames.max(1)) + 1)
+                .to_string()
+                .into(),
+        );
+        push(
+            &mut args,
+            [
+                "-movflags",
+                "+frag_keyframe+empty_moov+default_base_moof+frag_discont+negative_cts_offsets+cmaf+skip_trailer",
+                "-use_editlist",
+                "0",
+                "-min_frag_duration",
+            ],
+        );
+        args.push(format!("{min_fragment_micros:.0}").into());
+        push(&mut args, ["-f", "mp4"]);
+        args.push(output.into());
+    }
+    args
+}
+
+/// The arguments that encode the title's audio once: AAC-LC at 48 kHz into a
+/// fragmented MP4 with a fragment about every `plan.segment_seconds`,
+/// starting at the shared t=0 (silence fills a late start, an early start is
+/// trimmed) and lasting `plan.duration_seconds`.
+pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsString> {
+    let mut args = input_args();
+    push(&mut args, ["-copyts", "-i"]);
+    args.push(source.into());
+    args.push("-map".into());
+    args.push(format!("0:{}", plan.source_index).into());
+    push(
+        &mut args,
+        [
+            "-vn",
+            "-sn",
+            "-dn",
+            "-map_metadata",
+            "-1",
+            "-map_chapters",
+            "-1",
+            "-af",
+        ],
+    );
+    args.push(
+        format!(
+            "asetpts=PTS-{}/TB,aresample=async=1:first_pts=0,apad",
+            seconds(plan.origin_seconds)
+        )
+        .into(),
+    );
+    args.push("-t".into());
+    args.push(seconds(plan.duration_seconds).into());
+    args.push("-ac".into());
+    args.push(plan.channels.to_string().into());
+    args.push("-ar".into());
+    args.push(plan.sample_rate.to_string().into());
+    push(&mut args, ["-c:a", "aac", "-b:a"]);
+    args.push(format!("{}k", plan.bitrate_kbps).into());
+    push(
+        &mut args,
+        [
+            "-movflags",
+            "+empty_moov+default_base_moof+cmaf+skip_trailer",
+            "-use_editlist",
+            "0",
+            "-frag_duration",
+        ],
+    );
+    args.push(format!("{:.0}", plan.segment_seconds * 1e6).into());
+    push(&mut args, ["-f", "mp4"]);
+    args.push(output.into());
+    args
+}
+
+/// The arguments that write one JPEG poster: the frame at 10 % of the
+/// title, at most 1280 pixels wide, with square pixels and SDR colours.
+pub fn poster_args(source: &Path, plan: &VideoPlan, output: &Path) -> Vec<OsString> {
+    let poster_seconds = plan.duration_seconds() * 0.1;
+    let (width, height) = scaled_size(plan, POSTER_MAX_WIDTH.min(display_width(plan)));
+    let mut args = input_args();
+    push(
+        &mut args,
+        ["-noaccurate_seek", "-seek_timestamp", "1", "-ss"],
+    );
+    args.push(seconds(plan.origin_seconds + poster_seconds - SEEK_MARGIN_SECONDS).into());
+    push(&mut args, ["-copyts", "-i"]);
+    args.push(source.into());
+    let mut graph = format!(
+        "[0:{index}]setpts=PTS-{origin}/TB,trim=start={start}",
+        index = plan.source_index,
+        origin = seconds(plan.origin_seconds),
+        start = seconds(poster_seconds),
+    );
+    if let Some(transfer) = plan.tonemap {
+        graph.push(',');
+        graph.push_str(&tonemap_filter(transfer));
+    }
+    graph.push_str(&format!(
+        ",scale={width}:{height}:out_range=full,setsar=1,format=yuvj420p[poster]"
+    ));
+    push(&mut args, ["-filter_complex"]);
+    args.push(graph.into());
+    push(
+        &mut args,
+        [
+            "-map",
+            "[poster]",
+            "-map_metadata",
+            "-1",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "-f",
+            "image2",
+            "-update",
+            "1",
+        ],
+    );
+    args.push(output.into());
+    args
+}
+
+/// The arguments that write the storyboard sheets `storyboard-0.jpg`,
+/// `storyboard-1.jpg`, … into `output_dir`: one thumbnail per interval from
+/// t=0, `columns` × `rows` per sheet, the last sheet partly filled.
+/// [`storyboard_vtt`] describes the same thumbnails.
+pub fn storyboard_args(
+    source: &Path,
+    plan: &VideoPlan,
+    settings: &StoryboardSettings,
+    output_dir: &Path,
+) -> Vec<OsString> {
+    let layout = StoryboardLayout::new(plan, settings);
+    let mut args = input_args();
+    push(&mut args, ["-copyts", "-i"]);
+    args.push(source.into());
+    // tpad guarantees a frame for the last interval; trim keeps exactly as
+    // many thumbnails as the WebVTT index lists.
+    let mut graph = format!(
+        "[0:{index}]setpts=PTS-{origin}/TB,tpad=stop_mode=clone:stop_duration={interval},\
+         fps=1000000/{interval_micros}:start_time=0,trim=end_frame={count}",
+        index = plan.source_index,
+        origin = seconds(plan.origin_seconds),
+        interval = seconds(layout.interval_seconds),
+        interval_micros = (layout.interval_seconds * 1e6).round() as u64,
+        count = layout.n_thumbs,
+    );
+    if let Some(transfer) = plan.tonemap {
+        graph.push(',');
+        graph.push_str(&tonemap_filter(transfer));
+    }
+    graph.push_str(&format!(
+        ",scale={}:{}:out_range=full,setsar=1,format=yuvj420p,tile={}x{}[sheets]",
+        layout.thumb_width, layout.thumb_height, layout.columns, layout.rows
+    ));
+    push(&mut args, ["-filter_complex"]);
+    args.push(graph.into());
+    push(
+        &mut args,
+        [
+            "-map",
+            "[sheets]",
+            "-map_metadata",
+            "-1",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "4",
+            "-start_number",
+            "0",
+            "-f",
+            "image2",
+        ],
+    );
+    args.push(output_dir.join("storyboard-%d.jpg").into());
+    args
+}
+
+/// The WebVTT index of the storyboard [`storyboard_args`] writes: one cue per
+/// thumbnail, pointing at `storyboard-N.jpg#xywh=x,y,w,h` (relative to the
+/// index).
+pub fn storyboard_vtt(plan: &VideoPlan, settings: &StoryboardSettings) -> String {
+    let layout = StoryboardLayout::new(plan, settings);
+    let per_sheet = u64::from(layout.columns) * u64::from(layout.rows);
+    let duration = plan.duration_seconds();
+    let mut vtt = String::from("WEBVTT\n");
+    for thumb_idx in 0..layout.n_thumbs {
+        let start = thumb_idx as f64 * layout.interval_seconds;
+        let end = ((thumb_idx + 1) as f64 * layout.interval_seconds).min(duration);
+        let sheet_idx = thumb_idx / per_sheet;
+        let position = thumb_idx % per_sheet;
+        let x = (position % u64::from(layout.columns)) * u64::from(layout.thumb_width);
+        let y = (position / u64::from(layout.columns)) * u64::from(layout.thumb_height);
+        vtt.push_str(&format!(
+            "\n{} --> {}\nstoryboard-{sheet_idx}.jpg#xywh={x},{y},{},{}\n",
+            vtt_time(start),
+            vtt_time(end),
+            layout.thumb_width,
+            layout.thumb_height
+        ));
+    }
+    vtt
+}
+
+/// The geometry shared by [`storyboard_args`] and [`storyboard_vtt`].
+struct StoryboardLayout {
+    interval_seconds: f64,
+    n_thumbs: u64,
+    thumb_width: u32,
+    thumb_height: u32,
+    columns: u32,
+    rows: u32,
+}
+
+impl StoryboardLayout {
+    fn new(plan: &VideoPlan, settings: &StoryboardSettings) -> StoryboardLayout {
+        let interval_seconds = settings.interval.as_secs_f64().max(0.1);
+        // Whole microseconds, as the fps filter receives it.
+        let interval_seconds = (interval_seconds * 1e6).round() / 1e6;
+        let n_thumbs = ((plan.duration_seconds() / interval_seconds).ceil() as u64).max(1);
+        let thumb_width = even(settings.thumb_width.max(2));
+        let (thumb_width, thumb_height) = scaled_size(plan, thumb_width);
+        StoryboardLayout {
+            interval_seconds,
+            n_thumbs,
+            thumb_width,
+            thumb_height,
+            columns: settings.columns.max(1),
+            rows: settings.rows.max(1),
+        }
+    }
+}
+
+fn input_args() -> Vec<OsString> {
+    [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "warning",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        ALLOWED_DEMUXERS,
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+fn push<const N: usize>(args: &mut Vec<OsString>, items: [&str; N]) {
+    args.extend(items.into_iter().map(OsString::from));
+}
+
+/// Seconds with microsecond precision, as ffmpeg options and expressions
+/// take them.
+fn seconds(value: f64) -> String {
+    format!("{value:.6}")
+}
+
+/// HDR to SDR BT.709 (the packaging notes' zscale chain), with the input's
+/// transfer, primaries and matrix stated so untagged frames still convert.
+fn tonemap_filter(transfer: HdrTransfer) -> String {
+    let transfer_in = match transfer {
+        HdrTransfer::Pq => "smpte2084",
+        HdrTransfer::Hlg => "arib-std-b67",
+    };
+    format!(
+        "zscale=tin={transfer_in}:pin=bt2020:min=bt2020nc:t=linear:npl=100,format=gbrpf32le,\
+         zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+    )
+}
+
+/// The display width of the tallest rendition (square pixels).
+fn display_width(plan: &VideoPlan) -> u32 {
+    plan.renditions
+        .first()
+        .map(|rendition| rendition.width)
+        .unwrap_or(POSTER_MAX_WIDTH)
+}
+
+/// `width` (made even) and the even height that keeps the renditions'
+/// aspect ratio (16:9 when the plan has no rendition).
+fn scaled_size(plan: &VideoPlan, width: u32) -> (u32, u32) {
+    let width = even(width.max(2));
+    let (aspect_width, aspect_height) = plan
+        .renditions
+        .first()
+        .map(|rendition| (rendition.width.max(1), rendition.height.max(1)))
+        .unwrap_or((16, 9));
+    let height = f64::from(width) * f64::from(aspect_height) / f64::from(aspect_width);
+    (width, (((height / 2.0).round() as u32) * 2).max(2))
+}
+
+fn even(value: u32) -> u32 {
+    (value & !1).max(2)
+}
+
+fn vtt_time(total_seconds: f64) -> String {
+    let total_millis = (total_seconds * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        total_millis / 3_600_000,
+        total_millis / 60_000 % 60,
+        total_millis / 1000 % 60,
+        total_millis % 1000
+    )
+}
+
+/// Folds one `-progress` line into `current`; returns the report when the
+/// line ends a block (`progress=continue` or `progress=end`).
+fn parse_progress_line(current: &mut FfmpegProgress, line: &str) -> Option<FfmpegProgress> {
+    let (key, value) = line.split_once('=')?;
+    let value = value.trim();
+    match key.trim() {
+        "frame" => current.frame = value.parse().ok(),
+        "out_time_us" => {
+            current.out_time = value
+                .parse::<i64>()
+                .ok()
+                .and_then(|micros| u64::try_from(micros).ok())
+                .map(Duration::from_micros)
+        }
+        "speed" => {
+            current.speed = value
+                .trim_end_matches('x')
+                .trim()
+                .parse()
+                .ok()
+                .filter(|speed: &f64| speed.is_finite())
+        }
+        "progress" => {
+            current.finished = value == "end";
+            return Some(current.clone());
+        }
+        _ => {}
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, PlanSettings};
+    use crate::{MediaInfo, StreamCounts, VideoInfo};
+
+    fn ntsc_plan(duration_seconds: f64) -> VideoPlan {
+        let video = VideoInfo {
+            index: 0,
+            codec: "h264".to_string(),
+            width: 320,
+            height: 180,
+            sample_aspect_ratio: (1, 1),
+            display_width: 320,
+            display_height: 180,
+            rotation_degrees: 0,
+            frame_rate: "30000/1001".parse().expect("rate"),
+            variable_frame_rate: false,
+            pix_fmt: "yuv420p".to_string(),
+            bit_depth: 8,
+            color_transfer: None,
+            color_primaries: None,
+            color_space: None,
+            hdr: false,
+            field_order: None,
+            start_time_seconds: 0.0,
+            frame_count: None,
+            duration_seconds,
+        };
+        let info = MediaInfo {
+            format_name: "mov,mp4,m4a,3gp,3g2,mj2".to_string(),
+            size_bytes: 1,
+            duration_seconds,
+            start_time_seconds: 0.0,
+            video: Some(video),
+            audio: None,
+            streams: StreamCounts {
+                video: 1,
+                audio: 0,
+                subtitle: 0,
+                data: 0,
+                other: 0,
+            },
+        };
+        plan(&info, &PlanSettings::standard())
+            .expect("plannable")
+            .video
+            .expect("video")
+    }
+
+    fn check_progress(lines: &str, expected: &[FfmpegProgress]) {
+        let mut current = FfmpegProgress::default();
+        let reports: Vec<FfmpegProgress> = lines
+            .lines()
+            .filter_map(|line| parse_progress_line(&mut current, line))
+            .collect();
+        assert_eq!(reports, expected);
+    }
+
+    #[test]
+    fn progress_blocks_become_reports() {
+        check_progress(
+            "frame=12\nfps=0.00\nout_time_us=-23220\nspeed=N/A\nprogress=continue\n\
+             frame=300\nout_time_us=10010000\nout_time=00:00:10.010000\nspeed=12.5x\nprogress=end\n",
+            &[
+                FfmpegProgress {
+                    frame: Some(12),
+                    out_time: None,
+                    speed: None,
+                    finished: false,
+                },
+                FfmpegProgress {
+                    frame: Some(300),
+                    out_time: Some(Duration::from_micros(10_010_000)),
+                    speed: Some(12.5),
+                    finished: true,
+                },
+            ],
+        );
+    }
+
+    #[test]
+    fn one_rendition_is_a_plain_chain_and_two_share_a_split() {
+        let plan = ntsc_plan(30.0);
+        let chunk = &plan.chunks[1];
+        let settings = EncodeSettings::standard();
+        let text = |args: Vec<OsString>| -> String {
+            args.iter()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect::<Vec<String>>()
+                .join(" ")
+        };
+        let single = text(video_chunk_args(
+            Path::new("in.mp4"),
+            &plan,
+            chunk,
+            &plan.renditions[..1],
+            &[PathBuf::from("a.mp4")],
+            &settings,
+        ));
+        assert!(
+            single.contains("-ss 7.008000 -copyts -i in.mp4"),
+            "{single}"
+        );
+        assert!(
+            single.contains(
+                "[0:0]setpts=PTS-0.000000/TB,fps=30000/1001:start_time=8.008000,\
+                 tpad=stop_mode=clone:stop_duration=8.008000,scale=320:180,setsar=1,format=yuv420p[v0]"
+            ),
+            "{single}"
+        );
+        assert!(single.contains("-frames:v 240"), "{single}");
+        assert!(single.contains("expr:eq(mod(n,60),0)"), "{single}");
+        assert!(single.contains("-min_frag_duration 3987317"), "{single}");
+        assert!(single.contains("-video_track_timescale 90000"), "{single}");
+        let renditions = [plan.renditions[0].clone(), plan.renditions[0].clone()];
+        let double = text(video_chunk_args(
+            Path::new("in.mp4"),
+            &plan,
+            &plan.chunks[0],
+            &renditions,
+            &[PathBuf::from("a.mp4"), PathBuf::from("b.mp4")],
+            &settings,
+        ));
+        assert!(!double.contains("-ss"), "{double}");
+        assert!(
+            double.contains("split=2[split0][split1];[split0]scale=320:180"),
+            "{double}"
+        );
+        assert_eq!(double.matches("-f mp4").count(), 2, "{double}");
+    }
+
+    #[test]
+    fn the_storyboard_index_matches_the_tiles() {
+        let plan = ntsc_plan(12.0);
+        let settings = StoryboardSettings {
+            interval: Duration::from_secs(5),
+            thumb_width: 160,
+            columns: 2,
+            rows: 1,
+        };
+        assert_eq!(
+            storyboard_vtt(&plan, &settings),
+            "WEBVTT\n\
+             \n00:00:00.000 --> 00:00:05.000\nstoryboard-0.jpg#xywh=0,0,160,90\n\
+             \n00:00:05.000 --> 00:00:10.000\nstoryboard-0.jpg#xywh=160,0,160,90\n\
+             \n00:00:10.000 --> 00:00:12.012\nstoryboard-1.jpg#xywh=0,0,160,90\n"
+        );
+    }
+}

@@ -1,0 +1,786 @@
+//! Encoding plans: what to make from a probed source. Pure, no IO.
+//!
+//! A [`Plan`] fixes the output frame rate and the frame grid every rendition
+//! shares: a GOP is about 2 s of frames, a segment is 2 GOPs (about 4 s), a
+//! chunk (the unit of parallel work) is a whole number of segments. Because
+//! all renditions cut on the same frames, their segments align and one chunk
+//! can be encoded independently of the others.
+
+use reel_core::FrameRate;
+use serde::{Deserialize, Serialize};
+
+use crate::{MediaError, MediaInfo, VideoInfo};
+
+/// How a plan is made. No `Default`: take [`PlanSettings::standard`] or
+/// build one explicitly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    /// The rungs to consider, any order; rungs taller than the source's short
+    /// side are dropped.
+    pub ladder: Vec<Rung>,
+    /// How many segments one chunk (one encode task) holds; at least 1.
+    pub segments_per_chunk: u32,
+}
+
+/// One rung of the ladder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    /// The name, e.g. `720p`.
+    pub name: String,
+    /// The short side in pixels: the height of landscape video, the width of
+    /// portrait video.
+    pub short_side: u32,
+    /// The average bitrate at up to 30 frames per second, in kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+impl PlanSettings {
+    /// The standard ladder, after the H.264 table of Apple's HLS authoring
+    /// specification: 1080p 6000k, 720p 3000k, 480p 1100k, 360p 730k and
+    /// 240p 145k. (Apple lists 432p at 730k and 1100k and 360p at 365k;
+    /// reel's 480p takes the 1100k rung and its 360p the 730k one, because
+    /// 365k at 360p looks poor with x264's fast presets.) Chunks are two
+    /// segments, about 8 s.
+    pub fn standard() -> PlanSettings {
+        let rung = |name: &str, short_side, bitrate_kbps| Rung {
+            name: name.to_string(),
+            short_side,
+            bitrate_kbps,
+        };
+        PlanSettings {
+            ladder: vec![
+                rung("1080p", 1080, 6000),
+                rung("720p", 720, 3000),
+                rung("480p", 480, 1100),
+                rung("360p", 360, 730),
+                rung("240p", 240, 145),
+            ],
+            segments_per_chunk: 2,
+        }
+    }
+}
+
+/// What to make of one title. Stored as JSON with the title.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The source timestamp, in seconds of the source's own timeline, that
+    /// becomes t=0 in every output: the first video frame's, or the first
+    /// audio sample's for titles without video. Audio before it is trimmed;
+    /// audio starting after it is preceded by silence. The video and audio
+    /// plans carry the same value so each encode is self-contained.
+    pub origin_seconds: f64,
+    /// The output duration: the video's planned frames, or the audio's
+    /// duration for audio-only titles.
+    pub duration_seconds: f64,
+    /// The video encode, if the source has video.
+    pub video: Option<VideoPlan>,
+    /// The audio encode, if the source has audio.
+    pub audio: Option<AudioPlan>,
+}
+
+/// The shared frame grid and the ladder of one title.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoPlan {
+    /// The source stream index.
+    pub source_index: u32,
+    /// The source timestamp that becomes t=0: [`Plan::origin_seconds`].
+    pub origin_seconds: f64,
+    /// The constant output frame rate of every rendition.
+    pub frame_rate: FrameRate,
+    /// The MP4 track timescale: `lcm(frame_rate.num(), 90000)` (the numerator
+    /// itself if that overflows), so every frame lasts a whole number of ticks
+    /// and every chunk's init segment is the same.
+    pub timescale: u32,
+    /// Frames per GOP: round(2 s × rate), e.g. 60 at 29.97 fps (2.002 s).
+    pub gop_frames: u32,
+    /// Frames per segment: two GOPs.
+    pub segment_frames: u32,
+    /// Frames per chunk: `segments_per_chunk` segments.
+    pub chunk_frames: u32,
+    /// Frames in the whole output: max(1, round(duration × rate)).
+    pub total_frames: u64,
+    /// The chunks in order; only the last may be shorter.
+    pub chunks: Vec<ChunkPlan>,
+    /// The renditions, tallest first.
+    pub renditions: Vec<RenditionPlan>,
+    /// Set for HDR sources, which are tone-mapped to SDR BT.709. Every
+    /// output is 8-bit 4:2:0 whether or not this is set.
+    pub tonemap: Option<HdrTransfer>,
+}
+
+impl VideoPlan {
+    /// The output duration: `total_frames` at `frame_rate`.
+    pub fn duration_seconds(&self) -> f64 {
+        self.frames_to_seconds(self.total_frames)
+    }
+
+    /// The output time of a frame: `frame / frame_rate`.
+    pub fn frames_to_seconds(&self, frame: u64) -> f64 {
+        frame as f64 * f64::from(self.frame_rate.den()) / f64::from(self.frame_rate.num())
+    }
+}
+
+/// The HDR transfer function of a source that needs tone mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HdrTransfer {
+    /// SMPTE ST 2084 (`smpte2084`).
+    Pq,
+    /// Hybrid log-gamma (`arib-std-b67`).
+    Hlg,
+}
+
+/// One chunk of the frame grid: a whole number of segments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkPlan {
+    /// The position of the chunk, from 0.
+    pub index: u32,
+    /// The first output frame.
+    pub start_frame: u64,
+    /// How many frames the chunk has.
+    pub frame_count: u32,
+    /// The output time of its first frame: start_frame / rate.
+    pub start_seconds: f64,
+}
+
+/// One H.264 rendition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenditionPlan {
+    /// The name, e.g. `720p`.
+    pub name: String,
+    /// The width in (square) pixels, even.
+    pub width: u32,
+    /// The height in pixels, even.
+    pub height: u32,
+    /// The average bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// The VBV maximum rate: 1.1 × the average.
+    pub maxrate_kbps: u32,
+    /// The VBV buffer: 2 × the maximum rate.
+    pub bufsize_kbits: u32,
+    /// The H.264 profile: `high`, or `main` below 480p.
+    pub profile: String,
+    /// The lowest H.264 level that fits, e.g. `3.1`.
+    pub level: String,
+}
+
+/// The audio track: AAC-LC, encoded once per title.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioPlan {
+    /// The source stream index.
+    pub source_index: u32,
+    /// The source timestamp that becomes t=0: [`Plan::origin_seconds`].
+    pub origin_seconds: f64,
+    /// The output duration, [`Plan::duration_seconds`], so audio and video
+    /// end together; short audio is padded with silence.
+    pub duration_seconds: f64,
+    /// 1 for mono sources, else 2.
+    pub channels: u32,
+    /// Always 48000.
+    pub sample_rate: u32,
+    /// 128 kbit/s for stereo, 96 for mono.
+    pub bitrate_kbps: u32,
+    /// The fragment duration: the video's segment, or 4 s without video.
+    pub segment_seconds: f64,
+}
+
+/// Plans the encode of a probed title.
+///
+/// The ladder never upscales: rungs taller than the source's short side (as
+/// displayed: after rotation and with square pixels) are dropped, and a source
+/// smaller than every rung gets one rendition at its own size. Portrait
+/// sources are scaled on their short side. Above 30 fps, bitrates are 1.5×
+/// the rung's. The output rate is constant: rates above 60 fps are halved
+/// until they are not, variable-rate sources use their average rate rounded
+/// to the nearest standard rate, and rates within 0.1 % of a standard rate
+/// snap to it.
+pub fn plan(info: &MediaInfo, settings: &PlanSettings) -> Result<Plan, MediaError> {
+    if info.video.is_none() && info.audio.is_none() {
+        return Err(MediaError::unprocessable(
+            "the file has no decodable video or audio stream",
+        ));
+    }
+    if settings.segments_per_chunk == 0 || settings.ladder.is_empty() {
+        return Err(MediaError::unprocessable(
+            "the plan settings need a ladder and at least one segment per chunk",
+        ));
+    }
+    let video = info
+        .video
+        .as_ref()
+        .map(|video| plan_video(video, settings))
+        .transpose()?;
+    let (origin_seconds, duration_seconds) = match (&video, &info.video, &info.audio) {
+        (Some(video_plan), Some(video), _) => {
+            (video.start_time_seconds, video_plan.duration_seconds())
+        }
+        (_, _, Some(audio)) => (
+            audio.start_time_seconds,
+            audio.duration_seconds.unwrap_or(info.duration_seconds),
+        ),
+        _ => (info.start_time_seconds, info.duration_seconds),
+    };
+    if duration_seconds.is_nan() || duration_seconds <= 0.0 {
+        return Err(MediaError::unprocessable(
+            "the file has a zero or unknown duration",
+        ));
+    }
+    let audio = info.audio.as_ref().map(|audio| {
+        let channels = if audio.channels == 1 { 1 } else { 2 };
+        AudioPlan {
+            source_index: audio.index,
+            origin_seconds,
+            duration_seconds,
+            channels,
+            sample_rate: 48_000,
+            bitrate_kbps: if channels == 1 { 96 } else { 128 },
+            segment_seconds: video
+                .as_ref()
+                .map(|video_plan| {
+                    video_plan.frames_to_seconds(u64::from(video_plan.segment_frames))
+                })
+                .unwrap_or(AUDIO_ONLY_SEGMENT_SECONDS),
+        }
+    });
+    Ok(Plan {
+        origin_seconds,
+        duration_seconds,
+        video,
+        audio,
+    })
+}
+
+/// The segment duration of titles without video.
+const AUDIO_ONLY_SEGMENT_SECONDS: f64 = 4.0;
+
+/// The rates a variable-rate source is rounded to, and constant rates snap to.
+const STANDARD_RATES: [(u32, u32); 8] = [
+    (24000, 1001),
+    (24, 1),
+    (25, 1),
+    (30000, 1001),
+    (30, 1),
+    (50, 1),
+    (60000, 1001),
+    (60, 1),
+];
+
+fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, MediaError> {
+    let frame_rate = output_frame_rate(video);
+    let fps = frame_rate.as_f64();
+    let gop_frames = ((2.0 * fps).round() as u32).max(1);
+    let segment_frames = 2 * gop_frames;
+    let chunk_frames = segment_frames
+        .checked_mul(settings.segments_per_chunk)
+        .ok_or_else(|| MediaError::unprocessable("segments_per_chunk is too large"))?;
+    let total_frames = ((video.duration_seconds * fps).round() as u64).max(1);
+    let n_chunks = total_frames.div_ceil(u64::from(chunk_frames));
+    let chunks = (0..n_chunks)
+        .map(|chunk_idx| {
+            let start_frame = chunk_idx * u64::from(chunk_frames);
+            let frame_count = (total_frames - start_frame).min(u64::from(chunk_frames)) as u32;
+            ChunkPlan {
+                index: chunk_idx as u32,
+                start_frame,
+                frame_count,
+                start_seconds: start_frame as f64 * f64::from(frame_rate.den())
+                    / f64::from(frame_rate.num()),
+            }
+        })
+        .collect();
+    let tonemap = match video.color_transfer.as_deref() {
+        Some("smpte2084") => Some(HdrTransfer::Pq),
+        Some("arib-std-b67") => Some(HdrTransfer::Hlg),
+        _ => None,
+    };
+    Ok(VideoPlan {
+        source_index: video.index,
+        origin_seconds: video.start_time_seconds,
+        frame_rate,
+        timescale: track_timescale(frame_rate),
+        gop_frames,
+        segment_frames,
+        chunk_frames,
+        total_frames,
+        chunks,
+        renditions: renditions(video, frame_rate, &settings.ladder),
+        tonemap,
+    })
+}
+
+fn output_frame_rate(video: &VideoInfo) -> FrameRate {
+    let source = video.frame_rate;
+    let mut rate = if video.variable_frame_rate {
+        nearest_standard_rate(source)
+    } else {
+        let nearest = nearest_standard_rate(source);
+        let relative_gap = (nearest.as_f64() - source.as_f64()).abs() / source.as_f64();
+        if relative_gap < 0.001 {
+            nearest
+        } else {
+            source
+        }
+    };
+    while rate.as_f64() > 60.0 + 1e-9 {
+        let halved = if rate.num() % 2 == 0 {
+            FrameRate::new(rate.num() / 2, rate.den())
+        } else {
+            rate.den()
+                .checked_mul(2)
+                .and_then(|den| FrameRate::new(rate.num(), den))
+        };
+        match halved {
+            Some(halved) => rate = halved,
+            None => break,
+        }
+    }
+    rate
+}
+
+fn nearest_standard_rate(rate: FrameRate) -> FrameRate {
+    STANDARD_RATES
+        .iter()
+        .filter_map(|(num, den)| FrameRate::new(*num, *den))
+        .min_by(|left, right| {
+            let left_gap = (left.as_f64() - rate.as_f64()).abs();
+            let right_gap = (right.as_f64() - rate.as_f64()).abs();
+            left_gap.total_cmp(&right_gap)
+        })
+        .expect("the standard rates are not empty")
+}
+
+fn track_timescale(rate: FrameRate) -> u32 {
+    let num = u64::from(rate.num());
+    let lcm = num / gcd(num, 90_000) * 90_000;
+    u32::try_from(lcm).unwrap_or(rate.num())
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        let rest = a % b;
+        a = b;
+        b = rest;
+    }
+    a
+}
+
+fn renditions(video: &VideoInfo, frame_rate: FrameRate, ladder: &[Rung]) -> Vec<RenditionPlan> {
+    let display_width = video.display_width.max(1);
+    let display_height = video.display_height.max(1);
+    let portrait = display_height > display_width;
+    let source_short = display_width.min(display_height);
+    let source_long = display_width.max(display_height);
+    let mut rungs: Vec<&Rung> = ladder
+        .iter()
+        .filter(|rung| rung.short_side > 0 && rung.short_side <= source_short)
+        .collect();
+    rungs.sort_by_key(|rung| std::cmp::Reverse(rung.short_side));
+    let mut chosen: Vec<(String, u32, u32)> = rungs
+        .iter()
+        .map(|rung| {
+            (
+                rung.name.clone(),
+                round_even(f64::from(rung.short_side)),
+                rung.bitrate_kbps,
+            )
+        })
+        .collect();
+    if chosen.is_empty() {
+        let smallest = ladder
+            .iter()
+            .min_by_key(|rung| rung.short_side)
+            .map(|rung| rung.bitrate_kbps)
+            .unwrap_or(145);
+        let short = (source_short & !1).max(2);
+        chosen.push((format!("{short}p"), short, smallest));
+    }
+    let high_frame_rate = frame_rate.as_f64() > 30.5;
+    chosen
+        .into_iter()
+        .map(|(name, short, rung_kbps)| {
+            let long =
+                round_even(f64::from(short) * f64::from(source_long) / f64::from(source_short));
+            let (width, height) = if portrait {
+                (short, long)
+            } else {
+                (long, short)
+            };
+            let bitrate_kbps = if high_frame_rate {
+                rung_kbps * 3 / 2
+            } else {
+                rung_kbps
+            };
+            let maxrate_kbps = (f64::from(bitrate_kbps) * 1.1).round() as u32;
+            let bufsize_kbits = 2 * maxrate_kbps;
+            let profile = if short >= 480 { "high" } else { "main" };
+            RenditionPlan {
+                name,
+                width,
+                height,
+                bitrate_kbps,
+                maxrate_kbps,
+                bufsize_kbits,
+                profile: profile.to_string(),
+                level: h264_level(
+                    width,
+                    height,
+                    frame_rate,
+                    maxrate_kbps,
+                    bufsize_kbits,
+                    profile,
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The smallest H.264 level (Table A-1) whose frame size, macroblock rate,
+/// bitrate and buffer limits fit; 3.0 at the least, the floor every device
+/// reel targets decodes.
+fn h264_level(
+    width: u32,
+    height: u32,
+    frame_rate: FrameRate,
+    maxrate_kbps: u32,
+    bufsize_kbits: u32,
+    profile: &str,
+) -> String {
+    // (level, MaxMBPS, MaxFS, MaxBR and MaxCPB in 1000 bits for Main).
+    const LEVELS: [(&str, f64, u32, u32, u32); 9] = [
+        ("3.0", 40_500.0, 1_620, 10_000, 10_000),
+        ("3.1", 108_000.0, 3_600, 14_000, 14_000),
+        ("3.2", 216_000.0, 5_120, 20_000, 20_000),
+        ("4.0", 245_760.0, 8_192, 20_000, 25_000),
+        ("4.1", 245_760.0, 8_192, 50_000, 62_500),
+        ("4.2", 522_240.0, 8_704, 50_000, 62_500),
+        ("5.0", 589_824.0, 22_080, 135_000, 135_000),
+        ("5.1", 983_040.0, 36_864, 240_000, 240_000),
+        ("5.2", 2_073_600.0, 36_864, 240_000, 240_000),
+    ];
+    // High profile allows 1.25 times Main's bitrate and buffer (Table A-2).
+    let factor = if profile == "high" { 1.25 } else { 1.0 };
+    let frame_macroblocks = width.div_ceil(16) * height.div_ceil(16);
+    let macroblock_rate = f64::from(frame_macroblocks) * frame_rate.as_f64();
+    LEVELS
+        .iter()
+        .find(|(_, max_mbps, max_fs, max_br, max_cpb)| {
+            frame_macroblocks <= *max_fs
+                && macroblock_rate <= *max_mbps
+                && f64::from(maxrate_kbps) <= f64::from(*max_br) * factor
+                && f64::from(bufsize_kbits) <= f64::from(*max_cpb) * factor
+        })
+        .map(|(level, ..)| level.to_string())
+        .unwrap_or_else(|| "5.2".to_string())
+}
+
+/// Rounds to the nearest even number, halves up, at least 2.
+fn round_even(value: f64) -> u32 {
+    (((value / 2.0).round() as u32) * 2).max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AudioInfo, StreamCounts};
+
+    fn rate(text: &str) -> FrameRate {
+        text.parse().expect("valid rate")
+    }
+
+    fn video(width: u32, height: u32, frame_rate: &str) -> VideoInfo {
+        VideoInfo {
+            index: 0,
+            codec: "h264".to_string(),
+            width,
+            height,
+            sample_aspect_ratio: (1, 1),
+            display_width: width,
+            display_height: height,
+            rotation_degrees: 0,
+            frame_rate: rate(frame_rate),
+            variable_frame_rate: false,
+            pix_fmt: "yuv420p".to_string(),
+            bit_depth: 8,
+            color_transfer: None,
+            color_primaries: None,
+            color_space: None,
+            hdr: false,
+            field_order: Some("progressive".to_string()),
+            start_time_seconds: 0.0,
+            frame_count: None,
+            duration_seconds: 10.01,
+        }
+    }
+
+    fn audio(channels: u32) -> AudioInfo {
+        AudioInfo {
+            index: 1,
+            codec: "aac".to_string(),
+            channels,
+            channel_layout: None,
+            sample_rate: 44_100,
+            start_time_seconds: 0.0,
+            duration_seconds: Some(12.5),
+            language: None,
+        }
+    }
+
+    fn info(video: Option<VideoInfo>, audio: Option<AudioInfo>) -> MediaInfo {
+        MediaInfo {
+            format_name: "mov,mp4,m4a,3gp,3g2,mj2".to_string(),
+            size_bytes: 1,
+            duration_seconds: 10.01,
+            start_time_seconds: 0.0,
+            video,
+            audio,
+            streams: StreamCounts {
+                video: 1,
+                audio: 1,
+                subtitle: 0,
+                data: 0,
+                other: 0,
+            },
+        }
+    }
+
+    fn video_plan(source: VideoInfo) -> VideoPlan {
+        plan(&info(Some(source), None), &PlanSettings::standard())
+            .expect("plannable")
+            .video
+            .expect("video")
+    }
+
+    /// Checks the ladder as `name widthxheight`.
+    fn check_ladder(source: VideoInfo, expected: &[&str]) {
+        let ladder: Vec<String> = video_plan(source)
+            .renditions
+            .iter()
+            .map(|rendition| {
+                format!(
+                    "{} {}x{}",
+                    rendition.name, rendition.width, rendition.height
+                )
+            })
+            .collect();
+        assert_eq!(ladder, expected);
+    }
+
+    #[test]
+    fn landscape_1080p_gets_the_whole_ladder() {
+        check_ladder(
+            video(1920, 1080, "30000/1001"),
+            &[
+                "1080p 1920x1080",
+                "720p 1280x720",
+                "480p 854x480",
+                "360p 640x360",
+                "240p 426x240",
+            ],
+        );
+    }
+
+    #[test]
+    fn portrait_is_scaled_on_its_short_side() {
+        check_ladder(
+            video(1080, 1920, "30"),
+            &[
+                "1080p 1080x1920",
+                "720p 720x1280",
+                "480p 480x854",
+                "360p 360x640",
+                "240p 240x426",
+            ],
+        );
+    }
+
+    #[test]
+    fn rotated_landscape_storage_is_planned_as_portrait() {
+        let mut source = video(1280, 720, "30");
+        source.rotation_degrees = -90;
+        source.display_width = 720;
+        source.display_height = 1280;
+        check_ladder(
+            source,
+            &[
+                "720p 720x1280",
+                "480p 480x854",
+                "360p 360x640",
+                "240p 240x426",
+            ],
+        );
+    }
+
+    #[test]
+    fn odd_dimensions_become_even() {
+        check_ladder(
+            video(853, 480, "25"),
+            &["480p 854x480", "360p 640x360", "240p 426x240"],
+        );
+    }
+
+    #[test]
+    fn anamorphic_pixels_are_made_square() {
+        let mut source = video(720, 576, "25");
+        source.sample_aspect_ratio = (4, 3);
+        source.display_width = 960;
+        check_ladder(source, &["480p 800x480", "360p 600x360", "240p 400x240"]);
+    }
+
+    #[test]
+    fn a_tiny_source_keeps_its_size() {
+        check_ladder(video(100, 60, "25"), &["60p 100x60"]);
+        check_ladder(video(101, 61, "25"), &["60p 100x60"]);
+    }
+
+    #[test]
+    fn the_grid_is_two_second_gops_in_four_second_segments() {
+        let ntsc = video_plan(video(1280, 720, "30000/1001"));
+        assert_eq!(ntsc.frame_rate, rate("30000/1001"));
+        assert_eq!(
+            (ntsc.gop_frames, ntsc.segment_frames, ntsc.chunk_frames),
+            (60, 120, 240)
+        );
+        assert_eq!(ntsc.total_frames, 300);
+        assert_eq!(ntsc.timescale, 90_000);
+        let chunks: Vec<(u64, u32)> = ntsc
+            .chunks
+            .iter()
+            .map(|chunk| (chunk.start_frame, chunk.frame_count))
+            .collect();
+        assert_eq!(chunks, [(0, 240), (240, 60)]);
+        assert!((ntsc.chunks[1].start_seconds - 8.008).abs() < 1e-9);
+
+        let pal = video_plan(video(1280, 720, "25"));
+        assert_eq!((pal.gop_frames, pal.segment_frames), (50, 100));
+        let film = video_plan(video(1280, 720, "24000/1001"));
+        assert_eq!((film.gop_frames, film.timescale), (48, 360_000));
+    }
+
+    #[test]
+    fn a_source_shorter_than_a_segment_is_one_chunk() {
+        let mut source = video(640, 360, "25");
+        source.duration_seconds = 0.01;
+        let short = video_plan(source);
+        assert_eq!(short.total_frames, 1);
+        assert_eq!(short.chunks.len(), 1);
+        assert_eq!(short.chunks[0].frame_count, 1);
+    }
+
+    #[test]
+    fn frame_rates_above_60_are_halved() {
+        assert_eq!(video_plan(video(1280, 720, "120")).frame_rate, rate("60"));
+        assert_eq!(video_plan(video(1280, 720, "240")).frame_rate, rate("60"));
+        assert_eq!(
+            video_plan(video(1280, 720, "120000/1001")).frame_rate,
+            rate("60000/1001")
+        );
+        assert_eq!(
+            video_plan(video(1280, 720, "60000/1001")).frame_rate,
+            rate("60000/1001")
+        );
+        assert_eq!(
+            video_plan(video(1280, 720, "2997/100")).frame_rate,
+            rate("30000/1001")
+        );
+        assert_eq!(video_plan(video(1280, 720, "15")).frame_rate, rate("15"));
+        let hfr = video_plan(video(1920, 1080, "60"));
+        assert_eq!(hfr.renditions[0].bitrate_kbps, 9000);
+        assert_eq!(hfr.renditions[0].level, "4.2");
+    }
+
+    #[test]
+    fn variable_rates_round_to_a_standard_rate() {
+        let mut source = video(1280, 720, "514/10");
+        source.variable_frame_rate = true;
+        assert_eq!(video_plan(source.clone()).frame_rate, rate("50"));
+        source.frame_rate = rate("29");
+        assert_eq!(video_plan(source).frame_rate, rate("30000/1001"));
+    }
+
+    #[test]
+    fn hdr_is_tone_mapped() {
+        let mut source = video(3840, 2160, "25");
+        source.pix_fmt = "yuv420p10le".to_string();
+        source.bit_depth = 10;
+        source.color_transfer = Some("smpte2084".to_string());
+        source.hdr = true;
+        let hdr = video_plan(source);
+        assert_eq!(hdr.tonemap, Some(HdrTransfer::Pq));
+        assert_eq!(hdr.renditions[0].name, "1080p");
+        assert_eq!(video_plan(video(640, 360, "25")).tonemap, None);
+    }
+
+    #[test]
+    fn rates_and_levels_follow_the_rung() {
+        let ladder = video_plan(video(1920, 1080, "25")).renditions;
+        let summary: Vec<(u32, u32, u32, &str, &str)> = ladder
+            .iter()
+            .map(|rendition| {
+                (
+                    rendition.bitrate_kbps,
+                    rendition.maxrate_kbps,
+                    rendition.bufsize_kbits,
+                    rendition.profile.as_str(),
+                    rendition.level.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (6000, 6600, 13200, "high", "4.0"),
+                (3000, 3300, 6600, "high", "3.1"),
+                (1100, 1210, 2420, "high", "3.0"),
+                (730, 803, 1606, "main", "3.0"),
+                (145, 160, 320, "main", "3.0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_follows_the_video_segments() {
+        let mut source = video(640, 360, "30000/1001");
+        source.start_time_seconds = 10.0;
+        let planned = plan(
+            &info(Some(source), Some(audio(6))),
+            &PlanSettings::standard(),
+        )
+        .expect("plannable");
+        assert_eq!(planned.origin_seconds, 10.0);
+        assert!((planned.duration_seconds - 10.01).abs() < 1e-9);
+        let audio_plan = planned.audio.expect("audio");
+        assert_eq!((audio_plan.channels, audio_plan.bitrate_kbps), (2, 128));
+        assert!((audio_plan.segment_seconds - 4.004).abs() < 1e-9);
+    }
+
+    #[test]
+    fn audio_only_uses_four_second_segments() {
+        let planned =
+            plan(&info(None, Some(audio(1))), &PlanSettings::standard()).expect("plannable");
+        assert!(planned.video.is_none());
+        assert_eq!(planned.duration_seconds, 12.5);
+        let audio_plan = planned.audio.expect("audio");
+        assert_eq!(
+            (
+                audio_plan.channels,
+                audio_plan.sample_rate,
+                audio_plan.bitrate_kbps
+            ),
+            (1, 48_000, 96)
+        );
+        assert_eq!(audio_plan.segment_seconds, 4.0);
+    }
+
+    #[test]
+    fn plans_round_trip_through_json() {
+        let planned = plan(
+            &info(Some(video(1280, 720, "30000/1001")), Some(audio(2))),
+            &PlanSettings::standard(),
+        )
+        .expect("plannable");
+        let json = serde_json::to_string(&planned).expect("serializes");
+        assert!(json.contains("\"frame_rate\":\"30000/1001\""), "{json}");
+        let back: Plan = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, planned);
+    }
+}

@@ -1,0 +1,1035 @@
+//! The video pipeline end to end: sources generated with ffmpeg, ingested
+//! through the real binary, processed by its workers, and checked through
+//! the served HLS and DASH URLs with ffmpeg, reel's own box parser, Python's
+//! `m3u8` and `mpegdash`, and hls.js in headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::common::{Env, Process};
+
+/// How a source is made: ffmpeg arguments between `-y` and the output path.
+struct Source {
+    name: &'static str,
+    args: Vec<String>,
+    extension: &'static str,
+}
+
+fn args(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+/// Generates a source with ffmpeg's lavfi inputs into `dir`.
+fn make_source(dir: &Path, source: &Source) -> PathBuf {
+    let path = dir.join(format!("{}.{}", source.name, source.extension));
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(&source.args)
+        .arg(&path)
+        .output()
+        .expect("ffmpeg not found: install it with apt-get install ffmpeg (make deps)");
+    assert!(
+        output.status.success(),
+        "generating {}: {}",
+        source.name,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    path
+}
+
+/// A running server with a key.
+struct Server {
+    env: Env,
+    process: Process,
+    url: String,
+    key: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(workers: usize, envs: &[(&str, &str)]) -> Server {
+        let env = Env::sqlite();
+        let key = env.create_key();
+        let (process, url) = env.serve_with(workers, envs);
+        Server {
+            env,
+            process,
+            url,
+            key,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `reel ingest FILE --wait --json` against this server.
+    fn ingest(&self, file: &Path) -> Value {
+        let output = self
+            .env
+            .command(&["ingest", "--wait", "--json"])
+            .arg(file)
+            .args(["--server", &self.url])
+            .env("REEL_API_KEY", &self.key)
+            .output()
+            .expect("run reel ingest");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(&stdout).unwrap_or_else(|error| {
+            panic!(
+                "reel ingest printed no JSON ({error}): stdout {stdout} stderr {} server {}",
+                String::from_utf8_lossy(&output.stderr),
+                self.process.output()
+            )
+        })
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn get_bytes(&self, url: &str) -> Bytes {
+        let response = self.client.get(url).send().await.expect("get");
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        response.bytes().await.expect("body")
+    }
+
+    async fn get_text(&self, url: &str) -> String {
+        String::from_utf8(self.get_bytes(url).await.to_vec()).expect("utf-8")
+    }
+
+    /// The probe task's output (`info` and `plan`) of a video's job.
+    async fn probe_output(&self, video: &Value) -> Value {
+        let view = self
+            .get_json(&format!("/v1/videos/{}", video["id"].as_str().expect("id")))
+            .await;
+        let job = self
+            .get_json(&format!(
+                "/v1/jobs/{}",
+                view["job_id"].as_str().expect("job id")
+            ))
+            .await;
+        job["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|task| task["kind"] == "media-probe")
+            .expect("probe task")["output"]
+            .clone()
+    }
+}
+
+/// One media playlist as served: its segments and what they contain.
+struct ServedTrack {
+    timescale: u32,
+    extinf_sum: f64,
+    fragments: Vec<reel_cmaf::Fragment>,
+}
+
+/// Reads a media playlist, fetches its init and every segment, and parses
+/// them with reel's box parser.
+async fn fetch_track(server: &Server, playlist_url: &str) -> ServedTrack {
+    let playlist = server.get_text(playlist_url).await;
+    let base = &playlist_url[..playlist_url.rfind('/').expect("slash") + 1];
+    let mut init_uri = None;
+    let mut extinf_sum = 0.0;
+    let mut segment_uris = Vec::new();
+    for line in playlist.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            init_uri = Some(rest.trim_end_matches('"').to_string());
+        } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            extinf_sum += rest
+                .trim_end_matches(',')
+                .parse::<f64>()
+                .expect("EXTINF number");
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            segment_uris.push(line.trim().to_string());
+        }
+    }
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    let mut whole = server
+        .get_bytes(&format!("{base}{}", init_uri.expect("EXT-X-MAP")))
+        .await
+        .to_vec();
+    for uri in &segment_uris {
+        whole.extend_from_slice(&server.get_bytes(&format!("{base}{uri}")).await);
+    }
+    let parsed = reel_cmaf::parse_fragmented(Bytes::from(whole)).expect("served segments parse");
+    assert_eq!(
+        parsed.fragments.len(),
+        segment_uris.len(),
+        "one fragment per segment"
+    );
+    ServedTrack {
+        timescale: parsed.info.timescale,
+        extinf_sum,
+        fragments: parsed.fragments,
+    }
+}
+
+impl ServedTrack {
+    fn check_continuous(&self, what: &str) {
+        for pair in self.fragments.windows(2) {
+            assert_eq!(
+                pair[1].base_decode_time(),
+                pair[0].base_decode_time() + pair[0].duration(),
+                "{what}: tfdt is not continuous"
+            );
+        }
+        let total_ticks: u64 = self.fragments.iter().map(|f| f.duration()).sum();
+        let total = total_ticks as f64 / f64::from(self.timescale);
+        assert!(
+            (total - self.extinf_sum).abs() < 1e-6 * self.fragments.len() as f64 + 1e-9,
+            "{what}: EXTINF sum {} != sample durations {total}",
+            self.extinf_sum
+        );
+    }
+
+    fn start_seconds(&self) -> f64 {
+        self.fragments[0].base_decode_time() as f64 / f64::from(self.timescale)
+    }
+
+    fn frames(&self) -> u64 {
+        self.fragments
+            .iter()
+            .map(|f| u64::from(f.sample_count()))
+            .sum()
+    }
+
+    fn total_ticks(&self) -> u64 {
+        self.fragments.iter().map(|f| f.duration()).sum()
+    }
+}
+
+/// Frames ffprobe decodes from a URL, per stream index.
+fn decoded_frames(url: &str) -> Vec<u64> {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(url)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_slice(&output.stdout).expect("ffprobe json");
+    json["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter(|stream| stream["codec_type"] == "video")
+        .map(|stream| {
+            stream["nb_read_frames"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .expect("nb_read_frames")
+        })
+        .collect()
+}
+
+/// Sums of SegmentTimeline durations per Representation id, in ticks.
+fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
+    let document = roxmltree::Document::parse(mpd).expect("the MPD is XML");
+    let mut out = Vec::new();
+    for representation in document
+        .descendants()
+        .filter(|node| node.has_tag_name("Representation"))
+    {
+        let id = representation.attribute("id").expect("id").to_string();
+        let template = representation
+            .descendants()
+            .chain(
+                representation
+                    .parent()
+                    .into_iter()
+                    .flat_map(|p| p.children()),
+            )
+            .find(|node| node.has_tag_name("SegmentTemplate"))
+            .expect("SegmentTemplate");
+        let mut total = 0;
+        for segment in template.descendants().filter(|node| node.has_tag_name("S")) {
+            let duration: u64 = segment
+                .attribute("d")
+                .expect("d")
+                .parse()
+                .expect("d number");
+            let repeat: u64 = segment
+                .attribute("r")
+                .map(|r| r.parse().expect("r"))
+                .unwrap_or(0);
+            total += duration * (repeat + 1);
+        }
+        out.push((id, total));
+    }
+    out
+}
+
+/// What a case must publish.
+struct Expect {
+    video: bool,
+    audio: bool,
+}
+
+/// Every check of a playable video, through its served URLs.
+async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value {
+    assert_eq!(
+        video["state"],
+        "ready",
+        "{video:#} {}",
+        server.process.output()
+    );
+    let probe = server.probe_output(video).await;
+    let plan = &probe["plan"];
+    let hls = video["hls"].as_str().expect("hls url").to_string();
+    let dash = video["dash"].as_str().expect("dash url").to_string();
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let master = server.get_text(&hls).await;
+    assert!(master.starts_with("#EXTM3U"), "{master}");
+    let mpd = server.get_text(&dash).await;
+    let timelines = mpd_timelines(&mpd);
+    let mut audio_start = None;
+    if expect.audio {
+        let audio = fetch_track(server, &format!("{base}audio/index.m3u8")).await;
+        audio.check_continuous("audio");
+        let (_, dash_ticks) = timelines
+            .iter()
+            .find(|(id, _)| id == "audio")
+            .expect("audio representation");
+        assert_eq!(*dash_ticks, audio.total_ticks(), "audio SegmentTimeline");
+        audio_start = Some(audio.start_seconds());
+    }
+    if expect.video {
+        let video_plan = &plan["video"];
+        let planned_frames = video_plan["total_frames"].as_u64().expect("total_frames");
+        let renditions = video["renditions"].as_array().expect("renditions");
+        assert!(!renditions.is_empty(), "{video:#}");
+        let frame_rate: reel_core::FrameRate =
+            serde_json::from_value(video_plan["frame_rate"].clone()).expect("rate");
+        for rendition in renditions {
+            let name = rendition["name"].as_str().expect("name");
+            let playlist = format!("{base}{name}/index.m3u8");
+            assert!(master.contains(&format!("{name}/index.m3u8")), "{master}");
+            let track = fetch_track(server, &playlist).await;
+            track.check_continuous(name);
+            assert_eq!(
+                track.frames(),
+                planned_frames,
+                "{name}: frames in the segments"
+            );
+            assert!(
+                track.fragments.iter().all(|f| f.starts_with_sync()),
+                "{name}: a segment does not start with a sync sample"
+            );
+            assert_eq!(track.start_seconds(), 0.0, "{name} starts at 0");
+            let (_, dash_ticks) = timelines
+                .iter()
+                .find(|(id, _)| id == name)
+                .unwrap_or_else(|| panic!("no representation {name} in {mpd}"));
+            assert_eq!(
+                *dash_ticks,
+                track.total_ticks(),
+                "{name}: SegmentTimeline sum"
+            );
+            assert_eq!(
+                decoded_frames(&playlist),
+                vec![planned_frames],
+                "{name}: frames ffmpeg decodes through HLS"
+            );
+            if let Some(audio_start) = audio_start {
+                let frame = 1.0 / frame_rate.as_f64();
+                assert!(
+                    (audio_start - track.start_seconds()).abs() <= frame,
+                    "audio starts at {audio_start}, video at {}",
+                    track.start_seconds()
+                );
+            }
+        }
+        let through_dash = decoded_frames(&dash);
+        assert_eq!(
+            through_dash,
+            vec![planned_frames; renditions.len()],
+            "frames ffmpeg decodes per representation through DASH"
+        );
+    }
+    check_with_python(&hls, &dash, expect.video);
+    probe
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+/// Python's `m3u8` and `mpegdash` parse the manifests.
+fn check_with_python(hls: &str, dash: &str, has_video: bool) {
+    let python = clients_dir().join(".venv/bin/python");
+    let output = Command::new(&python)
+        .arg(clients_dir().join("check-manifests.py"))
+        .args([hls, dash])
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "{}: {error}; run scripts/install-test-clients.sh (make test does)",
+                python.display()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "check-manifests.py: {} {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("report json");
+    let variants = report["variants"].as_array().expect("variants");
+    assert!(!variants.is_empty(), "{report:#}");
+    for variant in variants {
+        assert!(variant["segments"].as_u64().unwrap_or(0) > 0, "{report:#}");
+        assert!(variant["bandwidth"].as_u64().unwrap_or(0) > 0, "{report:#}");
+        if has_video {
+            assert!(
+                variant["average_bandwidth"].as_u64().unwrap_or(0) > 0,
+                "{report:#}"
+            );
+            assert!(
+                variant["resolution"].is_array() || variant["resolution"].is_string(),
+                "{report:#}"
+            );
+        }
+    }
+    assert_eq!(report["mpd"]["periods"], 1, "{report:#}");
+}
+
+fn lavfi_video(size: &str, rate: &str, seconds: f64, extra: &str) -> Vec<String> {
+    let mut out = args(&format!(
+        "-f lavfi -i testsrc2=size={size}:rate={rate} -f lavfi -i sine=frequency=440:sample_rate=44100 -t {seconds}"
+    ));
+    out.extend(args(extra));
+    out
+}
+
+const X264: &str = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -b:a 96k -shortest";
+
+async fn run_case(source: Source, expect: Expect) -> Value {
+    let server = Server::start(2, &[]);
+    let file = make_source(server.env.dir.path(), &source);
+    let video = server.ingest(&file);
+    check_playable(&server, &video, expect).await
+}
+
+fn av() -> Expect {
+    Expect {
+        video: true,
+        audio: true,
+    }
+}
+
+fn planned(probe: &Value, field: &str) -> Value {
+    probe["plan"]["video"][field].clone()
+}
+
+fn rendition_sizes(probe: &Value) -> Vec<(u64, u64)> {
+    probe["plan"]["video"]["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .map(|r| {
+            (
+                r["width"].as_u64().expect("w"),
+                r["height"].as_u64().expect("h"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fps_25() {
+    let probe = run_case(
+        Source {
+            name: "fps25",
+            args: lavfi_video("640x360", "25", 5.0, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "frame_rate"), "25");
+    assert_eq!(planned(&probe, "total_frames"), 125);
+    assert_eq!(rendition_sizes(&probe), vec![(640, 360), (426, 240)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fps_30() {
+    let probe = run_case(
+        Source {
+            name: "fps30",
+            args: lavfi_video("640x360", "30", 5.0, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "total_frames"), 150);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fps_29_97_with_a_short_last_segment() {
+    let probe = run_case(
+        Source {
+            name: "fps2997",
+            args: lavfi_video("640x360", "30000/1001", 9.0, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "frame_rate"), "30000/1001");
+    // 9 s at 29.97 fps: 269.73 frames, rounded to 270.
+    assert_eq!(planned(&probe, "total_frames"), 270);
+    assert_eq!(planned(&probe, "segment_frames"), 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fps_60() {
+    let probe = run_case(
+        Source {
+            name: "fps60",
+            args: lavfi_video("640x360", "60", 5.0, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "total_frames"), 300);
+    assert_eq!(planned(&probe, "gop_frames"), 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_frame_rate() {
+    // 60 fps with every 7th frame dropped and jittered timestamps.
+    let extra = format!(
+        "-vf select='not(eq(mod(n\\,7)\\,6))',setpts=PTS+0.002*sin(N)/TB -fps_mode vfr {X264}"
+    );
+    let probe = run_case(
+        Source {
+            name: "vfr",
+            args: lavfi_video("640x360", "60", 5.0, &extra),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(
+        probe["info"]["video"]["variable_frame_rate"], true,
+        "{probe:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portrait() {
+    let probe = run_case(
+        Source {
+            name: "portrait",
+            args: lavfi_video("360x640", "30", 4.0, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(rendition_sizes(&probe), vec![(360, 640), (240, 426)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_by_a_display_matrix() {
+    let extra = format!("{X264} -metadata:s:v:0 rotate=90");
+    let probe = run_case(
+        Source {
+            name: "rotated",
+            args: lavfi_video("640x360", "30", 4.0, &extra),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    // Stored landscape, displayed portrait: the ladder is portrait.
+    assert_eq!(rendition_sizes(&probe), vec![(360, 640), (240, 426)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_dimensions() {
+    let extra = "-c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac -shortest";
+    let probe = run_case(
+        Source {
+            name: "odd",
+            args: lavfi_video("321x241", "25", 4.0, extra),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    for (width, height) in rendition_sizes(&probe) {
+        assert_eq!((width % 2, height % 2), (0, 0), "{width}x{height}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_square_pixels() {
+    let extra = format!("-vf setsar=4/3 {X264}");
+    let probe = run_case(
+        Source {
+            name: "anamorphic",
+            args: lavfi_video("480x360", "25", 4.0, &extra),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    // 480x360 with 4:3 pixels displays as 640x360.
+    assert_eq!(rendition_sizes(&probe)[0], (640, 360));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_bit_becomes_eight_bit() {
+    let extra = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p10le -c:a aac -shortest";
+    let probe = run_case(
+        Source {
+            name: "tenbit",
+            args: lavfi_video("640x360", "25", 4.0, extra),
+            extension: "mkv",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(probe["info"]["video"]["bit_depth"], 10, "{probe:#}");
+    assert_eq!(planned(&probe, "tonemap"), true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_audio() {
+    let probe = run_case(
+        Source {
+            name: "silent",
+            args: args("-f lavfi -i testsrc2=size=640x360:rate=25 -t 4 -c:v libx264 -preset ultrafast -pix_fmt yuv420p"),
+            extension: "mp4",
+        },
+        Expect { video: true, audio: false },
+    )
+    .await;
+    assert!(probe["plan"]["audio"].is_null(), "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only() {
+    let probe = run_case(
+        Source {
+            name: "audio",
+            args: args("-f lavfi -i sine=frequency=300:sample_rate=44100 -t 6 -c:a aac -b:a 96k"),
+            extension: "m4a",
+        },
+        Expect {
+            video: false,
+            audio: true,
+        },
+    )
+    .await;
+    assert!(probe["plan"]["video"].is_null(), "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_zero_start_times() {
+    // Video starts at 10 s, audio 0.4 s after it.
+    let source = Source {
+        name: "offset",
+        args: args(&format!(
+            "-f lavfi -i testsrc2=size=640x360:rate=25 -itsoffset 0.4 -f lavfi -i sine=sample_rate=48000 -t 5 -output_ts_offset 10 {X264}"
+        )),
+        extension: "mp4",
+    };
+    let probe = run_case(source, av()).await;
+    let start: f64 = probe["info"]["start_time"].as_f64().unwrap_or(0.0);
+    assert!(start >= 9.9, "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shorter_than_one_segment() {
+    let probe = run_case(
+        Source {
+            name: "short",
+            args: lavfi_video("640x360", "30", 1.5, X264),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "total_frames"), 45);
+    assert_eq!(planned(&probe, "chunks").as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_open_gop_source() {
+    let extra = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -bf 3 -x264-params keyint=300:min-keyint=300:open-gop=1:scenecut=0 -c:a aac -shortest";
+    let probe = run_case(
+        Source {
+            name: "opengop",
+            args: lavfi_video("640x360", "30", 12.0, extra),
+            extension: "mp4",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(planned(&probe, "total_frames"), 360);
+}
+
+/// Ingests `bytes` and returns the final video; it must have failed.
+async fn failed_case(file_name: &str, bytes: &[u8], envs: &[(&str, &str)]) -> Value {
+    let server = Server::start(1, envs);
+    let path = server.env.dir.path().join(file_name);
+    std::fs::write(&path, bytes).expect("write");
+    let video = server.ingest(&path);
+    assert_eq!(video["state"], "failed", "{video:#}");
+    video
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_media_fails_permanently_and_says_why() {
+    let mut noise = vec![0u8; 200_000];
+    let mut state: u32 = 12345;
+    for byte in noise.iter_mut() {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *byte = (state >> 16) as u8;
+    }
+    let video = failed_case("noise.mp4", &noise, &[]).await;
+    assert_eq!(video["error"]["step"], "media-probe", "{video:#}");
+    let message = video["error"]["message"].as_str().expect("message");
+    assert!(message.contains("probe"), "{message}");
+    let video = failed_case("notes.mp4", b"just some text, not a video\n", &[]).await;
+    assert_eq!(video["error"]["step"], "media-probe", "{video:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_disguised_as_video_is_rejected_without_following_it() {
+    // A listener that records whether anything connects to it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nhttp://127.0.0.1:{port}/segment.ts\n#EXTINF:4,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n"
+    );
+    let video = failed_case("evil.mp4", playlist.as_bytes(), &[]).await;
+    let message = video["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("container") || message.contains("format"),
+        "{message}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "ffmpeg followed a reference in the playlist"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_over_the_duration_limit_fails_with_the_limit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = make_source(
+        dir.path(),
+        &Source {
+            name: "long",
+            args: lavfi_video("320x180", "25", 5.0, X264),
+            extension: "mp4",
+        },
+    );
+    let bytes = std::fs::read(file).expect("read");
+    let video = failed_case("long.mp4", &bytes, &[("REEL_MAX_DURATION", "3s")]).await;
+    let message = video["error"]["message"].as_str().expect("message");
+    assert!(message.contains("limit"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_serves_with_cache_headers_ranges_and_cors() {
+    let server = Server::start(2, &[]);
+    let file = make_source(
+        server.env.dir.path(),
+        &Source {
+            name: "origin",
+            args: lavfi_video("320x180", "25", 3.0, X264),
+            extension: "mp4",
+        },
+    );
+    let video = server.ingest(&file);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let hls = video["hls"].as_str().expect("hls");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let rendition = video["renditions"][0]["name"].as_str().expect("name");
+    let segment_url = format!("{base}{rendition}/seg-00001.m4s");
+    let client = &server.client;
+    let full = client.get(&segment_url).send().await.expect("get");
+    assert_eq!(full.status(), 200);
+    let headers = full.headers().clone();
+    assert_eq!(headers["content-type"], "video/iso.segment");
+    assert!(headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let etag = headers["etag"].to_str().expect("etag").to_string();
+    let body = full.bytes().await.expect("body");
+    let not_modified = client
+        .get(&segment_url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(not_modified.status(), 304);
+    let partial = client
+        .get(&segment_url)
+        .header("Range", "bytes=8-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(partial.status(), 206);
+    assert_eq!(
+        partial.headers()["content-range"],
+        format!("bytes 8-99/{}", body.len()).as_str()
+    );
+    assert_eq!(partial.bytes().await.expect("body"), body.slice(8..100));
+    let unsatisfiable = client
+        .get(&segment_url)
+        .header("Range", format!("bytes={}-", body.len() + 10))
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(unsatisfiable.status(), 416);
+    let head = client.head(&segment_url).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        body.len().to_string().as_str()
+    );
+    let master = client.get(hls).send().await.expect("master");
+    assert_eq!(
+        master.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    assert_eq!(master.headers()["cache-control"], "public, max-age=300");
+    let mpd = client
+        .get(video["dash"].as_str().expect("dash"))
+        .send()
+        .await
+        .expect("mpd");
+    assert_eq!(mpd.headers()["content-type"], "application/dash+xml");
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &segment_url)
+        .header("Origin", "http://example.test")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "range")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Range"));
+    for bad in [
+        "..%2F..%2Freel.db",
+        "../sources/x/source",
+        "nothing.m4s",
+        "source",
+    ] {
+        let response = client
+            .get(format!("{base}{bad}"))
+            .send()
+            .await
+            .expect("get");
+        assert!(
+            response.status() == 400 || response.status() == 404,
+            "{bad}: {}",
+            response.status()
+        );
+    }
+    let poster = client
+        .get(format!("{base}poster.jpg"))
+        .send()
+        .await
+        .expect("poster");
+    assert_eq!(poster.status(), 200);
+    assert_eq!(poster.headers()["content-type"], "image/jpeg");
+    let storyboard = server
+        .get_text(&format!("{base}storyboard/index.vtt"))
+        .await;
+    assert!(storyboard.starts_with("WEBVTT"), "{storyboard}");
+    assert!(storyboard.contains("#xywh="), "{storyboard}");
+    // Deleting the video removes its objects and its URLs.
+    let id = video["id"].as_str().expect("id");
+    let deleted = client
+        .delete(format!("{}/v1/videos/{id}", server.url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        client.get(&segment_url).send().await.expect("get").status(),
+        404
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/v1/videos/{id}", server.url))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    let left = crate::common::list_files(&server.env.objects_dir());
+    assert!(left.is_empty(), "objects left after delete: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_plays_the_stream_to_the_end_in_chromium() {
+    let server = Server::start(2, &[]);
+    let file = make_source(
+        server.env.dir.path(),
+        &Source {
+            name: "browser",
+            args: lavfi_video("640x360", "30", 6.0, X264),
+            extension: "mp4",
+        },
+    );
+    let video = server.ingest(&file);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let hls = video["hls"].as_str().expect("hls");
+    let output = Command::new("node")
+        .arg(clients_dir().join("play-hls.mjs"))
+        .args([
+            hls,
+            "--timeout",
+            "90",
+            "--rate",
+            "4",
+            "--stall-timeout",
+            "20",
+        ])
+        .output()
+        .expect("node: run scripts/install-test-clients.sh (make test does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "play-hls.mjs printed no JSON ({error}): {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["ended"], true, "{report:#}");
+    assert!(
+        report["errors"]
+            .as_array()
+            .map(|e| e.iter().all(|e| e["fatal"] != true))
+            .unwrap_or(false),
+        "{report:#}"
+    );
+    let duration = report["duration"].as_f64().expect("duration");
+    assert!((duration - 6.0).abs() < 0.2, "{report:#}");
+    assert!(
+        report["decodedFrames"].as_u64().unwrap_or(0) >= 170,
+        "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_during_an_encode_still_yields_a_complete_video() {
+    let envs = [
+        ("REEL_WORKER_LEASE", "2s"),
+        ("REEL_WORKER_HEARTBEAT", "500ms"),
+        ("REEL_WORKER_POLL", "200ms"),
+        ("REEL_WORKER_RETRY_BASE", "100ms"),
+        ("REEL_ENCODE_PRESET", "medium"),
+        ("REEL_ENCODE_SEGMENTS_PER_CHUNK", "2"),
+    ];
+    let server = Server::start(0, &envs);
+    let file = make_source(
+        server.env.dir.path(),
+        &Source {
+            name: "kill",
+            args: lavfi_video("1280x720", "30", 8.0, X264),
+            extension: "mp4",
+        },
+    );
+    let first = server
+        .env
+        .spawn_with(&["worker", "--slots", "1", "--name", "first"], &envs);
+    let response = server
+        .client
+        .post(format!("{}/v1/videos?title=kill", server.url))
+        .bearer_auth(&server.key)
+        .body(std::fs::read(&file).expect("read"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("json");
+    let job_id = created["job_id"].as_str().expect("job").to_string();
+    // Wait until an encode task is running with ffmpeg mid-way, then SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = server.get_json(&format!("/v1/jobs/{job_id}")).await;
+        let encoding = job["tasks"].as_array().expect("tasks").iter().any(|task| {
+            task["kind"] == "encode"
+                && task["state"] == "running"
+                && task["progress"].as_f64().unwrap_or(0.0) > 0.0
+        });
+        if encoding {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no encode ever ran: {job:#} {}",
+            first.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.signal(libc::SIGKILL);
+    let _second = server
+        .env
+        .spawn_with(&["worker", "--slots", "2", "--name", "second"], &envs);
+    let id = created["id"].as_str().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let video = loop {
+        let view = server.get_json(&format!("/v1/videos/{id}")).await;
+        if ["ready", "failed", "cancelled"].contains(&view["state"].as_str().unwrap_or("")) {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "never finished: {view:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let summary = serde_json::json!({
+        "id": video["id"], "state": video["state"], "hls": video["urls"]["hls"],
+        "dash": video["urls"]["dash"], "renditions": video["renditions"],
+    });
+    check_playable(&server, &summary, av()).await;
+    let job = server.get_json(&format!("/v1/jobs/{job_id}")).await;
+    let redone = job["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|task| task["kind"] == "encode" && task["attempt"].as_i64().unwrap_or(0) >= 2)
+        .count();
+    assert!(redone >= 1, "no encode task was redone: {job:#}");
+}
