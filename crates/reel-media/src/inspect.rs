@@ -372,7 +372,9 @@ fn video_info(
     let start_time_seconds = number(&stream["start_time"]).unwrap_or(format_start);
     let duration_seconds = number(&stream["duration"])
         .filter(|seconds| *seconds > 0.0)
-        .or_else(|| tag_duration(stream))
+        // Matroska's DURATION tag is the stream's end time on the file's
+        // timeline, not its length: subtract where the stream starts.
+        .or_else(|| tag_duration(stream).map(|end| end - (start_time_seconds - format_start)))
         .or_else(|| format_duration.map(|seconds| seconds - (start_time_seconds - format_start)))
         .unwrap_or(0.0)
         .max(0.0);
