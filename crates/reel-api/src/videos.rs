@@ -44,6 +44,9 @@ pub(crate) struct CreateQuery {
     title: Option<String>,
 }
 
+/// How long a delete waits for the video's running tasks to stop.
+const DELETE_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The longest title kept.
 const MAX_TITLE_CHARS: usize = 200;
 
@@ -125,8 +128,23 @@ pub(crate) async fn delete_video(
     let video_id = parse_video_id(&id)?;
     let row = video_row(&state, video_id).await?;
     if let Some(job_id) = row.job_id {
-        // Cancelled first, so no task writes objects after they are removed.
+        // Cancelled first, and its running tasks given time to see it at
+        // their next heartbeat, so no task writes objects after they are
+        // removed.
         state.store.cancel_job(job_id).await?;
+        let deadline = tokio::time::Instant::now() + DELETE_DRAIN_LIMIT;
+        loop {
+            let job = state.store.job(job_id).await?;
+            if !job.tasks.iter().any(|task| task.state == "running") {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::Conflict(format!(
+                    "video {video_id} still has running tasks after {DELETE_DRAIN_LIMIT:?}; retry the delete"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
     let mut prefixes = vec![video_prefix(video_id), format!("sources/{video_id}")];
     if let Some(job_id) = row.job_id {

@@ -129,6 +129,12 @@ pub struct VideoInfo {
     pub frame_count: Option<u64>,
     /// The stream's duration in seconds.
     pub duration_seconds: f64,
+    /// Presentation times (source timeline, seconds) of the keyframes, from
+    /// a packet scan of containers with an exact seek index (MP4, Matroska);
+    /// empty otherwise. Used by the plan to seek each chunk to the keyframe
+    /// just before it; not stored.
+    #[serde(skip)]
+    pub keyframes_seconds: Vec<f64>,
 }
 
 /// The audio stream reel encodes.
@@ -204,9 +210,14 @@ pub async fn inspect(
         })?;
     let mut info = media_info_from_json(&json, size_bytes)?;
     check_stream_limits(&info, limits)?;
+    let exact_seek_index =
+        info.format_name.starts_with("mov,") || info.format_name.starts_with("matroska");
     if let Some(video) = info.video.as_mut() {
         let packet_times = video_packet_times(path, video.index, timeout).await?;
         apply_packet_times(video, &packet_times);
+        if exact_seek_index {
+            video.keyframes_seconds = keyframe_times(path, video.index, timeout).await?;
+        }
     }
     check_limits(&info, limits)?;
     Ok(info)
@@ -223,31 +234,46 @@ pub(crate) async fn ffprobe_json(path: &Path, limit: Duration) -> Result<Value, 
     })
 }
 
-/// Reads the presentation times of the first seconds of one video stream.
-async fn video_packet_times(
+/// Runs ffprobe over the packets of one stream with `entries` options.
+async fn read_packets(
     path: &Path,
     stream_index: u32,
+    entries: &[&str],
     limit: Duration,
-) -> Result<Vec<f64>, MediaError> {
+) -> Result<Vec<u8>, MediaError> {
     let mut command = ffprobe_command();
     command
-        .args([
-            "-select_streams",
-            &stream_index.to_string(),
-            "-read_intervals",
-            &format!("%+{PACKET_PASS_SECONDS}"),
-            "-show_entries",
-            "packet=pts_time,dts_time,duration_time",
-        ])
+        .args(["-select_streams", &stream_index.to_string()])
+        .args(entries)
         .arg(path);
-    let stdout = run_collect("ffprobe", command, limit)
+    run_collect("ffprobe", command, limit)
         .await
         .map_err(|error| match error {
             MediaError::Failed { stderr_tail, .. } => MediaError::unprocessable(format!(
                 "the video packets cannot be read ({stderr_tail})"
             )),
             other => other,
-        })?;
+        })
+}
+
+/// Reads the presentation times of the first seconds of one video stream.
+async fn video_packet_times(
+    path: &Path,
+    stream_index: u32,
+    limit: Duration,
+) -> Result<Vec<f64>, MediaError> {
+    let stdout = read_packets(
+        path,
+        stream_index,
+        &[
+            "-read_intervals",
+            &format!("%+{PACKET_PASS_SECONDS}"),
+            "-show_entries",
+            "packet=pts_time,dts_time,duration_time",
+        ],
+        limit,
+    )
+    .await?;
     let json: Value = serde_json::from_slice(&stdout).map_err(|error| MediaError::BadOutput {
         program: "ffprobe".to_string(),
         detail: error.to_string(),
@@ -257,6 +283,41 @@ async fn video_packet_times(
         .iter()
         .filter_map(|packet| number(&packet["pts_time"]).or_else(|| number(&packet["dts_time"])))
         .collect())
+}
+
+/// Reads the presentation times of every keyframe of one video stream: a
+/// demux-only pass (no decoding), sorted.
+async fn keyframe_times(
+    path: &Path,
+    stream_index: u32,
+    limit: Duration,
+) -> Result<Vec<f64>, MediaError> {
+    // ffprobe_command asks for JSON; the last -of wins, and CSV is far
+    // smaller for a long title's packet list.
+    let stdout = read_packets(
+        path,
+        stream_index,
+        &["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"],
+        limit,
+    )
+    .await?;
+    Ok(parse_keyframe_csv(&String::from_utf8_lossy(&stdout)))
+}
+
+/// Parses `pts_time,flags` lines; keeps the times of packets flagged `K`.
+fn parse_keyframe_csv(text: &str) -> Vec<f64> {
+    let mut times: Vec<f64> = text
+        .lines()
+        .filter_map(|line| {
+            let (pts, flags) = line.trim().split_once(',')?;
+            if !flags.contains('K') {
+                return None;
+            }
+            pts.parse::<f64>().ok().filter(|time| time.is_finite())
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
 }
 
 /// Builds a `MediaInfo` from ffprobe's JSON; `variable_frame_rate` only
@@ -402,6 +463,7 @@ fn video_info(
             .and_then(|text| text.parse().ok())
             .filter(|count| *count > 0),
         duration_seconds,
+        keyframes_seconds: Vec::new(),
     })
 }
 
@@ -586,6 +648,12 @@ fn tag_duration(stream: &Value) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyframe_csv_keeps_flagged_packets_sorted() {
+        let text = "0.066667,K__\n0.133333,___\n2.066667,K_\nN/A,K_\n1.5,K\n";
+        assert_eq!(parse_keyframe_csv(text), vec![0.066667, 1.5, 2.066667]);
+    }
 
     #[test]
     fn bit_depth_comes_from_the_pixel_format() {

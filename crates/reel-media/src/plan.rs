@@ -106,6 +106,10 @@ pub struct VideoPlan {
     /// Set for HDR sources, which are tone-mapped to SDR BT.709. Every
     /// output is 8-bit 4:2:0 whether or not this is set.
     pub tonemap: Option<HdrTransfer>,
+    /// The longest gap between source keyframes, when they were scanned:
+    /// thumbnails may then decode keyframes only.
+    #[serde(default)]
+    pub max_keyframe_gap_seconds: Option<f64>,
 }
 
 impl VideoPlan {
@@ -141,6 +145,11 @@ pub struct ChunkPlan {
     pub frame_count: u32,
     /// The output time of its first frame: start_frame / rate.
     pub start_seconds: f64,
+    /// Where to seek in the source (its own timeline, seconds): the
+    /// keyframe at or before the chunk's first frame, when the container
+    /// has an exact seek index; `None` means seek with a safety margin.
+    #[serde(default)]
+    pub seek_seconds: Option<f64>,
 }
 
 /// One H.264 rendition.
@@ -265,6 +274,20 @@ const STANDARD_RATES: [(u32, u32); 8] = [
     (60, 1),
 ];
 
+/// The latest keyframe time at or before `time` (with a microsecond of
+/// slack for rounding), if any was scanned.
+fn keyframe_at_or_before(keyframes: &[f64], time: f64) -> Option<f64> {
+    let idx = keyframes.partition_point(|keyframe| *keyframe <= time + 1e-6);
+    idx.checked_sub(1).map(|idx| keyframes[idx])
+}
+
+/// The longest gap between scanned keyframes, including to the end.
+fn max_keyframe_gap(keyframes: &[f64], end: f64) -> Option<f64> {
+    let last = *keyframes.last()?;
+    let gaps = keyframes.windows(2).map(|pair| pair[1] - pair[0]);
+    Some(gaps.chain([end - last]).fold(0.0, f64::max))
+}
+
 fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, MediaError> {
     let frame_rate = output_frame_rate(video);
     let fps = frame_rate.as_f64();
@@ -279,12 +302,17 @@ fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, M
         .map(|chunk_idx| {
             let start_frame = chunk_idx * u64::from(chunk_frames);
             let frame_count = (total_frames - start_frame).min(u64::from(chunk_frames)) as u32;
+            let start_seconds =
+                start_frame as f64 * f64::from(frame_rate.den()) / f64::from(frame_rate.num());
             ChunkPlan {
                 index: chunk_idx as u32,
                 start_frame,
                 frame_count,
-                start_seconds: start_frame as f64 * f64::from(frame_rate.den())
-                    / f64::from(frame_rate.num()),
+                start_seconds,
+                seek_seconds: keyframe_at_or_before(
+                    &video.keyframes_seconds,
+                    video.start_time_seconds + start_seconds,
+                ),
             }
         })
         .collect();
@@ -305,6 +333,10 @@ fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, M
         chunks,
         renditions: renditions(video, frame_rate, &settings.ladder),
         tonemap,
+        max_keyframe_gap_seconds: max_keyframe_gap(
+            &video.keyframes_seconds,
+            video.start_time_seconds + video.duration_seconds,
+        ),
     })
 }
 
@@ -487,6 +519,25 @@ mod tests {
         text.parse().expect("valid rate")
     }
 
+    #[test]
+    fn chunks_seek_to_the_keyframe_before_them() {
+        let mut source = video(1920, 1080, "30");
+        source.duration_seconds = 12.0;
+        source.keyframes_seconds = vec![0.0, 2.0, 4.0, 7.5, 9.0];
+        let settings = PlanSettings {
+            segments_per_chunk: 1,
+            ..PlanSettings::standard()
+        };
+        let plan = plan_video(&source, &settings).expect("plan");
+        let seeks: Vec<Option<f64>> = plan.chunks.iter().map(|chunk| chunk.seek_seconds).collect();
+        assert_eq!(seeks, vec![Some(0.0), Some(4.0), Some(7.5)]);
+        assert_eq!(plan.max_keyframe_gap_seconds, Some(3.5));
+        source.keyframes_seconds.clear();
+        let plan = plan_video(&source, &settings).expect("plan");
+        assert!(plan.chunks.iter().all(|chunk| chunk.seek_seconds.is_none()));
+        assert_eq!(plan.max_keyframe_gap_seconds, None);
+    }
+
     fn video(width: u32, height: u32, frame_rate: &str) -> VideoInfo {
         VideoInfo {
             index: 0,
@@ -509,6 +560,7 @@ mod tests {
             start_time_seconds: 0.0,
             frame_count: None,
             duration_seconds: 10.01,
+            keyframes_seconds: Vec::new(),
         }
     }
 

@@ -52,7 +52,10 @@ struct Server {
 
 impl Server {
     fn start(workers: usize, envs: &[(&str, &str)]) -> Server {
-        let env = Env::sqlite();
+        Server::start_in(Env::sqlite(), workers, envs)
+    }
+
+    fn start_in(env: Env, workers: usize, envs: &[(&str, &str)]) -> Server {
         let key = env.create_key();
         let (process, url) = env.serve_with(workers, envs);
         Server {
@@ -1014,6 +1017,7 @@ async fn hls_js_plays_the_stream_to_the_end_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_during_an_encode_still_yields_a_complete_video() {
+    // Scale-out shape: PostgreSQL, an API-only server and separate workers.
     let envs = [
         ("REEL_WORKER_LEASE", "2s"),
         ("REEL_WORKER_HEARTBEAT", "500ms"),
@@ -1022,7 +1026,7 @@ async fn a_worker_killed_during_an_encode_still_yields_a_complete_video() {
         ("REEL_ENCODE_PRESET", "medium"),
         ("REEL_ENCODE_SEGMENTS_PER_CHUNK", "2"),
     ];
-    let server = Server::start(0, &envs);
+    let server = Server::start_in(Env::postgres().await, 0, &envs);
     let file = make_source(
         server.env.dir.path(),
         &Source {
@@ -1063,6 +1067,33 @@ async fn a_worker_killed_during_an_encode_still_yields_a_complete_video() {
             first.output()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The API shows the encode's progress (from ffmpeg's -progress).
+    let midway = server
+        .get_json(&format!(
+            "/v1/videos/{}",
+            created["id"].as_str().expect("id")
+        ))
+        .await;
+    let percent = midway["percent"].as_f64().expect("percent");
+    assert!(percent > 5.0 && percent < 100.0, "{midway:#}");
+    // Mid-encode the video is processing, or already playable in the
+    // renditions published so far (the lowest goes first).
+    assert!(
+        ["processing", "playable"].contains(&midway["state"].as_str().unwrap_or("")),
+        "{midway:#}"
+    );
+    if midway["state"] == "playable" {
+        let master = server
+            .get_text(midway["urls"]["hls"].as_str().expect("hls"))
+            .await;
+        let published = midway["renditions"].as_array().expect("renditions").len();
+        assert!(published >= 1, "{midway:#}");
+        assert_eq!(
+            master.matches("#EXT-X-STREAM-INF").count(),
+            published,
+            "{master}"
+        );
     }
     first.signal(libc::SIGKILL);
     let _second = server
