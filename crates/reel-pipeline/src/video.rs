@@ -472,18 +472,41 @@ fn fan_out(
         let mut renditions = video.renditions.clone();
         renditions
             .sort_by_key(|rendition| u64::from(rendition.width) * u64::from(rendition.height));
-        let mut groups: Vec<(String, Vec<RenditionPlan>, i64)> = Vec::new();
+        // (name, renditions, priority, chunks): the low pass is off the
+        // critical path, so it takes bigger chunks (fewer process starts
+        // and seeks); its chunks are whole runs of the plan's chunks, so
+        // segments still line up.
+        let mut groups: Vec<(String, Vec<RenditionPlan>, i64, Vec<ChunkPlan>)> = Vec::new();
         if lowest_rendition_first && renditions.len() > 1 {
-            groups.push(("low".to_string(), renditions[..1].to_vec(), 0));
-            groups.push(("main".to_string(), renditions[1..].to_vec(), 20));
+            groups.push((
+                "low".to_string(),
+                renditions[..1].to_vec(),
+                0,
+                merge_chunks(&video.chunks, LOW_PASS_CHUNKS_PER_TASK),
+            ));
+            groups.push((
+                "main".to_string(),
+                renditions[1..].to_vec(),
+                20,
+                video.chunks.clone(),
+            ));
         } else {
-            groups.push(("all".to_string(), renditions.clone(), 10));
+            groups.push((
+                "all".to_string(),
+                renditions.clone(),
+                10,
+                video.chunks.clone(),
+            ));
         }
         let mut plan_without_chunks = video.clone();
         plan_without_chunks.chunks = Vec::new();
         let mut encode_keys_by_rendition: HashMap<String, Vec<String>> = HashMap::new();
-        for (group, members, priority) in &groups {
-            for chunk in &video.chunks {
+        let mut chunks_by_rendition: HashMap<String, usize> = HashMap::new();
+        for (group, members, priority, chunks) in &groups {
+            for member in members {
+                chunks_by_rendition.insert(member.name.clone(), chunks.len());
+            }
+            for chunk in chunks {
                 let key = format!("encode-{group}-{:05}", chunk.index);
                 for member in members {
                     encode_keys_by_rendition
@@ -517,7 +540,10 @@ fn fan_out(
                     video: input.video,
                     rendition: rendition.clone(),
                     frame_rate: video.frame_rate,
-                    chunks: video.chunks.len(),
+                    chunks: chunks_by_rendition
+                        .get(&rendition.name)
+                        .copied()
+                        .unwrap_or(video.chunks.len()),
                     planned_frames: video.total_frames,
                 }),
                 depends_on: encode_keys_by_rendition
@@ -589,6 +615,25 @@ fn fan_out(
         previous = Some(key);
     }
     tasks
+}
+
+/// How many of the plan's chunks one task of the lowest-rendition pass
+/// encodes.
+const LOW_PASS_CHUNKS_PER_TASK: usize = 3;
+
+/// Joins runs of `per_task` consecutive chunks into one (renumbered from 0).
+fn merge_chunks(chunks: &[ChunkPlan], per_task: usize) -> Vec<ChunkPlan> {
+    chunks
+        .chunks(per_task.max(1))
+        .enumerate()
+        .map(|(merged_idx, run)| ChunkPlan {
+            index: merged_idx as u32,
+            start_frame: run[0].start_frame,
+            frame_count: run.iter().map(|chunk| chunk.frame_count).sum(),
+            start_seconds: run[0].start_seconds,
+            seek_seconds: run[0].seek_seconds,
+        })
+        .collect()
 }
 
 struct EncodeTask(Arc<Shared>);
@@ -1023,5 +1068,43 @@ impl TaskHandler for PublishTask {
             new_tasks: Vec::new(),
             publish: vec![json!(publication)],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_chunks_cover_the_same_frames_in_whole_runs() {
+        let chunks: Vec<ChunkPlan> = (0..7u32)
+            .map(|idx| ChunkPlan {
+                index: idx,
+                start_frame: u64::from(idx) * 120,
+                frame_count: if idx == 6 { 45 } else { 120 },
+                start_seconds: f64::from(idx) * 4.0,
+                seek_seconds: Some(f64::from(idx) * 4.0 - 0.5),
+            })
+            .collect();
+        let merged = merge_chunks(&chunks, 3);
+        let summary: Vec<(u32, u64, u32, Option<f64>)> = merged
+            .iter()
+            .map(|chunk| {
+                (
+                    chunk.index,
+                    chunk.start_frame,
+                    chunk.frame_count,
+                    chunk.seek_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, 0, 360, Some(-0.5)),
+                (1, 360, 360, Some(11.5)),
+                (2, 720, 45, Some(23.5)),
+            ]
+        );
     }
 }
