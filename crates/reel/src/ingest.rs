@@ -119,7 +119,7 @@ async fn read_json(response: reqwest::Response) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     client: &reqwest::Client,
     server: &str,
     id: &str,
@@ -154,7 +154,7 @@ async fn wait_for(
     }
 }
 
-fn summary(video: &Value) -> Value {
+pub(crate) fn summary(video: &Value) -> Value {
     serde_json::json!({
         "id": video["id"],
         "state": video["state"],
@@ -167,7 +167,7 @@ fn summary(video: &Value) -> Value {
     })
 }
 
-fn print_human(video: &Value) {
+pub(crate) fn print_human(video: &Value) {
     println!("video     {}", video["id"].as_str().unwrap_or("?"));
     println!("state     {}", video["state"].as_str().unwrap_or("?"));
     if let Some(hls) = video["urls"]["hls"].as_str() {

@@ -4,6 +4,7 @@
 mod abr;
 mod config;
 mod ingest;
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +83,30 @@ enum Command {
         /// Print the video's id, state and manifest URLs as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Upload video files resumably, in parallel parts straight to storage; run it again to resume.
+    Upload {
+        /// The video files (one video each).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The server's URL (default: http:// + server.listen of the configuration).
+        #[arg(long, env = "REEL_SERVER")]
+        server: Option<String>,
+        /// An API key (from `reel keys create`, or the admin key `reel serve` printed).
+        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Parts sent at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Follow processing until each video is ready or failed.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON (upload id, sha256, bytes re-sent, video) instead of progress bars.
+        #[arg(long)]
+        json: bool,
+        /// Where resume hints are kept (default: $XDG_STATE_HOME/reel/uploads or ~/.local/state/reel/uploads).
+        #[arg(long, env = "REEL_UPLOAD_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Run task workers against a shared database and object store.
     Worker {
@@ -263,6 +288,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { name, .. } => worker(config, name).await,
         Command::Jobs { command, json } => jobs(config, command, json).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::Upload {
+            files,
+            server,
+            api_key,
+            parallel,
+            wait,
+            json,
+            state_dir,
+        } => {
+            let api_key = api_key.context(
+                "an API key is needed: pass --api-key or set REEL_API_KEY (create one with `reel keys create --name NAME`)",
+            )?;
+            let server = server.unwrap_or_else(|| format!("http://{}", config.server.listen));
+            let state_dir = match state_dir {
+                Some(dir) => dir,
+                None => default_state_dir()?,
+            };
+            upload::upload(upload::UploadArgs {
+                files,
+                server,
+                api_key,
+                parallel,
+                wait,
+                json,
+                state_dir,
+            })
+            .await
+        }
         Command::Ingest {
             file,
             server,
@@ -337,6 +390,16 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         checksum_range: 1 << 20,
         scratch_dir: config.scratch_dir()?,
     })
+}
+
+/// `$XDG_STATE_HOME/reel/uploads`, else `~/.local/state/reel/uploads`.
+fn default_state_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir).join("reel/uploads"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_STATE_HOME nor HOME is set: pass --state-dir")?;
+    Ok(PathBuf::from(home).join(".local/state/reel/uploads"))
 }
 
 /// Every task handler: the engine's own jobs and the video pipeline.

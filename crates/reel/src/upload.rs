@@ -1,0 +1,418 @@
+//! `reel upload FILE…`: resumable, parallel uploads straight to storage
+//! through presigned part URLs.
+//!
+//! The server's view of an upload (`GET /v1/uploads/{id}`: which parts
+//! storage holds) is the truth; a small state file per source file only
+//! remembers the upload id, so a killed `reel upload` (or a killed server)
+//! resumes from any machine that has the id, re-sending only the parts that
+//! were in flight. The SHA-256 of the file is computed while the parts go
+//! out and checked by the server when the upload completes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// What `reel upload` was asked to do.
+pub struct UploadArgs {
+    /// The files to send, one video each.
+    pub files: Vec<PathBuf>,
+    /// The server's base URL.
+    pub server: String,
+    /// The API key.
+    pub api_key: String,
+    /// Parts in flight at once.
+    pub parallel: usize,
+    /// Follow processing until ready or failed.
+    pub wait: bool,
+    /// Print JSON instead of progress bars and text.
+    pub json: bool,
+    /// Where resume hints are kept.
+    pub state_dir: PathBuf,
+}
+
+/// Attempts per part before the upload gives up (it can be resumed later).
+const PART_ATTEMPTS: u32 = 6;
+/// How many presigned URLs are asked for at once.
+const URL_BATCH: usize = 32;
+
+/// The resume hint for one file.
+#[derive(Debug, Serialize, Deserialize)]
+struct ResumeHint {
+    server: String,
+    upload_id: String,
+    size: u64,
+    modified_unix: u64,
+}
+
+/// A part as the server reports it.
+#[derive(Clone, Debug, Deserialize)]
+struct ServerPart {
+    part_number: u32,
+    size: u64,
+    etag: String,
+}
+
+/// An upload as the server reports it.
+#[derive(Clone, Debug, Deserialize)]
+struct ServerUpload {
+    id: String,
+    size: u64,
+    part_size: u64,
+    state: String,
+    #[serde(default)]
+    parts: Vec<ServerPart>,
+}
+
+/// A presigned part URL.
+#[derive(Clone, Debug, Deserialize)]
+struct PartUrl {
+    part_number: u32,
+    url: String,
+}
+
+/// Uploads every file; with `--wait` follows each video to ready.
+pub async fn upload(args: UploadArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let server = args.server.trim_end_matches('/').to_string();
+    let mut results = Vec::new();
+    let mut failed = false;
+    for file in &args.files {
+        let mut result = upload_one(&client, &server, &args, file)
+            .await
+            .with_context(|| format!("uploading {}", file.display()))?;
+        if args.wait {
+            let id = result["video"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let video = crate::ingest::wait_for(&client, &server, &id, args.json).await?;
+            failed |= video["state"] == "failed";
+            result["video"] = video;
+        }
+        if !args.json {
+            crate::ingest::print_human(&result["video"]);
+        }
+        results.push(json!({
+            "file": file.display().to_string(),
+            "upload_id": result["upload_id"],
+            "sha256": result["sha256"],
+            "resent_bytes": result["resent_bytes"],
+            "video": crate::ingest::summary(&result["video"]),
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    if failed {
+        anyhow::bail!("a video failed to process; see its error above");
+    }
+    Ok(())
+}
+
+fn hint_path(state_dir: &Path, file: &Path, size: u64, modified: u64) -> PathBuf {
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut hasher = Sha256::new();
+    hasher.update(canonical.to_string_lossy().as_bytes());
+    hasher.update(size.to_le_bytes());
+    hasher.update(modified.to_le_bytes());
+    state_dir.join(format!("{}.json", &hex::encode(hasher.finalize())[..32]))
+}
+
+async fn api(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let response = request.send().await.context("reaching the server")?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!(
+            "the server refused ({status}): {}",
+            body["error"]["message"].as_str().unwrap_or("no message")
+        );
+    }
+    Ok(body)
+}
+
+async fn upload_one(
+    client: &reqwest::Client,
+    server: &str,
+    args: &UploadArgs,
+    file: &Path,
+) -> anyhow::Result<Value> {
+    let metadata = tokio::fs::metadata(file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    let size = metadata.len();
+    if size == 0 {
+        anyhow::bail!("{} is empty", file.display());
+    }
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |duration| duration.as_secs());
+    tokio::fs::create_dir_all(&args.state_dir)
+        .await
+        .with_context(|| format!("creating {}", args.state_dir.display()))?;
+    let hint_file = hint_path(&args.state_dir, file, size, modified);
+    let auth = format!("Bearer {}", args.api_key);
+
+    // Resume when the hint names an upload the server still has open.
+    let mut resumed: Option<ServerUpload> = None;
+    if let Ok(text) = tokio::fs::read_to_string(&hint_file).await {
+        if let Ok(hint) = serde_json::from_str::<ResumeHint>(&text) {
+            if hint.server == server && hint.size == size && hint.modified_unix == modified {
+                let request = client
+                    .get(format!("{server}/v1/uploads/{}", hint.upload_id))
+                    .header("Authorization", &auth);
+                if let Ok(body) = api(request).await {
+                    if let Ok(upload) = serde_json::from_value::<ServerUpload>(body) {
+                        if upload.state == "open" && upload.size == size {
+                            resumed = Some(upload);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let upload = match resumed {
+        Some(upload) => upload,
+        None => {
+            let filename = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "upload".to_string());
+            let request = client
+                .post(format!("{server}/v1/uploads"))
+                .header("Authorization", &auth)
+                .json(&json!({"filename": filename, "size": size}));
+            let body = api(request).await?;
+            let upload: ServerUpload =
+                serde_json::from_value(body).context("reading the created upload")?;
+            let hint = ResumeHint {
+                server: server.to_string(),
+                upload_id: upload.id.clone(),
+                size,
+                modified_unix: modified,
+            };
+            tokio::fs::write(&hint_file, serde_json::to_vec(&hint)?)
+                .await
+                .with_context(|| format!("writing {}", hint_file.display()))?;
+            upload
+        }
+    };
+    let part_size = upload.part_size.max(1);
+    let n_parts = u32::try_from(size.div_ceil(part_size)).context("too many parts")?;
+    let expected_size = |part_number: u32| -> u64 {
+        let start = u64::from(part_number - 1) * part_size;
+        part_size.min(size - start)
+    };
+    let mut etags: Vec<Option<String>> = vec![None; n_parts as usize];
+    for part in &upload.parts {
+        if part.part_number >= 1
+            && part.part_number <= n_parts
+            && part.size == expected_size(part.part_number)
+        {
+            etags[(part.part_number - 1) as usize] = Some(part.etag.clone());
+        }
+    }
+    let missing: Vec<u32> = (1..=n_parts)
+        .filter(|number| etags[(*number - 1) as usize].is_none())
+        .collect();
+    let already: u64 = (1..=n_parts)
+        .filter(|number| etags[(*number - 1) as usize].is_some())
+        .map(expected_size)
+        .sum();
+
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(
+            file.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        bar.set_position(already);
+        bar
+    };
+    // The file's SHA-256, computed beside the upload.
+    let hash_path = file.to_path_buf();
+    let hashing = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut reader = std::fs::File::open(&hash_path)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    });
+
+    let shared = Arc::new(PartContext {
+        client: client.clone(),
+        server: server.to_string(),
+        auth: auth.clone(),
+        upload_id: upload.id.clone(),
+        file: file.to_path_buf(),
+        part_size,
+        size,
+        bar: bar.clone(),
+    });
+    let mut resent: u64 = 0;
+    for batch in missing.chunks(URL_BATCH) {
+        let urls = shared.part_urls(batch).await?;
+        let results: Vec<anyhow::Result<(u32, String)>> = futures::stream::iter(urls)
+            .map(|part| {
+                let shared = shared.clone();
+                async move { shared.send_part(part).await }
+            })
+            .buffer_unordered(args.parallel.max(1))
+            .collect()
+            .await;
+        for result in results {
+            let (part_number, etag) = result?;
+            resent += expected_size(part_number);
+            etags[(part_number - 1) as usize] = Some(etag);
+        }
+    }
+    bar.finish_and_clear();
+    let sha256 = hashing
+        .await
+        .context("hashing thread")?
+        .with_context(|| format!("reading {}", file.display()))?;
+    let parts: Vec<Value> = etags
+        .iter()
+        .enumerate()
+        .map(|(idx, etag)| json!({"part_number": idx + 1, "etag": etag}))
+        .collect();
+    let request = client
+        .post(format!("{server}/v1/uploads/{}/complete", upload.id))
+        .header("Authorization", &auth)
+        .json(&json!({"parts": parts, "sha256": sha256}));
+    let completed = api(request).await?;
+    let _ = tokio::fs::remove_file(&hint_file).await;
+    if !args.json {
+        eprintln!(
+            "uploaded {} ({} parts, sha256 {sha256}) as video {}",
+            file.display(),
+            n_parts,
+            completed["video"]["id"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(json!({
+        "upload_id": upload.id,
+        "sha256": sha256,
+        "resent_bytes": resent,
+        "video": completed["video"],
+    }))
+}
+
+/// What every part upload of one file shares.
+struct PartContext {
+    client: reqwest::Client,
+    server: String,
+    auth: String,
+    upload_id: String,
+    file: PathBuf,
+    part_size: u64,
+    size: u64,
+    bar: ProgressBar,
+}
+
+impl PartContext {
+    async fn part_urls(&self, numbers: &[u32]) -> anyhow::Result<Vec<PartUrl>> {
+        let request = self
+            .client
+            .post(format!(
+                "{}/v1/uploads/{}/parts",
+                self.server, self.upload_id
+            ))
+            .header("Authorization", &self.auth)
+            .json(&json!({"part_numbers": numbers}));
+        let body = api(request).await?;
+        serde_json::from_value(body["urls"].clone()).context("reading presigned part URLs")
+    }
+
+    async fn read_part(&self, part_number: u32) -> anyhow::Result<Vec<u8>> {
+        let start = u64::from(part_number - 1) * self.part_size;
+        let length = self.part_size.min(self.size - start);
+        let mut file = tokio::fs::File::open(&self.file).await?;
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        let mut data = vec![0u8; usize::try_from(length)?];
+        file.read_exact(&mut data).await?;
+        Ok(data)
+    }
+
+    /// Sends one part, retrying with backoff; a refused (expired) URL is
+    /// asked for again.
+    async fn send_part(&self, part: PartUrl) -> anyhow::Result<(u32, String)> {
+        let data = bytes::Bytes::from(self.read_part(part.part_number).await?);
+        let mut url = part.url;
+        let mut delay = Duration::from_millis(200);
+        let mut last_error = String::new();
+        for attempt in 1..=PART_ATTEMPTS {
+            let result = self
+                .client
+                .put(&url)
+                .header(reqwest::header::CONTENT_LENGTH, data.len())
+                .body(data.clone())
+                .send()
+                .await;
+            match result {
+                Ok(response) if response.status().is_success() => {
+                    let etag = response
+                        .headers()
+                        .get(reqwest::header::ETAG)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    self.bar.inc(data.len() as u64);
+                    return Ok((part.part_number, etag));
+                }
+                Ok(response) if response.status() == reqwest::StatusCode::FORBIDDEN => {
+                    last_error = format!("storage refused part {} (403)", part.part_number);
+                    if let Ok(mut fresh) = self.part_urls(&[part.part_number]).await {
+                        if let Some(fresh) = fresh.pop() {
+                            url = fresh.url;
+                        }
+                    }
+                }
+                Ok(response) => {
+                    last_error = format!(
+                        "storage answered {} for part {}",
+                        response.status(),
+                        part.part_number
+                    );
+                }
+                Err(error) => {
+                    last_error = format!("sending part {}: {error}", part.part_number);
+                }
+            }
+            if attempt < PART_ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+        anyhow::bail!("{last_error}; run the same command again to resume")
+    }
+}
