@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 mod origin;
+pub mod uploads;
 mod videos;
 
 /// What the handlers share.
@@ -37,6 +38,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The largest body `POST /v1/jobs/verify` and `POST /v1/videos` accept.
     pub max_upload_bytes: u64,
+    /// The embedded S3 endpoint (local storage only), served at `/s3`.
+    pub s3: Option<reel_s3::S3State>,
+    /// The tus server's state, served at `/files`.
+    pub tus: reel_upload::UploadState,
 }
 
 /// Errors of the API.
@@ -50,8 +55,16 @@ pub enum ApiError {
     BadRequest(String),
     /// The body is over the limit.
     TooLarge(String),
-    /// The job already ended.
+    /// The job already ended, or the request conflicts with the resource's state.
     Conflict(String),
+    /// The resource expired or was cancelled.
+    Gone(String),
+    /// Another request holds the resource.
+    Locked(String),
+    /// The request is well-formed but its content is refused.
+    Unprocessable(String),
+    /// The feature is not available with this configuration.
+    NotImplemented(String),
     /// Something failed on the server side.
     Internal(String),
 }
@@ -65,6 +78,10 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Gone(_) => (StatusCode::GONE, "gone"),
+            Self::Locked(_) => (StatusCode::LOCKED, "locked"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -76,6 +93,10 @@ impl ApiError {
             | Self::BadRequest(message)
             | Self::TooLarge(message)
             | Self::Conflict(message)
+            | Self::Gone(message)
+            | Self::Locked(message)
+            | Self::Unprocessable(message)
+            | Self::NotImplemented(message)
             | Self::Internal(message) => message,
         }
     }
@@ -107,7 +128,7 @@ impl From<StoreError> for ApiError {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/v1/jobs", get(list_jobs))
@@ -127,7 +148,22 @@ pub fn router(state: AppState) -> Router {
             "/v/{id}/{*path}",
             get(origin::serve_object).options(origin::preflight),
         )
-        .with_state(state)
+        .route("/v1/uploads", post(uploads::create_upload))
+        .route(
+            "/v1/uploads/{id}",
+            get(uploads::show_upload).delete(uploads::delete_upload),
+        )
+        .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
+        .route("/v1/uploads/{id}/complete", post(uploads::complete_upload));
+    let tus = reel_upload::tus_router(state.tus.clone());
+    let s3 = state.s3.clone();
+    // tus clients are given `/files/`; nest_service serves `/files`,
+    // `/files/` and `/files/{id}` alike.
+    let app = app.with_state(state).nest_service("/files", tus);
+    match s3 {
+        Some(s3) => app.nest("/s3", reel_s3::s3_router(s3)),
+        None => app,
+    }
 }
 
 /// Proof that the request carried a valid API key, with the key's name.

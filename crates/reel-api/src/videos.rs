@@ -189,7 +189,7 @@ async fn video_row(state: &AppState, video_id: VideoId) -> Result<VideoRow, ApiE
 }
 
 /// The base URL clients reached this server at, from the Host header.
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())

@@ -18,5 +18,6 @@
 pub mod keys;
 pub mod metrics;
 pub mod store;
+pub mod uploads;
 pub mod videos;
 pub mod worker;

@@ -107,6 +107,9 @@ enum Command {
         /// Where resume hints are kept (default: $XDG_STATE_HOME/reel/uploads or ~/.local/state/reel/uploads).
         #[arg(long, env = "REEL_UPLOAD_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// Send at most this many bytes per second (e.g. 20MiB), to leave room on a shared link.
+        #[arg(long)]
+        limit_rate: Option<reel_core::ByteSize>,
     },
     /// Run task workers against a shared database and object store.
     Worker {
@@ -296,6 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             wait,
             json,
             state_dir,
+            limit_rate,
         } => {
             let api_key = api_key.context(
                 "an API key is needed: pass --api-key or set REEL_API_KEY (create one with `reel keys create --name NAME`)",
@@ -313,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 wait,
                 json,
                 state_dir,
+                limit_rate: limit_rate.map(|rate| rate.bytes()),
             })
             .await
         }
@@ -390,6 +395,38 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         checksum_range: 1 << 20,
         scratch_dir: config.scratch_dir()?,
     })
+}
+
+/// How often expired uploads are reaped.
+const UPLOAD_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The embedded S3 endpoint's signing secret: read from
+/// `DATA_DIR/embedded-s3.secret`, created (mode 0600) on first start.
+fn embedded_s3_secret(config: &Config) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("embedded-s3.secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        let secret = secret.trim().to_string();
+        if secret.len() >= 32 {
+            return Ok(secret);
+        }
+    }
+    let mut random = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
+    let secret = hex::encode(random);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(secret.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
 }
 
 /// `$XDG_STATE_HOME/reel/uploads`, else `~/.local/state/reel/uploads`.
@@ -495,11 +532,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let address = listener.local_addr()?;
     println!("reel serve listening on http://{address}");
+    let storage_url = config.storage_url()?;
+    // The embedded S3 endpoint serves presigned multipart uploads into the
+    // local store; its signing secret lives in the data dir, so URLs stay
+    // valid across restarts and for every API process sharing the dir.
+    let s3 = if storage_url.starts_with("file://") {
+        let credentials = reel_s3::S3Credentials {
+            access_key_id: "reel-embedded".to_string(),
+            secret_access_key: embedded_s3_secret(&config)?,
+            region: "us-east-1".to_string(),
+        };
+        Some(
+            reel_s3::S3State::new(
+                objects.clone(),
+                reel_s3::S3Config {
+                    bucket: "reel".to_string(),
+                    credentials,
+                    min_part_size: reel_s3::S3_MIN_PART_SIZE,
+                    max_part_size: reel_s3::S3_MAX_PART_SIZE,
+                    max_clock_skew: std::time::Duration::from_secs(15 * 60),
+                },
+            )
+            .context("configuring the embedded S3 endpoint")?,
+        )
+    } else {
+        None
+    };
+    let tus = reel_upload::UploadState {
+        store: store.clone(),
+        objects: objects.clone(),
+        settings: reel_upload::UploadSettings {
+            max_upload_bytes: config.limits.max_upload_size.bytes(),
+            part_size: reel_upload::DEFAULT_PART_SIZE,
+            expiry: reel_upload::DEFAULT_EXPIRY,
+            lock_lease: reel_upload::DEFAULT_LOCK_LEASE,
+        },
+    };
     let state = reel_api::AppState {
         store: store.clone(),
         objects: objects.clone(),
         metrics: metrics.clone(),
         max_upload_bytes: config.limits.max_upload_size.bytes(),
+        s3: s3.clone(),
+        tus: tus.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if config.server.workers > 0 {
@@ -513,12 +588,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
+    // Expired uploads of both protocols are aborted and their parts removed.
+    let reaper = reel_upload::spawn_reaper(tus, UPLOAD_REAP_INTERVAL, shutdown.clone());
+    if let Some(s3) = s3 {
+        let store = store.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = reel_api::uploads::reap_expired_multipart(&store, &s3).await {
+                    tracing::warn!(?error, "reaping expired multipart uploads failed");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(UPLOAD_REAP_INTERVAL) => {}
+                }
+            }
+        });
+    }
     let server_shutdown = shutdown.clone();
     axum::serve(listener, reel_api::router(state))
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
         .await
         .context("serving HTTP")?;
     shutdown.cancel();
+    let _ = reaper.await;
     while let Some(result) = tasks.join_next().await {
         result.context("worker pool panicked")??;
     }

@@ -36,6 +36,8 @@ pub struct UploadArgs {
     pub json: bool,
     /// Where resume hints are kept.
     pub state_dir: PathBuf,
+    /// The most bytes per second to send, if limited.
+    pub limit_rate: Option<u64>,
 }
 
 /// Attempts per part before the upload gives up (it can be resumed later).
@@ -277,6 +279,11 @@ async fn upload_one(
         part_size,
         size,
         bar: bar.clone(),
+        pacer: args.limit_rate.map(|rate| Pacer {
+            rate: rate.max(1),
+            started: std::time::Instant::now(),
+            granted: std::sync::Mutex::new(0),
+        }),
     });
     let mut resent: u64 = 0;
     for batch in missing.chunks(URL_BATCH) {
@@ -337,6 +344,32 @@ struct PartContext {
     part_size: u64,
     size: u64,
     bar: ProgressBar,
+    pacer: Option<Pacer>,
+}
+
+/// Keeps the average send rate of one file at or under `rate` bytes/s.
+struct Pacer {
+    rate: u64,
+    started: std::time::Instant,
+    granted: std::sync::Mutex<u64>,
+}
+
+impl Pacer {
+    /// Reserves `bytes` and waits until sending them keeps the average rate.
+    async fn wait_for(&self, bytes: u64) {
+        let total = {
+            let mut granted = self
+                .granted
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            *granted += bytes;
+            *granted
+        };
+        let due = Duration::from_secs_f64(total as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 impl PartContext {
@@ -367,6 +400,9 @@ impl PartContext {
     /// asked for again.
     async fn send_part(&self, part: PartUrl) -> anyhow::Result<(u32, String)> {
         let data = bytes::Bytes::from(self.read_part(part.part_number).await?);
+        if let Some(pacer) = &self.pacer {
+            pacer.wait_for(data.len() as u64).await;
+        }
         let mut url = part.url;
         let mut delay = Duration::from_millis(200);
         let mut last_error = String::new();

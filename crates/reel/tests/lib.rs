@@ -5,4 +5,5 @@ mod abr;
 mod api;
 mod common;
 mod engine;
+mod upload;
 mod video;

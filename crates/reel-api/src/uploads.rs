@@ -1,0 +1,578 @@
+//! `/v1/uploads`: direct-to-storage multipart uploads with presigned part
+//! URLs (the way Mux and Cloudflare Stream direct uploads work).
+//!
+//! The bytes never pass through these routes: the client PUTs each part to
+//! a presigned URL of the store (the embedded S3 endpoint at `/s3` with the
+//! default local storage), short-lived and scoped to one part of one upload.
+//! `GET /v1/uploads/{id}` reports the parts storage holds (the truth a
+//! client resumes from), and `complete` checks every part's presence and
+//! size, assembles the object at the video's source key, checks the
+//! SHA-256, and starts the video's job.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use reel_core::{Timestamp, VideoId};
+use reel_jobs::uploads::{
+    NewUpload, UploadId, UploadPart, UploadProtocol, UploadRow, UploadStatus,
+};
+use reel_jobs::videos::NewVideo;
+use reel_pipeline::video::{video_job, video_source_key};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::videos::{base_url, video_view};
+use crate::{ApiError, AppState, Authenticated};
+
+/// How long a presigned part URL lives.
+const PART_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The smallest part size handed out (S3's minimum is 5 MiB).
+const MIN_PART_SIZE: u64 = 8 << 20;
+/// S3's largest part count.
+const MAX_PARTS: u64 = 10_000;
+/// The most URLs one request may ask for.
+const MAX_URLS_PER_REQUEST: usize = 1000;
+/// How long an unfinished upload lives.
+const UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Deserialize)]
+pub(crate) struct CreateBody {
+    filename: Option<String>,
+    size: u64,
+    sha256: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PartsBody {
+    part_numbers: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CompletePart {
+    part_number: u32,
+    etag: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct CompleteBody {
+    #[serde(default)]
+    parts: Vec<CompletePart>,
+    sha256: Option<String>,
+}
+
+/// Where a multipart upload's object and S3 upload live (kept in the
+/// upload's metadata).
+struct Target {
+    key: String,
+    s3_upload_id: String,
+    video_id: VideoId,
+}
+
+fn target(row: &UploadRow) -> Result<Target, ApiError> {
+    let corrupt = || ApiError::Internal(format!("upload {} has no storage target", row.id));
+    let key = row.metadata["key"]
+        .as_str()
+        .ok_or_else(corrupt)?
+        .to_string();
+    let s3_upload_id = row.metadata["s3_upload_id"]
+        .as_str()
+        .ok_or_else(corrupt)?
+        .to_string();
+    let video_id = row.metadata["video_id"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(corrupt)?;
+    Ok(Target {
+        key,
+        s3_upload_id,
+        video_id,
+    })
+}
+
+fn valid_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+fn s3_state(state: &AppState) -> Result<&reel_s3::S3State, ApiError> {
+    state.s3.as_ref().ok_or_else(|| {
+        ApiError::NotImplemented(
+            "presigned multipart uploads need the embedded S3 endpoint (local storage); with s3:// storage use tus at /files/".to_string(),
+        )
+    })
+}
+
+fn s3_error(error: reel_s3::OperationError) -> ApiError {
+    match error.status {
+        404 => ApiError::NotFound(format!("storage has no such upload ({})", error.message)),
+        400..=499 => ApiError::Conflict(format!("storage refused: {}", error.message)),
+        _ => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// The part size for `size` bytes: at least 8 MiB, and large enough that
+/// the upload has at most 10,000 parts (rounded up to whole MiB).
+pub(crate) fn part_size_for(size: u64) -> u64 {
+    let needed = size.div_ceil(MAX_PARTS);
+    needed
+        .div_ceil(1 << 20)
+        .saturating_mul(1 << 20)
+        .max(MIN_PART_SIZE)
+}
+
+fn part_count(row: &UploadRow) -> u64 {
+    row.length.unwrap_or(0).div_ceil(row.part_size.max(1))
+}
+
+fn expected_part_size(row: &UploadRow, part_number: u32) -> u64 {
+    let length = row.length.unwrap_or(0);
+    let start = u64::from(part_number.saturating_sub(1)) * row.part_size;
+    row.part_size.min(length.saturating_sub(start))
+}
+
+/// The caller's upload; another key's upload is reported as missing.
+async fn owned_upload(state: &AppState, owner: &str, id: &str) -> Result<UploadRow, ApiError> {
+    let id: UploadId = id
+        .parse()
+        .map_err(|error: reel_jobs::uploads::ParseUploadIdError| {
+            ApiError::BadRequest(error.to_string())
+        })?;
+    let row = state
+        .store
+        .upload(&id)
+        .await?
+        .filter(|row| row.owner == owner && row.protocol == UploadProtocol::Multipart)
+        .ok_or_else(|| ApiError::NotFound(format!("no upload with id {id}")))?;
+    Ok(row)
+}
+
+fn check_open(row: &UploadRow) -> Result<(), ApiError> {
+    match row.status {
+        UploadStatus::Open if row.expires_at >= Timestamp::now() => Ok(()),
+        UploadStatus::Open | UploadStatus::Aborted => Err(ApiError::Gone(format!(
+            "upload {} has expired or was cancelled; start a new one",
+            row.id
+        ))),
+        UploadStatus::Completing | UploadStatus::Complete => Err(ApiError::Conflict(format!(
+            "upload {} is already complete",
+            row.id
+        ))),
+    }
+}
+
+fn status_name(status: UploadStatus) -> &'static str {
+    match status {
+        UploadStatus::Open => "open",
+        UploadStatus::Completing => "completing",
+        UploadStatus::Complete => "complete",
+        UploadStatus::Aborted => "aborted",
+    }
+}
+
+async fn upload_view(state: &AppState, row: &UploadRow) -> Result<Value, ApiError> {
+    let target = target(row)?;
+    let parts: Vec<Value> = if row.status == UploadStatus::Open {
+        reel_s3::stored_parts(s3_state(state)?, &target.key, &target.s3_upload_id)
+            .await
+            .map_err(s3_error)?
+            .into_iter()
+            .map(|part| json!({"part_number": part.part_number, "size": part.size, "etag": part.etag}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(json!({
+        "id": row.id.to_string(),
+        "filename": row.filename,
+        "size": row.length,
+        "part_size": row.part_size,
+        "part_count": part_count(row),
+        "state": status_name(row.status),
+        "parts": parts,
+        "video_id": (row.status == UploadStatus::Complete).then(|| target.video_id.to_string()),
+        "expires_at": row.expires_at,
+        "error": row.error,
+    }))
+}
+
+pub(crate) async fn create_upload(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    Json(body): Json<CreateBody>,
+) -> Result<Response, ApiError> {
+    let s3 = s3_state(&state)?;
+    if body.size == 0 {
+        return Err(ApiError::BadRequest("size must be above 0".to_string()));
+    }
+    if body.size > state.max_upload_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the file has {} bytes, over the limit of {}; raise limits.max_upload_size",
+            body.size, state.max_upload_bytes
+        )));
+    }
+    if let Some(sha256) = &body.sha256 {
+        if !valid_sha256(sha256) {
+            return Err(ApiError::BadRequest(
+                "sha256 must be 64 hex digits".to_string(),
+            ));
+        }
+    }
+    let video_id = VideoId::new_random();
+    let key = video_source_key(video_id);
+    let s3_upload_id = reel_s3::start_upload(s3, &key).await.map_err(s3_error)?;
+    let id = UploadId::new_random();
+    let filename: String = body
+        .filename
+        .unwrap_or_default()
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(255)
+        .collect();
+    let upload = NewUpload {
+        id: id.clone(),
+        owner,
+        protocol: UploadProtocol::Multipart,
+        length: Some(body.size),
+        offset: 0,
+        part_size: part_size_for(body.size),
+        declared_sha256: body.sha256.map(|text| text.to_ascii_lowercase()),
+        filename,
+        metadata: json!({"key": key, "s3_upload_id": s3_upload_id, "video_id": video_id.to_string()}),
+        concat: None,
+        expires_at: Timestamp::from_micros(
+            Timestamp::now().as_micros()
+                + i64::try_from(UPLOAD_EXPIRY.as_micros()).unwrap_or(i64::MAX),
+        ),
+    };
+    state.store.create_upload(&upload).await?;
+    let row = state
+        .store
+        .upload(&id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("the upload vanished after creation".to_string()))?;
+    Ok((StatusCode::CREATED, Json(upload_view(&state, &row).await?)).into_response())
+}
+
+pub(crate) async fn show_upload(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = owned_upload(&state, &owner, &id).await?;
+    Ok(Json(upload_view(&state, &row).await?).into_response())
+}
+
+pub(crate) async fn part_urls(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<PartsBody>,
+) -> Result<Response, ApiError> {
+    let s3 = s3_state(&state)?;
+    let row = owned_upload(&state, &owner, &id).await?;
+    check_open(&row)?;
+    let n_parts = part_count(&row);
+    if body.part_numbers.is_empty() || body.part_numbers.len() > MAX_URLS_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "ask for 1 to {MAX_URLS_PER_REQUEST} part numbers at a time"
+        )));
+    }
+    if let Some(bad) = body
+        .part_numbers
+        .iter()
+        .find(|number| **number == 0 || u64::from(**number) > n_parts)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "part {bad} does not exist: this upload has parts 1 to {n_parts}"
+        )));
+    }
+    let target = target(&row)?;
+    let endpoint = url::Url::parse(&format!("{}/s3", base_url(&headers)))
+        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))?;
+    let now = SystemTime::now();
+    let mut urls = Vec::with_capacity(body.part_numbers.len());
+    for part_number in &body.part_numbers {
+        let part_text = part_number.to_string();
+        let query = [
+            ("partNumber", part_text.as_str()),
+            ("uploadId", target.s3_upload_id.as_str()),
+        ];
+        let request = reel_s3::PresignRequest {
+            credentials: s3.credentials(),
+            endpoint: &endpoint,
+            method: &Method::PUT,
+            bucket: s3.bucket(),
+            key: &target.key,
+            query: &query,
+            expires: PART_URL_LIFETIME,
+        };
+        let url = reel_s3::presign(&request, now)
+            .map_err(|error| ApiError::Internal(format!("presigning: {error}")))?;
+        urls.push(json!({
+            "part_number": part_number,
+            "url": url,
+            "method": "PUT",
+            "size": expected_part_size(&row, *part_number),
+        }));
+    }
+    Ok(
+        Json(json!({"urls": urls, "expires_in_seconds": PART_URL_LIFETIME.as_secs()}))
+            .into_response(),
+    )
+}
+
+pub(crate) async fn complete_upload(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<CompleteBody>>,
+) -> Result<Response, ApiError> {
+    let s3 = s3_state(&state)?;
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    let row = owned_upload(&state, &owner, &id).await?;
+    check_open(&row)?;
+    let holder = format!("complete-{}", VideoId::new_random());
+    if !state
+        .store
+        .lock_upload(&row.id, &holder, Duration::from_secs(300))
+        .await?
+    {
+        return Err(ApiError::Locked(format!(
+            "upload {} is being completed by another request; wait and ask GET /v1/uploads/{}",
+            row.id, row.id
+        )));
+    }
+    let result = complete_locked(&state, s3, &headers, &row, body).await;
+    let _ = state.store.unlock_upload(&row.id, &holder).await;
+    result
+}
+
+async fn complete_locked(
+    state: &AppState,
+    s3: &reel_s3::S3State,
+    headers: &HeaderMap,
+    row: &UploadRow,
+    body: CompleteBody,
+) -> Result<Response, ApiError> {
+    let target = target(row)?;
+    let stored = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+        .await
+        .map_err(s3_error)?;
+    let n_parts = part_count(row);
+    let mut pairs = Vec::with_capacity(stored.len());
+    let mut missing = Vec::new();
+    for part_number in 1..=u32::try_from(n_parts).unwrap_or(u32::MAX) {
+        match stored.iter().find(|part| part.part_number == part_number) {
+            Some(part) if part.size == expected_part_size(row, part_number) => {
+                pairs.push((part_number, part.etag.clone()))
+            }
+            Some(part) => {
+                return Err(ApiError::Conflict(format!(
+                    "part {part_number} has {} bytes, expected {}; upload it again",
+                    part.size,
+                    expected_part_size(row, part_number)
+                )))
+            }
+            None => missing.push(part_number),
+        }
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(20).map(u32::to_string).collect();
+        return Err(ApiError::Conflict(format!(
+            "{} of {n_parts} parts are not in storage yet (parts {}{}); upload them, then complete",
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > 20 { ", …" } else { "" }
+        )));
+    }
+    for part in &body.parts {
+        let stored_etag = pairs
+            .iter()
+            .find(|(number, _)| *number == part.part_number)
+            .map(|(_, etag)| etag.as_str());
+        if let (Some(claimed), Some(stored_etag)) = (&part.etag, stored_etag) {
+            if claimed.trim_matches('"') != stored_etag {
+                return Err(ApiError::Conflict(format!(
+                    "part {} in storage has ETag {stored_etag}, not {claimed}; upload it again",
+                    part.part_number
+                )));
+            }
+        }
+    }
+    let declared = row
+        .declared_sha256
+        .clone()
+        .or_else(|| body.sha256.map(|text| text.to_ascii_lowercase()));
+    if let Some(declared) = &declared {
+        if !valid_sha256(declared) {
+            return Err(ApiError::BadRequest(
+                "sha256 must be 64 hex digits".to_string(),
+            ));
+        }
+    }
+    reel_s3::finish_upload(s3, &target.key, &target.s3_upload_id, &pairs)
+        .await
+        .map_err(s3_error)?;
+    // The object is assembled: hash it end to end.
+    let location = ObjectPath::from(target.key.as_str());
+    let mut stream = state
+        .objects
+        .get(&location)
+        .await
+        .map_err(|error| ApiError::Internal(format!("reading the assembled upload: {error}")))?
+        .into_stream();
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::Internal(format!("reading the assembled upload: {error}"))
+        })?;
+        size += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    if let Some(declared) = declared {
+        if declared != sha256 {
+            let _ = state.objects.delete(&location).await;
+            state
+                .store
+                .abort_upload(
+                    &row.id,
+                    "the assembled file's SHA-256 differs from the declared one",
+                )
+                .await?;
+            return Err(ApiError::Unprocessable(format!(
+                "the assembled file has SHA-256 {sha256}, not the declared {declared}; nothing was kept: upload the file again"
+            )));
+        }
+    }
+    let parts: Vec<UploadPart> = stored
+        .iter()
+        .map(|part| UploadPart {
+            number: part.part_number,
+            size: part.size,
+            sha256: part.etag.clone(),
+        })
+        .collect();
+    state.store.record_upload_parts(&row.id, 0, &parts).await?;
+    state
+        .store
+        .begin_upload_completion(&row.id, target.video_id)
+        .await?;
+    let stored_object = reel_pipeline::jobs::StoredObject {
+        key: target.key.clone(),
+        size,
+        sha256,
+    };
+    let job_id = state
+        .store
+        .create_job(video_job(target.video_id, &stored_object))
+        .await?;
+    let title = if row.filename.is_empty() {
+        "Untitled".to_string()
+    } else {
+        row.filename.clone()
+    };
+    state
+        .store
+        .insert_video(
+            &NewVideo {
+                id: target.video_id,
+                title,
+                source_key: target.key.clone(),
+                source_size: size,
+                source_sha256: stored_object.sha256.clone(),
+                owner: Some(row.owner.clone()),
+            },
+            job_id,
+        )
+        .await?;
+    state.store.complete_upload(&row.id).await?;
+    let video_row = state
+        .store
+        .video(target.video_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("the video vanished after creation".to_string()))?;
+    let video = video_view(state, headers, video_row).await?;
+    let upload_row = state
+        .store
+        .upload(&row.id)
+        .await?
+        .unwrap_or_else(|| row.clone());
+    Ok(
+        Json(json!({"upload": upload_view(state, &upload_row).await?, "video": video}))
+            .into_response(),
+    )
+}
+
+pub(crate) async fn delete_upload(
+    Authenticated(owner): Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s3 = s3_state(&state)?;
+    let row = owned_upload(&state, &owner, &id).await?;
+    if row.status == UploadStatus::Complete {
+        return Err(ApiError::Conflict(format!(
+            "upload {} is complete; delete its video instead",
+            row.id
+        )));
+    }
+    let target = target(&row)?;
+    match reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await {
+        Ok(()) => {}
+        Err(error) if error.status == 404 => {}
+        Err(error) => return Err(s3_error(error)),
+    }
+    state
+        .store
+        .abort_upload(&row.id, "cancelled by the client")
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Aborts expired multipart uploads and removes their parts from storage.
+pub async fn reap_expired_multipart(
+    store: &reel_jobs::store::JobStore,
+    s3: &reel_s3::S3State,
+) -> Result<usize, ApiError> {
+    let mut reaped = 0;
+    for row in store.expired_uploads(Timestamp::now(), 500).await? {
+        if row.protocol != UploadProtocol::Multipart {
+            continue;
+        }
+        if let Ok(target) = target(&row) {
+            match reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await {
+                Ok(()) => {}
+                Err(error) if error.status == 404 => {}
+                Err(error) => return Err(s3_error(error)),
+            }
+        }
+        if store.abort_upload(&row.id, "expired").await? {
+            reaped += 1;
+        }
+    }
+    Ok(reaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_keep_uploads_under_ten_thousand_parts() {
+        assert_eq!(part_size_for(1), MIN_PART_SIZE);
+        assert_eq!(part_size_for(2 << 30), MIN_PART_SIZE);
+        let huge: u64 = 200 << 30;
+        let size = part_size_for(huge);
+        assert!(huge.div_ceil(size) <= MAX_PARTS);
+        assert_eq!(size % (1 << 20), 0);
+    }
+}

@@ -1,0 +1,467 @@
+//! Resumable uploads through the real `reel serve`: `reel upload` (presigned
+//! multipart to the embedded S3 endpoint) killed again and again, the server
+//! killed and restarted mid-upload, tuspy and tus-js-client over tus, and
+//! the API's refusals.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::common::{Env, Process};
+
+/// A file of pseudo-random bytes (incompressible, deterministic).
+fn random_file(dir: &Path, name: &str, size: usize) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    std::fs::File::create(&path)
+        .and_then(|mut file| file.write_all(&data))
+        .expect("write file");
+    (path, hex::encode(Sha256::digest(&data)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn serve_on(env: &Env, port: u16) -> Process {
+    let process = env.spawn(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--workers",
+        "0",
+    ]);
+    process.wait_for_line("listening on http://", Duration::from_secs(30));
+    process
+}
+
+/// Files of the store under any of `prefixes`.
+fn stored_under(env: &Env, prefixes: &[&str]) -> Vec<String> {
+    crate::common::list_files(&env.objects_dir())
+        .into_iter()
+        .filter(|path| prefixes.iter().any(|prefix| path.starts_with(prefix)))
+        .collect()
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+async fn video(url: &str, id: &str) -> Value {
+    reqwest::get(format!("{url}/v1/videos/{id}"))
+        .await
+        .expect("get video")
+        .json()
+        .await
+        .expect("video json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reel_upload_resumes_after_twenty_kills_and_a_server_restart() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = serve_on(&env, port);
+    // 30 parts of 8 MiB (the smallest part size reel hands out).
+    let (file, sha256) = random_file(env.dir.path(), "big.bin", 30 * (8 << 20) - 12345);
+    let state_dir = env.dir.path().join("upload-state");
+    let upload_command = || {
+        // Paced, so that every kill lands mid-upload.
+        let mut command = env.command(&[
+            "upload",
+            "--json",
+            "--parallel",
+            "3",
+            "--limit-rate",
+            "24MiB",
+            "--server",
+            &url,
+        ]);
+        command
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env("REEL_API_KEY", &key);
+        command
+    };
+    let client = reqwest::Client::new();
+    let stored_parts = |upload_id: String| {
+        let client = client.clone();
+        let url = url.clone();
+        let key = key.clone();
+        async move {
+            let view: Value = client
+                .get(format!("{url}/v1/uploads/{upload_id}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("get upload")
+                .json()
+                .await
+                .expect("upload json");
+            view["parts"].as_array().map(Vec::len).unwrap_or(0)
+        }
+    };
+    let mut rng_state: u64 = 42;
+    let mut previous_parts = 0;
+    let mut upload_id = None;
+    let mut interruptions = 0;
+    while interruptions < 20 {
+        let mut child = upload_command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn reel upload");
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(150 + (rng_state >> 33) % 400);
+        std::thread::sleep(delay);
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        interruptions += 1;
+        if interruptions == 10 {
+            // The server dies mid-upload too, and comes back on the same address.
+            server.signal(libc::SIGKILL);
+            let _ = server.child.wait();
+            server = serve_on(&env, port);
+        }
+        if upload_id.is_none() {
+            upload_id = std::fs::read_dir(&state_dir)
+                .ok()
+                .and_then(|mut entries| entries.next())
+                .and_then(|entry| entry.ok())
+                .and_then(|entry| std::fs::read_to_string(entry.path()).ok())
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|hint| hint["upload_id"].as_str().map(str::to_string));
+        }
+        if let Some(id) = &upload_id {
+            let parts = stored_parts(id.clone()).await;
+            assert!(
+                parts >= previous_parts,
+                "storage lost parts: {parts} < {previous_parts}"
+            );
+            previous_parts = parts;
+        }
+    }
+    let upload_id = upload_id.expect("the first runs created an upload");
+    let before_final = stored_parts(upload_id.clone()).await;
+    assert!(
+        before_final > 0 && before_final < 30,
+        "{before_final} parts stored after 20 kills"
+    );
+    let output = upload_command().output().expect("final reel upload");
+    assert!(
+        output.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("upload json");
+    let report = &report[0];
+    assert_eq!(
+        report["upload_id"],
+        upload_id.as_str(),
+        "resumed the same upload"
+    );
+    assert_eq!(report["sha256"], sha256.as_str());
+    // The last run sent exactly the parts storage did not hold: nothing
+    // already stored was sent again.
+    let size = 30 * (8u64 << 20) - 12345;
+    let expected_resent = size - before_final as u64 * (8 << 20);
+    assert_eq!(report["resent_bytes"], expected_resent, "{report:#}");
+    let video_id = report["video"]["id"].as_str().expect("video id");
+    let view = video(&url, video_id).await;
+    assert_eq!(view["source_size"], size);
+    let stored = std::fs::read(env.objects_dir().join(format!("sources/{video_id}/source")))
+        .expect("source");
+    assert_eq!(
+        hex::encode(Sha256::digest(&stored)),
+        sha256,
+        "stored source is byte-identical"
+    );
+    // Nothing of the multipart upload is left beside the source.
+    let leftovers = stored_under(&env, &["s3-multipart"]);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_clients_upload_and_resume_into_videos() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve(0);
+    let (file, sha256) = random_file(env.dir.path(), "tus.bin", 12 << 20);
+    let endpoint = format!("{url}/files/");
+    // tuspy: stops after 5 MiB, then a new client resumes from the URL.
+    let output = Command::new(clients_dir().join(".venv/bin/python"))
+        .arg(clients_dir().join("tuspy-upload.py"))
+        .arg(&file)
+        .arg(&endpoint)
+        .args([
+            "--stop-at",
+            &(5 << 20).to_string(),
+            "--chunk-size",
+            &(1 << 20).to_string(),
+        ])
+        .env("REEL_API_KEY", &key)
+        .output()
+        .expect("tuspy (run scripts/install-test-clients.sh)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // tus-js-client with parallel uploads (concatenation).
+    let output = Command::new("node")
+        .arg(clients_dir().join("tus-upload.mjs"))
+        .arg(&file)
+        .arg(&endpoint)
+        .args(["--parallel", "3"])
+        .env("REEL_API_KEY", &key)
+        .output()
+        .expect("node");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let videos: Value = reqwest::get(format!("{url}/v1/videos"))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let videos = videos["videos"].as_array().expect("videos");
+    assert_eq!(videos.len(), 2, "{videos:#?}");
+    for listed in videos {
+        let id = listed["id"].as_str().expect("id");
+        let stored =
+            std::fs::read(env.objects_dir().join(format!("sources/{id}/source"))).expect("source");
+        assert_eq!(hex::encode(Sha256::digest(&stored)), sha256);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_api_refuses_bad_requests_with_reasons() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(0, &[("REEL_MAX_UPLOAD_SIZE", "64MiB")]);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{url}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+    };
+    let error_of = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        (
+            status,
+            body["error"]["message"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    // Over the size limit.
+    let (status, message) = error_of(
+        post("/v1/uploads", json!({"size": 100u64 << 20}))
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("limit"), "{message}");
+    // Malformed and unknown ids.
+    let (status, _) = error_of(
+        client
+            .get(format!("{url}/v1/uploads/not-an-id"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = error_of(
+        client
+            .get(format!("{url}/v1/uploads/{}", "0".repeat(32)))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // No key.
+    let status = client
+        .post(format!("{url}/v1/uploads"))
+        .json(&json!({"size": 10}))
+        .send()
+        .await
+        .expect("post")
+        .status();
+    assert_eq!(status, 401);
+    // A real upload: two parts, one of them sent.
+    let (file, _) = random_file(env.dir.path(), "two.bin", (8 << 20) + 1000);
+    let data = std::fs::read(&file).expect("read");
+    let created: Value = post(
+        "/v1/uploads",
+        json!({"size": data.len(), "sha256": "ab".repeat(32)}),
+    )
+    .send()
+    .await
+    .expect("post")
+    .json()
+    .await
+    .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(created["part_count"], 2, "{created:#}");
+    let urls: Value = post(
+        &format!("/v1/uploads/{id}/parts"),
+        json!({"part_numbers": [1, 2]}),
+    )
+    .send()
+    .await
+    .expect("parts")
+    .json()
+    .await
+    .expect("json");
+    let first_url = urls["urls"][0]["url"].as_str().expect("url").to_string();
+    let second_url = urls["urls"][1]["url"].as_str().expect("url").to_string();
+    // Part numbers outside the upload.
+    let (status, message) = error_of(
+        post(
+            &format!("/v1/uploads/{id}/parts"),
+            json!({"part_numbers": [3]}),
+        )
+        .send()
+        .await
+        .expect("parts"),
+    )
+    .await;
+    assert_eq!(status, 400, "{message}");
+    // A tampered URL (another part number) is refused by storage.
+    let tampered = first_url.replace("partNumber=1", "partNumber=2");
+    let status = client
+        .put(&tampered)
+        .body(data[..1000].to_vec())
+        .send()
+        .await
+        .expect("put")
+        .status();
+    assert_eq!(status, 403);
+    let status = client
+        .put(&first_url)
+        .body(data[..8 << 20].to_vec())
+        .send()
+        .await
+        .expect("put")
+        .status();
+    assert!(status.is_success(), "{status}");
+    // Completing with a part missing says which.
+    let (status, message) = error_of(
+        post(&format!("/v1/uploads/{id}/complete"), json!({}))
+            .send()
+            .await
+            .expect("complete"),
+    )
+    .await;
+    assert_eq!(status, 409, "{message}");
+    assert!(message.contains("parts 2"), "{message}");
+    let status = client
+        .put(&second_url)
+        .body(data[8 << 20..].to_vec())
+        .send()
+        .await
+        .expect("put")
+        .status();
+    assert!(status.is_success(), "{status}");
+    // The declared SHA-256 was wrong: refused, and nothing is kept.
+    let (status, message) = error_of(
+        post(&format!("/v1/uploads/{id}/complete"), json!({}))
+            .send()
+            .await
+            .expect("complete"),
+    )
+    .await;
+    assert_eq!(status, 422, "{message}");
+    assert!(message.contains("SHA-256"), "{message}");
+    let left = stored_under(&env, &["sources", "s3-multipart"]);
+    assert!(left.is_empty(), "{left:?}");
+    let (status, _) = error_of(
+        post(
+            &format!("/v1/uploads/{id}/parts"),
+            json!({"part_numbers": [1]}),
+        )
+        .send()
+        .await
+        .expect("parts"),
+    )
+    .await;
+    assert_eq!(status, 410);
+    // A deleted upload leaves nothing behind.
+    let created: Value = post("/v1/uploads", json!({"size": 1000}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let urls: Value = post(
+        &format!("/v1/uploads/{id}/parts"),
+        json!({"part_numbers": [1]}),
+    )
+    .send()
+    .await
+    .expect("parts")
+    .json()
+    .await
+    .expect("json");
+    let url_one = urls["urls"][0]["url"].as_str().expect("url").to_string();
+    assert!(client
+        .put(&url_one)
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .expect("put")
+        .status()
+        .is_success());
+    let status = client
+        .delete(format!("{url}/v1/uploads/{id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("delete")
+        .status();
+    assert_eq!(status, 204);
+    let status = client
+        .put(&url_one)
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .expect("put")
+        .status();
+    assert_eq!(status, 404, "a part of a cancelled upload");
+    let left = stored_under(&env, &["s3-multipart"]);
+    assert!(left.is_empty(), "{left:?}");
+}
