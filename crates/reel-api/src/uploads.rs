@@ -174,10 +174,15 @@ fn status_name(status: UploadStatus) -> &'static str {
     }
 }
 
-async fn upload_view(state: &AppState, row: &UploadRow) -> Result<Value, ApiError> {
+async fn upload_view(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: &UploadRow,
+) -> Result<Value, ApiError> {
     let target = target(row)?;
+    let s3 = s3_state(state)?;
     let parts: Vec<Value> = if row.status == UploadStatus::Open {
-        reel_s3::stored_parts(s3_state(state)?, &target.key, &target.s3_upload_id)
+        reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
             .await
             .map_err(s3_error)?
             .into_iter()
@@ -197,12 +202,20 @@ async fn upload_view(state: &AppState, row: &UploadRow) -> Result<Value, ApiErro
         "video_id": (row.status == UploadStatus::Complete).then(|| target.video_id.to_string()),
         "expires_at": row.expires_at,
         "error": row.error,
+        // Where the parts go, for S3 clients (Uppy's `{key, uploadId}`).
+        "storage": {
+            "endpoint": format!("{}/s3", base_url(headers)),
+            "bucket": s3.bucket(),
+            "key": target.key,
+            "upload_id": target.s3_upload_id,
+        },
     }))
 }
 
 pub(crate) async fn create_upload(
     Authenticated(owner): Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     let s3 = s3_state(&state)?;
@@ -255,16 +268,21 @@ pub(crate) async fn create_upload(
         .upload(&id)
         .await?
         .ok_or_else(|| ApiError::Internal("the upload vanished after creation".to_string()))?;
-    Ok((StatusCode::CREATED, Json(upload_view(&state, &row).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(upload_view(&state, &headers, &row).await?),
+    )
+        .into_response())
 }
 
 pub(crate) async fn show_upload(
     Authenticated(owner): Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = owned_upload(&state, &owner, &id).await?;
-    Ok(Json(upload_view(&state, &row).await?).into_response())
+    Ok(Json(upload_view(&state, &headers, &row).await?).into_response())
 }
 
 pub(crate) async fn part_urls(
@@ -507,7 +525,7 @@ async fn complete_locked(
         .await?
         .unwrap_or_else(|| row.clone());
     Ok(
-        Json(json!({"upload": upload_view(state, &upload_row).await?, "video": video}))
+        Json(json!({"upload": upload_view(state, headers, &upload_row).await?, "video": video}))
             .into_response(),
     )
 }

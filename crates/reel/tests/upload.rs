@@ -465,3 +465,69 @@ async fn multipart_api_refuses_bad_requests_with_reasons() {
     let left = stored_under(&env, &["s3-multipart"]);
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_uploads_presigned_parts_into_a_video() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve(0);
+    let (file, sha256) = random_file(env.dir.path(), "boto.bin", (16 << 20) + 4321);
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{url}/v1/uploads"))
+        .bearer_auth(&key)
+        .json(&json!({"size": (16 << 20) + 4321, "filename": "boto.bin", "sha256": sha256}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let storage = &created["storage"];
+    // The operator's boto3 holds the embedded endpoint's credentials.
+    let secret = std::fs::read_to_string(env.dir.path().join("embedded-s3.secret"))
+        .expect("the embedded endpoint's secret in the data dir");
+    let output = Command::new(clients_dir().join(".venv/bin/python"))
+        .arg(clients_dir().join("s3-parts-for-upload.py"))
+        .arg(&file)
+        .args([
+            storage["endpoint"].as_str().expect("endpoint"),
+            storage["bucket"].as_str().expect("bucket"),
+            storage["key"].as_str().expect("key"),
+            storage["upload_id"].as_str().expect("upload id"),
+            &created["part_size"].to_string(),
+        ])
+        .env("REEL_S3_ACCESS_KEY", "reel-embedded")
+        .env("REEL_S3_SECRET", secret.trim())
+        .output()
+        .expect("boto3 (run scripts/install-test-clients.sh)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        listed["parts"].as_array().map(Vec::len),
+        Some(3),
+        "{listed:#}"
+    );
+    let id = created["id"].as_str().expect("id");
+    let completed: Value = client
+        .post(format!("{url}/v1/uploads/{id}/complete"))
+        .bearer_auth(&key)
+        .json(&json!({"parts": listed["parts"]}))
+        .send()
+        .await
+        .expect("complete")
+        .json()
+        .await
+        .expect("json");
+    let video_id = completed["video"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{completed:#}"));
+    let stored = std::fs::read(env.objects_dir().join(format!("sources/{video_id}/source")))
+        .expect("source");
+    assert_eq!(hex::encode(Sha256::digest(&stored)), sha256);
+    assert_eq!(completed["upload"]["state"], "complete", "{completed:#}");
+}
