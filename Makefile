@@ -41,6 +41,7 @@ bench: deps
 	$(CARGO) build --release --locked -p reel-bench -p reel
 	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench engine
 	./target/release/reel-bench pipeline 60
+	./target/release/reel-bench upload 2
 
 lint:
 	$(CARGO) fmt --all -- --check

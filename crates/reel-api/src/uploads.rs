@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_core::{Timestamp, VideoId};
 use reel_jobs::uploads::{
@@ -25,7 +24,6 @@ use reel_jobs::videos::NewVideo;
 use reel_pipeline::video::{video_job, video_source_key};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::videos::{base_url, video_view};
 use crate::{ApiError, AppState, Authenticated};
@@ -435,27 +433,14 @@ async fn complete_locked(
             ));
         }
     }
-    reel_s3::finish_upload(s3, &target.key, &target.s3_upload_id, &pairs)
+    // The object is assembled; its SHA-256 was computed while the parts
+    // were joined, so the end-to-end check costs no second read.
+    let finished = reel_s3::finish_upload(s3, &target.key, &target.s3_upload_id, &pairs)
         .await
         .map_err(s3_error)?;
-    // The object is assembled: hash it end to end.
     let location = ObjectPath::from(target.key.as_str());
-    let mut stream = state
-        .objects
-        .get(&location)
-        .await
-        .map_err(|error| ApiError::Internal(format!("reading the assembled upload: {error}")))?
-        .into_stream();
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::Internal(format!("reading the assembled upload: {error}"))
-        })?;
-        size += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
-    let sha256 = hex::encode(hasher.finalize());
+    let size = row.length.unwrap_or(0);
+    let sha256 = finished.sha256;
     if let Some(declared) = declared {
         if declared != sha256 {
             let _ = state.objects.delete(&location).await;

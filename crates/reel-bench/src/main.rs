@@ -4,8 +4,10 @@
 //! table for bench/RESULTS.md.
 //!
 //! `reel-bench pipeline [SECONDS]`: see [`pipeline`].
+//! `reel-bench upload [GIB]`: see [`upload`].
 
 mod pipeline;
+mod upload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,9 +171,20 @@ fn main() -> anyhow::Result<()> {
                 .join("reel");
             pipeline::run_bench(pipeline::PipelineBench { reel, seconds })
         }
-        Some(other) => {
-            anyhow::bail!("unknown benchmark {other:?}: use engine or pipeline [SECONDS]")
+        Some("upload") => {
+            let gib = match args.get(1) {
+                Some(text) => text.parse().context("GIB must be a whole number")?,
+                None => 2,
+            };
+            let reel = std::env::current_exe()?
+                .parent()
+                .context("bench binary has no directory")?
+                .join("reel");
+            upload::run_bench(upload::UploadBench { reel, gib })
         }
+        Some(other) => anyhow::bail!(
+            "unknown benchmark {other:?}: use engine, pipeline [SECONDS] or upload [GIB]"
+        ),
     }
 }
 

@@ -144,7 +144,7 @@ async fn handle_authenticated(
         }
         (&Method::POST, false, Some(upload_id), None) => {
             let request_body = read_small_body(body, payload_check, MAX_COMPLETE_BODY_BYTES).await?;
-            complete_multipart_upload(state, &object, &upload_id, &request_body).await
+            complete_multipart_upload(state, &object, &upload_id, &request_body, None).await
         }
         (&Method::DELETE, false, Some(upload_id), None) => {
             read_small_body(body, payload_check, MAX_SMALL_BODY_BYTES).await?;
@@ -454,6 +454,7 @@ async fn complete_multipart_upload(
     object: &ObjectTarget,
     upload_id: &UploadId,
     request_body: &[u8],
+    whole_sha256: Option<&mut Sha256>,
 ) -> Result<Response, S3Error> {
     let requested_parts = xml::parse_complete_request(request_body)?;
     for pair in requested_parts.windows(2) {
@@ -503,7 +504,8 @@ async fn complete_multipart_upload(
         ));
     }
 
-    let multipart_etag = concatenate_parts(objects, upload_id, &parts, &object.path).await?;
+    let multipart_etag =
+        concatenate_parts(objects, upload_id, &parts, &object.path, whole_sha256).await?;
     layout::delete_upload(objects, upload_id).await?;
     tracing::debug!(
         upload_id = upload_id.as_str(),
@@ -530,6 +532,7 @@ async fn concatenate_parts(
     upload_id: &UploadId,
     parts: &[(PartNumber, PartRecord)],
     destination: &Path,
+    mut whole: Option<&mut Sha256>,
 ) -> Result<String, S3Error> {
     let store_upload = objects
         .put_multipart(destination)
@@ -538,7 +541,16 @@ async fn concatenate_parts(
     let mut writer = WriteMultipart::new_with_chunk_size(store_upload, WRITE_CHUNK_BYTES);
     let mut etag_hasher = Md5::new();
     for (part_number, record) in parts {
-        match copy_part(objects, &mut writer, upload_id, *part_number, record).await {
+        match copy_part(
+            objects,
+            &mut writer,
+            upload_id,
+            *part_number,
+            record,
+            whole.as_deref_mut(),
+        )
+        .await
+        {
             Ok(md5) => etag_hasher.update(md5),
             Err(error) => {
                 if let Err(abort_error) = writer.abort().await {
@@ -565,6 +577,7 @@ async fn copy_part(
     upload_id: &UploadId,
     part_number: PartNumber,
     record: &PartRecord,
+    mut whole: Option<&mut Sha256>,
 ) -> Result<[u8; 16], S3Error> {
     let changed = || {
         S3Error::new(
@@ -585,6 +598,9 @@ async fn copy_part(
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|error| S3Error::internal("reading a part", error))?;
         hasher = hasher.update(chunk.clone()).await?;
+        if let Some(whole) = whole.as_deref_mut() {
+            whole.update(&chunk);
+        }
         writer
             .wait_for_capacity(MAX_WRITES_IN_FLIGHT)
             .await
@@ -690,14 +706,24 @@ pub async fn stored_parts(
     Ok(parts)
 }
 
+/// A completed upload: its multipart ETag and the whole object's SHA-256,
+/// computed while the parts were joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedUpload {
+    /// `md5(part md5s)-n`.
+    pub etag: String,
+    /// Hex SHA-256 of the assembled object.
+    pub sha256: String,
+}
+
 /// Completes an upload from `(part number, etag)` pairs with every check of
-/// CompleteMultipartUpload; returns the multipart ETag.
+/// CompleteMultipartUpload.
 pub async fn finish_upload(
     state: &S3State,
     key: &str,
     upload_id: &str,
     parts: &[(u32, String)],
-) -> Result<String, OperationError> {
+) -> Result<FinishedUpload, OperationError> {
     let object = direct_target(state, key)?;
     let upload_id = UploadId::parse(upload_id)?;
     let mut body = String::from("<CompleteMultipartUpload>");
@@ -708,14 +734,26 @@ pub async fn finish_upload(
         ));
     }
     body.push_str("</CompleteMultipartUpload>");
-    let response = complete_multipart_upload(state, &object, &upload_id, body.as_bytes()).await?;
-    Ok(response
+    let mut whole = Sha256::new();
+    let response = complete_multipart_upload(
+        state,
+        &object,
+        &upload_id,
+        body.as_bytes(),
+        Some(&mut whole),
+    )
+    .await?;
+    let etag = response
         .headers()
         .get(header::ETAG)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .trim_matches('"')
-        .to_string())
+        .to_string();
+    Ok(FinishedUpload {
+        etag,
+        sha256: hex::encode(whole.finalize()),
+    })
 }
 
 /// Aborts an upload and removes its parts (as AbortMultipartUpload).
