@@ -33,6 +33,8 @@ const MAX_SMALL_BODY_BYTES: usize = 64 << 10;
 const WRITE_CHUNK_BYTES: usize = 5 << 20;
 /// Store writes in flight per request.
 const MAX_WRITES_IN_FLIGHT: usize = 2;
+/// Bytes read and hashed at a time when parts are joined.
+const JOIN_BLOCK_BYTES: u64 = 8 << 20;
 /// Hashing up to this many bytes takes well under 0.5 ms, so it runs on the
 /// async thread; larger chunks go to the blocking pool.
 const INLINE_HASH_BYTES: usize = 64 << 10;
@@ -588,26 +590,56 @@ async fn copy_part(
             ),
         )
     };
-    let result = match objects.get(&upload_id.part_path(part_number)).await {
-        Ok(result) => result,
-        Err(object_store::Error::NotFound { .. }) => return Err(changed()),
-        Err(error) => return Err(S3Error::internal("reading a part", error)),
-    };
-    let mut hasher = BodyHasher::new(PayloadCheck::Unsigned);
-    let mut chunks = result.into_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|error| S3Error::internal("reading a part", error))?;
-        hasher = hasher.update(chunk.clone()).await?;
-        if let Some(whole) = whole.as_deref_mut() {
-            whole.update(&chunk);
+    let location = upload_id.part_path(part_number);
+    let mut md5 = Md5::new();
+    let mut offset: u64 = 0;
+    // Large blocks, with the part's MD5 and the object's SHA-256 computed
+    // on two blocking threads at once: joining is bound by hashing, and
+    // the store's own stream hands out small chunks.
+    while offset < record.size {
+        let end = (offset + JOIN_BLOCK_BYTES).min(record.size);
+        let block = match objects.get_range(&location, offset..end).await {
+            Ok(block) => block,
+            Err(object_store::Error::NotFound { .. }) => return Err(changed()),
+            Err(error) => return Err(S3Error::internal("reading a part", error)),
+        };
+        if block.len() as u64 != end - offset {
+            return Err(changed());
+        }
+        let md5_block = block.clone();
+        let md5_task = tokio::task::spawn_blocking(move || {
+            md5.update(&md5_block);
+            md5
+        });
+        let sha_task = whole.as_deref_mut().map(|whole| {
+            let mut sha = std::mem::take(whole);
+            let sha_block = block.clone();
+            tokio::task::spawn_blocking(move || {
+                sha.update(&sha_block);
+                sha
+            })
+        });
+        md5 = md5_task
+            .await
+            .map_err(|error| S3Error::internal("hashing a part", error))?;
+        if let (Some(whole), Some(task)) = (whole.as_deref_mut(), sha_task) {
+            *whole = task
+                .await
+                .map_err(|error| S3Error::internal("hashing the object", error))?;
         }
         writer
             .wait_for_capacity(MAX_WRITES_IN_FLIGHT)
             .await
             .map_err(|error| S3Error::internal("storing the object", error))?;
-        writer.put(chunk);
+        writer.put(block);
+        offset = end;
     }
-    let md5 = hasher.finish().md5;
+    // A part longer than its record has changed too.
+    let actual = objects.head(&location).await.map_err(|_| changed())?.size;
+    if actual != record.size {
+        return Err(changed());
+    }
+    let md5: [u8; 16] = md5.finalize().into();
     if hex::encode(md5) != record.md5 {
         return Err(changed());
     }
