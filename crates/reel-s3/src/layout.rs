@@ -125,6 +125,11 @@ pub(crate) struct PartRecord {
     pub(crate) md5: String,
     pub(crate) size: u64,
     pub(crate) stored: DateTime<Utc>,
+    /// The store's own ETag of the part object when it was written: while
+    /// it is unchanged the bytes are the ones the MD5 was computed over, so
+    /// joining need not hash them again.
+    #[serde(default)]
+    pub(crate) object_etag: Option<String>,
 }
 
 impl PartRecord {
