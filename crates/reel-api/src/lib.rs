@@ -42,6 +42,8 @@ pub struct AppState {
     pub s3: Option<reel_s3::S3State>,
     /// The tus server's state, served at `/files`.
     pub tus: reel_upload::UploadState,
+    /// The most bytes one API key may hold (videos plus unfinished uploads).
+    pub quota_per_key: Option<u64>,
 }
 
 /// Errors of the API.
@@ -217,6 +219,22 @@ pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Refuses `length` more bytes for `owner` when that passes the quota.
+pub(crate) async fn check_quota(
+    state: &AppState,
+    owner: &str,
+    length: u64,
+) -> Result<(), ApiError> {
+    match state
+        .store
+        .quota_excess(owner, state.quota_per_key, length)
+        .await?
+    {
+        Some(reason) => Err(ApiError::TooLarge(reason)),
+        None => Ok(()),
+    }
 }
 
 /// The API error of a failed ingest.

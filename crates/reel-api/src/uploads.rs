@@ -226,6 +226,7 @@ pub(crate) async fn create_upload(
             body.size, state.max_upload_bytes
         )));
     }
+    crate::check_quota(&state, &owner, body.size).await?;
     if let Some(sha256) = &body.sha256 {
         if !valid_sha256(sha256) {
             return Err(ApiError::BadRequest(

@@ -58,6 +58,11 @@ pub(crate) async fn create_video(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_declared_length(&headers, state.max_upload_bytes)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    crate::check_quota(&state, &owner, declared).await?;
     let title: String = query
         .title
         .or_else(|| {
@@ -82,6 +87,16 @@ pub(crate) async fn create_video(
     )
     .await
     .map_err(ingest_error)?;
+    if declared == 0 {
+        // Without a declared length the quota is checked on what arrived.
+        if let Err(error) = crate::check_quota(&state, &owner, stored.size).await {
+            let _ = state
+                .objects
+                .delete(&ObjectPath::from(stored.key.as_str()))
+                .await;
+            return Err(error);
+        }
+    }
     let job_id = state.store.create_job(video_job(video_id, &stored)).await?;
     let video = NewVideo {
         id: video_id,

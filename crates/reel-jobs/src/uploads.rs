@@ -208,6 +208,40 @@ fn from_db(value: i64) -> u64 {
 }
 
 impl JobStore {
+    /// Bytes an API key holds: its videos' sources plus its unfinished
+    /// uploads' declared lengths (for the per-key quota).
+    pub async fn bytes_used_by(&self, owner: &str) -> Result<u64, StoreError> {
+        let videos: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(source_size), 0) AS BIGINT) FROM videos WHERE owner = $1",
+        )
+        .bind(owner)
+        .fetch_one(self.pool())
+        .await?;
+        let uploads: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND state IN ('open', 'completing')")
+            .bind(owner)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(u64::try_from(videos.max(0)).unwrap_or(0) + u64::try_from(uploads.max(0)).unwrap_or(0))
+    }
+
+    /// Why `length` more bytes would take `owner` past `quota` (None: within it, or no quota).
+    pub async fn quota_excess(
+        &self,
+        owner: &str,
+        quota: Option<u64>,
+        length: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(quota) = quota else {
+            return Ok(None);
+        };
+        let used = self.bytes_used_by(owner).await?;
+        Ok((used.saturating_add(length) > quota).then(|| {
+            format!(
+                "key {owner:?} holds {used} bytes; {length} more would pass its quota of {quota} bytes: delete videos or raise limits.quota_per_key"
+            )
+        }))
+    }
+
     /// Records a new open upload.
     pub async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO uploads (id, owner, protocol, length, upload_offset, part_size, declared_sha256, filename, metadata, concat, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")

@@ -68,6 +68,8 @@ pub struct UploadSettings {
     pub expiry: Duration,
     /// How long a request's lease on an upload lasts without renewal.
     pub lock_lease: Duration,
+    /// The most bytes one API key may hold (videos plus unfinished uploads).
+    pub quota_per_key: Option<u64>,
 }
 
 /// Errors of the reaper.

@@ -319,6 +319,7 @@ async fn create_upload(
         }
     };
     check_size(&state, length.unwrap_or(0))?;
+    check_quota(&state, &accepted.owner, length.unwrap_or(0)).await?;
     let is_partial = matches!(concat, Some(ConcatRequest::Partial));
     if length == Some(0) && !is_partial {
         return Err(TusError::BadRequest(
@@ -772,6 +773,18 @@ fn check_writable(row: &UploadRow) -> Result<(), TusError> {
         )));
     }
     Ok(())
+}
+
+/// Refuses an upload that would take the key past its quota.
+async fn check_quota(state: &UploadState, owner: &str, length: u64) -> Result<(), TusError> {
+    match state
+        .store
+        .quota_excess(owner, state.settings.quota_per_key, length)
+        .await?
+    {
+        Some(reason) => Err(TusError::TooLarge(reason)),
+        None => Ok(()),
+    }
 }
 
 fn check_size(state: &UploadState, length: u64) -> Result<(), TusError> {

@@ -113,6 +113,8 @@ pub struct LimitsConfig {
     pub max_height: u32,
     /// The most streams a source may have.
     pub max_streams: u32,
+    /// The most bytes one API key may hold: its videos' sources plus its unfinished uploads (unset: no quota).
+    pub quota_per_key: Option<ByteSize>,
 }
 
 /// An S3-compatible store.
@@ -172,6 +174,7 @@ impl Default for LimitsConfig {
             max_width: 8192,
             max_height: 8192,
             max_streams: 16,
+            quota_per_key: None,
         }
     }
 }
@@ -267,6 +270,9 @@ impl Config {
         }
         if let Some(value) = var("REEL_MAX_UPLOAD_SIZE") {
             self.limits.max_upload_size = parse("REEL_MAX_UPLOAD_SIZE", &value)?;
+        }
+        if let Some(value) = var("REEL_QUOTA_PER_KEY") {
+            self.limits.quota_per_key = Some(parse("REEL_QUOTA_PER_KEY", &value)?);
         }
         if let Some(value) = var("REEL_MAX_DURATION") {
             self.limits.max_duration = duration("REEL_MAX_DURATION", &value)?;

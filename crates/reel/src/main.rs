@@ -566,6 +566,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             part_size: reel_upload::DEFAULT_PART_SIZE,
             expiry: reel_upload::DEFAULT_EXPIRY,
             lock_lease: reel_upload::DEFAULT_LOCK_LEASE,
+            quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
         },
     };
     let state = reel_api::AppState {
@@ -575,6 +576,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_upload_bytes: config.limits.max_upload_size.bytes(),
         s3: s3.clone(),
         tus: tus.clone(),
+        quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if config.server.workers > 0 {

@@ -531,3 +531,66 @@ async fn boto3_uploads_presigned_parts_into_a_video() {
     assert_eq!(hex::encode(Sha256::digest(&stored)), sha256);
     assert_eq!(completed["upload"]["state"], "complete", "{completed:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_per_key_holds_across_every_way_in() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(0, &[("REEL_QUOTA_PER_KEY", "1MiB")]);
+    let client = reqwest::Client::new();
+    // A streamed video within the quota is taken.
+    let first = client
+        .post(format!("{url}/v1/videos?title=a"))
+        .bearer_auth(&key)
+        .body(vec![1u8; 600 << 10])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(first.status(), 201);
+    // The next one would pass it: refused, with the quota in the message.
+    let second = client
+        .post(format!("{url}/v1/videos?title=b"))
+        .bearer_auth(&key)
+        .body(vec![2u8; 600 << 10])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(second.status(), 413);
+    let body: Value = second.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("quota"),
+        "{body:#}"
+    );
+    // Presigned multipart and tus are refused at creation.
+    let multipart = client
+        .post(format!("{url}/v1/uploads"))
+        .bearer_auth(&key)
+        .json(&json!({"size": 600 << 10}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(multipart.status(), 413);
+    let tus = client
+        .post(format!("{url}/files/"))
+        .bearer_auth(&key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", (600u64 << 10).to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(tus.status(), 413);
+    let text = tus.text().await.unwrap_or_default();
+    assert!(text.contains("quota"), "{text}");
+    // Nothing of the refused ones was kept.
+    let videos: Value = reqwest::get(format!("{url}/v1/videos"))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(videos["videos"].as_array().map(Vec::len), Some(1));
+    assert_eq!(stored_under(&env, &["sources"]).len(), 1);
+}

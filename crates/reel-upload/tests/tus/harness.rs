@@ -38,6 +38,7 @@ pub fn settings() -> UploadSettings {
         part_size: 4 << 20,
         expiry: Duration::from_secs(3600),
         lock_lease: Duration::from_secs(10),
+        quota_per_key: None,
     }
 }
 
