@@ -236,7 +236,10 @@ pub(crate) async fn create_upload(
     }
     let video_id = VideoId::new_random();
     let key = video_source_key(video_id);
-    let s3_upload_id = reel_s3::start_upload(s3, &key).await.map_err(s3_error)?;
+    let part_size = part_size_for(body.size);
+    let s3_upload_id = reel_s3::start_upload_sized(s3, &key, part_size, body.size)
+        .await
+        .map_err(s3_error)?;
     let id = UploadId::new_random();
     let filename: String = body
         .filename
@@ -251,7 +254,7 @@ pub(crate) async fn create_upload(
         protocol: UploadProtocol::Multipart,
         length: Some(body.size),
         offset: 0,
-        part_size: part_size_for(body.size),
+        part_size,
         declared_sha256: body.sha256.map(|text| text.to_ascii_lowercase()),
         filename,
         metadata: json!({"key": key, "s3_upload_id": s3_upload_id, "video_id": video_id.to_string()}),

@@ -36,6 +36,18 @@ pub struct S3Settings {
     pub region: Option<String>,
 }
 
+/// The local file system store of a `file:///path` URL (None for other
+/// stores), for callers that work on its files directly.
+pub fn local_file_system(url: &str) -> Result<Option<Arc<LocalFileSystem>>, StorageError> {
+    match url.strip_prefix("file://") {
+        Some(path) if Path::new(path).is_absolute() => {
+            Ok(Some(Arc::new(LocalFileSystem::new_with_prefix(path)?)))
+        }
+        Some(_) => Err(StorageError::UnsupportedUrl(url.to_string())),
+        None => Ok(None),
+    }
+}
+
 /// Opens `file:///path` (created if missing) or `s3://bucket`.
 pub fn open_object_store(url: &str, s3: &S3Settings) -> Result<Arc<dyn ObjectStore>, StorageError> {
     if let Some(path) = url.strip_prefix("file://") {

@@ -17,6 +17,7 @@ use sha2::Sha256;
 use tracing::Instrument;
 
 use crate::error::{S3Error, S3ErrorKind};
+use crate::inplace::{self, FixedLayout, LocalFiles, PartFile};
 use crate::layout::{self, PartNumber, PartRecord, UploadId, UploadManifest, MULTIPART_PREFIX};
 use crate::sigv4::{self, PayloadCheck, SignedRequest};
 use crate::xml::{self, escape};
@@ -223,13 +224,18 @@ fn parse_target(path: &str) -> Result<Target, S3Error> {
 }
 
 /// Records a new multipart upload of `object` and returns its id.
-async fn new_upload(state: &S3State, object: &ObjectTarget) -> Result<UploadId, S3Error> {
+async fn new_upload(
+    state: &S3State,
+    object: &ObjectTarget,
+    layout: Option<FixedLayout>,
+) -> Result<UploadId, S3Error> {
     let upload_id = UploadId::generate();
     let manifest = UploadManifest {
         version: UploadManifest::VERSION,
         bucket: object.bucket.clone(),
         key: object.key.clone(),
         created: Utc::now(),
+        layout: layout.filter(|_| state.local.is_some()),
     };
     layout::write_manifest(state.objects.as_ref(), &upload_id, &manifest).await?;
     Ok(upload_id)
@@ -239,7 +245,7 @@ async fn create_multipart_upload(
     state: &S3State,
     object: &ObjectTarget,
 ) -> Result<Response, S3Error> {
-    let upload_id = new_upload(state, object).await?;
+    let upload_id = new_upload(state, object, None).await?;
     tracing::debug!(
         upload_id = upload_id.as_str(),
         "s3 multipart upload created"
@@ -282,7 +288,10 @@ async fn upload_part(
     }
     let objects = state.objects.as_ref();
     let upload_id = &part_upload.upload_id;
-    layout::read_manifest(objects, upload_id, &object.bucket, &object.key).await?;
+    let manifest = layout::read_manifest(objects, upload_id, &object.bucket, &object.key).await?;
+    if let (Some(fixed), Some(local)) = (manifest.layout, &state.local) {
+        return upload_part_in_place(state, local, fixed, part_upload, body).await;
+    }
 
     let part_path = upload_id.part_path(part_upload.part_number);
     let store_upload = objects
@@ -291,13 +300,14 @@ async fn upload_part(
         .map_err(|error| S3Error::internal("starting a part write", error))?;
     let mut writer = WriteMultipart::new_with_chunk_size(store_upload, WRITE_CHUNK_BYTES);
     let hasher = BodyHasher::new(part_upload.payload_check);
-    let written = stream_body_into(&mut writer, body, hasher, max_part_bytes).await;
+    let written =
+        stream_body_into(PartSink::Store(&mut writer), body, hasher, max_part_bytes).await;
     let checked = written.and_then(|(hasher, size)| {
         let digests = hasher.finish();
         check_part_digests(&part_upload, &digests)?;
-        Ok((digests.md5, size))
+        Ok((digests.etag(), size))
     });
-    let (md5, size) = match checked {
+    let (md5_hex, size) = match checked {
         Ok(checked) => checked,
         Err(error) => {
             // Nothing of a refused body may remain in the store.
@@ -311,7 +321,6 @@ async fn upload_part(
         .finish()
         .await
         .map_err(|error| S3Error::internal("storing a part", error))?;
-    let md5_hex = hex::encode(md5);
     let object_etag = objects
         .head(&upload_id.part_path(part_upload.part_number))
         .await
@@ -344,6 +353,74 @@ async fn upload_part(
     Ok(response)
 }
 
+/// UploadPart of an upload with a fixed layout on the local store: the body
+/// goes straight to its offset in the upload's one file.
+async fn upload_part_in_place(
+    state: &S3State,
+    local: &LocalFiles,
+    fixed: FixedLayout,
+    part_upload: PartUpload,
+    body: Body,
+) -> Result<Response, S3Error> {
+    let objects = state.objects.as_ref();
+    let upload_id = &part_upload.upload_id;
+    let part_number = part_upload.part_number;
+    let (offset, length) = fixed
+        .span(part_number)
+        .ok_or_else(|| fixed.misfit(part_number, part_upload.content_length))?;
+    if part_upload
+        .content_length
+        .is_some_and(|declared| declared != length)
+    {
+        return Err(fixed.misfit(part_number, part_upload.content_length));
+    }
+    let lock = local.lock(upload_id);
+    let _writing = lock.read().await;
+    // The region is about to change: the part is not stored until its new
+    // bytes are checked and recorded again.
+    layout::delete_part_record(objects, upload_id, part_number).await?;
+    local.part_changing(upload_id, part_number);
+    let mut file = PartFile::open(&local.assembly_path(upload_id)?, offset).await?;
+    let hasher = BodyHasher::fast(part_upload.payload_check, part_upload.content_md5.is_some());
+    let written = stream_body_into(PartSink::File(&mut file), body, hasher, length).await;
+    file.finish().await?;
+    let (hasher, size) = written?;
+    if size != length {
+        return Err(fixed.misfit(part_number, Some(size)));
+    }
+    let digests = hasher.finish();
+    check_part_digests(&part_upload, &digests)?;
+    let md5_hex = digests.etag();
+    let record = PartRecord {
+        version: PartRecord::VERSION,
+        md5: md5_hex.clone(),
+        size,
+        stored: Utc::now(),
+        object_etag: None,
+    };
+    layout::write_part_record(objects, upload_id, part_number, &record).await?;
+    if !layout::manifest_exists(objects, upload_id).await? {
+        layout::delete_upload(objects, upload_id).await?;
+        return Err(layout::no_such_upload());
+    }
+    local.part_stored(state.objects.clone(), upload_id, fixed);
+    tracing::debug!(
+        upload_id = upload_id.as_str(),
+        part_number = part_number.get(),
+        size,
+        "s3 part written in place"
+    );
+    Ok(etag_response(&md5_hex))
+}
+
+fn etag_response(md5_hex: &str) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let etag = HeaderValue::from_str(&format!("\"{md5_hex}\""))
+        .expect("a quoted hex digest is a valid header value");
+    response.headers_mut().insert(header::ETAG, etag);
+    response
+}
+
 fn check_part_digests(part_upload: &PartUpload, digests: &BodyDigests) -> Result<(), S3Error> {
     if let (PayloadCheck::Sha256(expected), Some(actual)) =
         (part_upload.payload_check, digests.sha256)
@@ -357,7 +434,7 @@ fn check_part_digests(part_upload: &PartUpload, digests: &BodyDigests) -> Result
     }
     if part_upload
         .content_md5
-        .is_some_and(|expected| expected != digests.md5)
+        .is_some_and(|expected| Some(expected) != digests.md5)
     {
         return Err(S3Error::new(
             S3ErrorKind::BadDigest,
@@ -369,8 +446,14 @@ fn check_part_digests(part_upload: &PartUpload, digests: &BodyDigests) -> Result
 
 /// Streams `body` into `writer` while hashing it, refusing more than
 /// `max_bytes`; returns the hasher and the number of bytes.
+/// Where a part's body goes as it streams in.
+enum PartSink<'a> {
+    Store(&'a mut WriteMultipart),
+    File(&'a mut PartFile),
+}
+
 async fn stream_body_into(
-    writer: &mut WriteMultipart,
+    mut sink: PartSink<'_>,
     body: Body,
     mut hasher: BodyHasher,
     max_bytes: u64,
@@ -392,11 +475,16 @@ async fn stream_body_into(
             ));
         }
         hasher = hasher.update(chunk.clone()).await?;
-        writer
-            .wait_for_capacity(MAX_WRITES_IN_FLIGHT)
-            .await
-            .map_err(|error| S3Error::internal("storing a part", error))?;
-        writer.put(chunk);
+        match &mut sink {
+            PartSink::Store(writer) => {
+                writer
+                    .wait_for_capacity(MAX_WRITES_IN_FLIGHT)
+                    .await
+                    .map_err(|error| S3Error::internal("storing a part", error))?;
+                writer.put(chunk);
+            }
+            PartSink::File(file) => file.write(&chunk).await?,
+        }
     }
     Ok((hasher, n_bytes))
 }
@@ -477,7 +565,14 @@ async fn complete_multipart_upload(
         }
     }
     let objects = state.objects.as_ref();
-    layout::read_manifest(objects, upload_id, &object.bucket, &object.key).await?;
+    let manifest = layout::read_manifest(objects, upload_id, &object.bucket, &object.key).await?;
+    let in_place = manifest.layout.zip(state.local.as_ref());
+    // Completion waits for part writes in flight and keeps new ones out.
+    let lock = in_place.map(|(_, local)| local.lock(upload_id));
+    let _completing = match &lock {
+        Some(lock) => Some(lock.write().await),
+        None => None,
+    };
     let mut parts: Vec<(PartNumber, PartRecord)> = Vec::with_capacity(requested_parts.len());
     for requested in &requested_parts {
         let not_found = || {
@@ -512,8 +607,24 @@ async fn complete_multipart_upload(
         ));
     }
 
-    let multipart_etag =
-        concatenate_parts(objects, upload_id, &parts, &object.path, whole_sha256).await?;
+    let multipart_etag = match in_place {
+        Some((fixed, local)) => {
+            let expected = fixed.n_parts();
+            let is_whole = parts.len() as u64 == expected
+                && parts
+                    .iter()
+                    .enumerate()
+                    .all(|(index, (number, _))| number.get() as usize == index + 1);
+            if !is_whole {
+                return Err(S3Error::new(
+                    S3ErrorKind::InvalidPart,
+                    format!("this upload completes with parts 1 to {expected}, each listed once"),
+                ));
+            }
+            inplace::complete(local, upload_id, fixed, &parts, &object.path, whole_sha256).await?
+        }
+        None => concatenate_parts(objects, upload_id, &parts, &object.path, whole_sha256).await?,
+    };
     layout::delete_upload(objects, upload_id).await?;
     tracing::debug!(
         upload_id = upload_id.as_str(),
@@ -685,6 +796,9 @@ async fn abort_multipart_upload(
     let objects = state.objects.as_ref();
     layout::read_manifest(objects, upload_id, &object.bucket, &object.key).await?;
     layout::delete_upload(objects, upload_id).await?;
+    if let Some(local) = &state.local {
+        local.forget(upload_id);
+    }
     tracing::debug!(
         upload_id = upload_id.as_str(),
         "s3 multipart upload aborted"
@@ -742,7 +856,28 @@ fn direct_target(state: &S3State, key: &str) -> Result<ObjectTarget, S3Error> {
 /// returns its upload id.
 pub async fn start_upload(state: &S3State, key: &str) -> Result<String, OperationError> {
     let object = direct_target(state, key)?;
-    let upload_id = new_upload(state, &object).await?;
+    let upload_id = new_upload(state, &object, None).await?;
+    Ok(upload_id.as_str().to_string())
+}
+
+/// Starts a multipart upload of `key` whose parts are all `part_size` bytes
+/// but the last, `total_size` in all. Parts that do not fit are refused;
+/// on the local store they are written in place and completion moves the
+/// file into place instead of copying it.
+pub async fn start_upload_sized(
+    state: &S3State,
+    key: &str,
+    part_size: u64,
+    total_size: u64,
+) -> Result<String, OperationError> {
+    let object = direct_target(state, key)?;
+    let fixed = FixedLayout::new(part_size, total_size).ok_or_else(|| {
+        S3Error::new(
+            S3ErrorKind::InvalidArgument,
+            format!("{total_size} bytes in parts of {part_size} is not 1 to 10000 parts"),
+        )
+    })?;
+    let upload_id = new_upload(state, &object, Some(fixed)).await?;
     Ok(upload_id.as_str().to_string())
 }
 
@@ -831,25 +966,55 @@ pub async fn cancel_upload(
     Ok(())
 }
 
-/// MD5 (the ETag) and, when the payload is signed, SHA-256 of a body.
+/// What a body is hashed for: the part's ETag (MD5 as S3 does, or the much
+/// cheaper XXH3-128 for in-place parts, whose ETags only reel's API reads),
+/// a Content-MD5 check, and a signed payload's SHA-256.
 struct BodyHasher {
-    md5: Md5,
+    md5: Option<Md5>,
+    xxh3: Option<Box<xxhash_rust::xxh3::Xxh3>>,
     sha256: Option<Sha256>,
 }
 
 struct BodyDigests {
-    md5: [u8; 16],
+    md5: Option<[u8; 16]>,
+    xxh3: Option<[u8; 16]>,
     sha256: Option<[u8; 32]>,
 }
 
+impl BodyDigests {
+    /// The part's ETag, unquoted hex.
+    fn etag(&self) -> String {
+        match (&self.xxh3, &self.md5) {
+            (Some(xxh3), _) => hex::encode(xxh3),
+            (None, Some(md5)) => hex::encode(md5),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 impl BodyHasher {
+    /// MD5 for the ETag, as S3 does.
     fn new(payload_check: PayloadCheck) -> BodyHasher {
         BodyHasher {
-            md5: Md5::new(),
-            sha256: match payload_check {
-                PayloadCheck::Unsigned => None,
-                PayloadCheck::Sha256(_) => Some(Sha256::new()),
-            },
+            md5: Some(Md5::new()),
+            xxh3: None,
+            sha256: Self::sha256_for(payload_check),
+        }
+    }
+
+    /// XXH3-128 for the ETag; MD5 only to check a Content-MD5.
+    fn fast(payload_check: PayloadCheck, content_md5: bool) -> BodyHasher {
+        BodyHasher {
+            md5: content_md5.then(Md5::new),
+            xxh3: Some(Box::default()),
+            sha256: Self::sha256_for(payload_check),
+        }
+    }
+
+    fn sha256_for(payload_check: PayloadCheck) -> Option<Sha256> {
+        match payload_check {
+            PayloadCheck::Unsigned => None,
+            PayloadCheck::Sha256(_) => Some(Sha256::new()),
         }
     }
 
@@ -867,7 +1032,12 @@ impl BodyHasher {
     }
 
     fn update_now(&mut self, chunk: &[u8]) {
-        self.md5.update(chunk);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
+        if let Some(xxh3) = &mut self.xxh3 {
+            xxh3.update(chunk);
+        }
         if let Some(sha256) = &mut self.sha256 {
             sha256.update(chunk);
         }
@@ -875,7 +1045,8 @@ impl BodyHasher {
 
     fn finish(self) -> BodyDigests {
         BodyDigests {
-            md5: self.md5.finalize().into(),
+            md5: self.md5.map(|md5| md5.finalize().into()),
+            xxh3: self.xxh3.map(|xxh3| xxh3.digest128().to_be_bytes()),
             sha256: self.sha256.map(|sha256| sha256.finalize().into()),
         }
     }

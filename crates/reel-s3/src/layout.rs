@@ -110,6 +110,10 @@ pub(crate) struct UploadManifest {
     pub(crate) bucket: String,
     pub(crate) key: String,
     pub(crate) created: DateTime<Utc>,
+    /// Set when the upload writes its parts in place (local store, size
+    /// known at creation): see `inplace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) layout: Option<crate::inplace::FixedLayout>,
 }
 
 impl UploadManifest {
@@ -121,7 +125,8 @@ impl UploadManifest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PartRecord {
     pub(crate) version: u32,
-    /// Lowercase hex MD5 of the part, its S3 ETag without quotes.
+    /// The part's ETag without quotes: lowercase hex MD5 as S3 has it, or
+    /// XXH3-128 for parts written in place (see `inplace`).
     pub(crate) md5: String,
     pub(crate) size: u64,
     pub(crate) stored: DateTime<Utc>,
@@ -218,6 +223,21 @@ pub(crate) async fn write_part_record(
         "writing the part record",
     )
     .await
+}
+
+/// Deletes a part's record (the part then counts as missing).
+pub(crate) async fn delete_part_record(
+    objects: &dyn ObjectStore,
+    upload_id: &UploadId,
+    part_number: PartNumber,
+) -> Result<(), S3Error> {
+    match objects
+        .delete(&upload_id.part_record_path(part_number))
+        .await
+    {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(S3Error::internal("deleting a part record", error)),
+    }
 }
 
 pub(crate) async fn read_part_record(

@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::any;
 use axum::Router;
+use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use reel_core::ByteSize;
 use tower_http::cors::{Any, CorsLayer};
@@ -38,12 +39,14 @@ use url::Url;
 
 mod error;
 mod handlers;
+mod inplace;
 mod layout;
 mod sigv4;
 mod xml;
 
 pub use handlers::{
-    cancel_upload, finish_upload, start_upload, stored_parts, OperationError, StoredPart,
+    cancel_upload, finish_upload, start_upload, start_upload_sized, stored_parts, OperationError,
+    StoredPart,
 };
 
 /// The access key the server holds, and the region it claims to be.
@@ -88,6 +91,10 @@ pub struct S3Config {
     /// How far a header-signed request's `x-amz-date` may be from the
     /// server's clock (S3 allows 15 minutes).
     pub max_clock_skew: Duration,
+    /// The local file system store behind `objects`, when it is one: uploads
+    /// started with [`start_upload_sized`] then write each part in place in
+    /// one file and complete by renaming it, so no byte is written twice.
+    pub local_files: Option<Arc<LocalFileSystem>>,
 }
 
 /// What the router's handlers share: the store and the validated config.
@@ -95,6 +102,7 @@ pub struct S3Config {
 pub struct S3State {
     objects: Arc<dyn ObjectStore>,
     config: Arc<S3Config>,
+    local: Option<inplace::LocalFiles>,
 }
 
 /// Why an [`S3Config`] was refused.
@@ -137,9 +145,11 @@ impl S3State {
         {
             return Err(S3ConfigError::EmptyCredentials);
         }
+        let local = config.local_files.clone().map(inplace::LocalFiles::new);
         Ok(S3State {
             objects,
             config: Arc::new(config),
+            local,
         })
     }
 

@@ -35,6 +35,8 @@ pub struct TestServer {
     /// For test inputs, outside the store.
     pub scratch_dir: TempDir,
     server_task: tokio::task::JoinHandle<()>,
+    /// The router's state, for in-process calls.
+    pub state: S3State,
 }
 
 impl Drop for TestServer {
@@ -76,18 +78,21 @@ fn collect_files(root: &Path, dir: &Path, files: &mut Vec<String>) {
 
 pub async fn start_server(limits: PartLimits) -> TestServer {
     let store_dir = tempfile::tempdir().expect("creating the store temp dir");
-    let objects = object_store::local::LocalFileSystem::new_with_prefix(store_dir.path())
-        .expect("opening the local store")
-        .with_automatic_cleanup(true);
+    let objects = Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(store_dir.path())
+            .expect("opening the local store")
+            .with_automatic_cleanup(true),
+    );
     let config = S3Config {
         bucket: BUCKET.to_string(),
         credentials: credentials(),
         min_part_size: limits.min_part_size,
         max_part_size: limits.max_part_size,
         max_clock_skew: Duration::from_secs(15 * 60),
+        local_files: Some(objects.clone()),
     };
-    let state = S3State::new(Arc::new(objects), config).expect("the test config is valid");
-    let app = axum::Router::new().nest("/s3", s3_router(state));
+    let state = S3State::new(objects, config).expect("the test config is valid");
+    let app = axum::Router::new().nest("/s3", s3_router(state.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -103,6 +108,7 @@ pub async fn start_server(limits: PartLimits) -> TestServer {
         store_dir,
         scratch_dir: tempfile::tempdir().expect("creating the scratch temp dir"),
         server_task,
+        state,
     }
 }
 

@@ -462,3 +462,94 @@ async fn cors_preflight_allows_uploads_and_exposes_etag() {
         .to_ascii_lowercase();
     assert!(exposed.contains("etag"));
 }
+
+#[tokio::test]
+async fn sized_uploads_write_parts_in_place_and_complete_by_rename() {
+    let server = common::start_server(limits()).await;
+    let client = reqwest::Client::new();
+    let key = "sources/äöü video/in place.mp4";
+    let input = common::test_bytes(3 * PART_BYTES + 999, 12);
+    let upload_id =
+        reel_s3::start_upload_sized(&server.state, key, PART_BYTES as u64, input.len() as u64)
+            .await
+            .expect("starting a sized upload");
+    let part_url = |number: usize| {
+        sign_now(
+            &server,
+            Method::PUT,
+            key,
+            &[
+                ("partNumber", &number.to_string()),
+                ("uploadId", &upload_id),
+            ],
+        )
+    };
+    let chunks: Vec<&[u8]> = input.chunks(PART_BYTES).collect();
+    // A part of the wrong size, and one past the end, are refused and say why.
+    for (number, body) in [(2, chunks[3].to_vec()), (5, b"extra".to_vec())] {
+        let refused = put_part(&client, part_url(number), body).await;
+        let status = refused.status().as_u16();
+        let text = refused.text().await.expect("reading the refusal");
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("this upload takes parts 1 to 4"), "{text}");
+    }
+    // Parts land out of order; their ETags are XXH3-128, not MD5.
+    let mut etag_of = std::collections::HashMap::new();
+    for number in [4, 2, 1, 3] {
+        let stored = put_part(&client, part_url(number), chunks[number - 1].to_vec()).await;
+        assert_eq!(stored.status(), 200);
+        let etag = stored.headers()["etag"]
+            .to_str()
+            .expect("ASCII")
+            .to_string();
+        assert_eq!(etag.len(), 34, "{etag}");
+        assert_ne!(etag, format!("\"{}\"", common::md5_hex(chunks[number - 1])));
+        etag_of.insert(number, etag.trim_matches('"').to_string());
+    }
+    // A rewrite of part 2 whose Content-MD5 does not match is refused, and
+    // part 2 then counts as missing: its region may hold other bytes now.
+    let rewrite = client
+        .put(part_url(2))
+        .header("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")
+        .body(chunks[1].to_vec())
+        .send()
+        .await
+        .expect("sending UploadPart");
+    assert_eq!(rewrite.status(), 400);
+    let stored: Vec<u32> = reel_s3::stored_parts(&server.state, key, &upload_id)
+        .await
+        .expect("listing parts")
+        .iter()
+        .map(|part| part.part_number)
+        .collect();
+    assert_eq!(stored, vec![1, 3, 4]);
+    let etags = |numbers: &[usize]| -> Vec<(u32, String)> {
+        numbers
+            .iter()
+            .map(|&number| (number as u32, etag_of[&number].clone()))
+            .collect()
+    };
+    let incomplete = reel_s3::finish_upload(&server.state, key, &upload_id, &etags(&[1, 3, 4]))
+        .await
+        .expect_err("part 2 is missing");
+    assert_eq!(incomplete.code, "InvalidPart");
+    assert!(incomplete.message.contains("parts 1 to 4"), "{incomplete}");
+
+    let stored = put_part(&client, part_url(2), chunks[1].to_vec()).await;
+    assert_eq!(stored.status(), 200);
+    // The same bytes give the same ETag.
+    assert_eq!(
+        stored.headers()["etag"].to_str().expect("ASCII"),
+        format!("\"{}\"", etag_of[&2])
+    );
+    let finished = reel_s3::finish_upload(&server.state, key, &upload_id, &etags(&[1, 2, 3, 4]))
+        .await
+        .expect("completing");
+    assert_eq!(finished.sha256, common::sha256_hex(&input));
+    assert!(finished.etag.ends_with("-4"), "{}", finished.etag);
+    assert_eq!(
+        common::sha256_hex(&server.read_stored(key)),
+        finished.sha256
+    );
+    assert_eq!(server.stored_files(), vec![key.to_string()]);
+}

@@ -536,7 +536,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The embedded S3 endpoint serves presigned multipart uploads into the
     // local store; its signing secret lives in the data dir, so URLs stay
     // valid across restarts and for every API process sharing the dir.
-    let s3 = if storage_url.starts_with("file://") {
+    let s3 = if let Some(local_files) = reel_pipeline::storage::local_file_system(&storage_url)? {
         let credentials = reel_s3::S3Credentials {
             access_key_id: "reel-embedded".to_string(),
             secret_access_key: embedded_s3_secret(&config)?,
@@ -551,6 +551,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     min_part_size: reel_s3::S3_MIN_PART_SIZE,
                     max_part_size: reel_s3::S3_MAX_PART_SIZE,
                     max_clock_skew: std::time::Duration::from_secs(15 * 60),
+                    local_files: Some(local_files),
                 },
             )
             .context("configuring the embedded S3 endpoint")?,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -286,21 +286,24 @@ async fn upload_one(
         }),
     });
     let mut resent: u64 = 0;
-    for batch in missing.chunks(URL_BATCH) {
-        let urls = shared.part_urls(batch).await?;
-        let results: Vec<anyhow::Result<(u32, String)>> = futures::stream::iter(urls)
-            .map(|part| {
-                let shared = shared.clone();
-                async move { shared.send_part(part).await }
-            })
-            .buffer_unordered(args.parallel.max(1))
-            .collect()
-            .await;
-        for result in results {
-            let (part_number, etag) = result?;
-            resent += expected_size(part_number);
-            etags[(part_number - 1) as usize] = Some(etag);
-        }
+    // URLs are fetched a batch at a time as the parts are sent, with no
+    // pause at the end of a batch.
+    let sent = futures::stream::iter(missing.chunks(URL_BATCH))
+        .then(|batch| {
+            let shared = shared.clone();
+            async move { shared.part_urls(batch).await }
+        })
+        .map_ok(|urls| futures::stream::iter(urls.into_iter().map(Ok::<_, anyhow::Error>)))
+        .try_flatten()
+        .map_ok(|part| {
+            let shared = shared.clone();
+            async move { shared.send_part(part).await }
+        })
+        .try_buffer_unordered(args.parallel.max(1));
+    futures::pin_mut!(sent);
+    while let Some((part_number, etag)) = sent.try_next().await? {
+        resent += expected_size(part_number);
+        etags[(part_number - 1) as usize] = Some(etag);
     }
     bar.finish_and_clear();
     let sha256 = hashing
