@@ -23,6 +23,7 @@ use reel_pipeline::jobs::{IngestError, SelftestSpec, MAX_SELFTEST_TASKS};
 use serde::Deserialize;
 use serde_json::json;
 
+mod companion;
 mod origin;
 pub mod uploads;
 mod videos;
@@ -156,7 +157,20 @@ pub fn router(state: AppState) -> Router {
             get(uploads::show_upload).delete(uploads::delete_upload),
         )
         .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
-        .route("/v1/uploads/{id}/complete", post(uploads::complete_upload));
+        .route("/v1/uploads/{id}/complete", post(uploads::complete_upload))
+        .route("/v1/companion/s3/multipart", post(companion::create))
+        .route(
+            "/v1/companion/s3/multipart/{upload_id}",
+            get(companion::list_parts).delete(companion::abort),
+        )
+        .route(
+            "/v1/companion/s3/multipart/{upload_id}/{part_number}",
+            get(companion::sign_part),
+        )
+        .route(
+            "/v1/companion/s3/multipart/{upload_id}/complete",
+            post(companion::complete),
+        );
     let tus = reel_upload::tus_router(state.tus.clone());
     let s3 = state.s3.clone();
     // tus clients are given `/files/`; nest_service serves `/files`,

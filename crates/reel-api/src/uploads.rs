@@ -29,7 +29,7 @@ use crate::videos::{base_url, video_view};
 use crate::{ApiError, AppState, Authenticated};
 
 /// How long a presigned part URL lives.
-const PART_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
+pub(crate) const PART_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// The smallest part size handed out (S3's minimum is 5 MiB).
 const MIN_PART_SIZE: u64 = 8 << 20;
 /// S3's largest part count.
@@ -53,26 +53,26 @@ pub(crate) struct PartsBody {
 
 #[derive(Deserialize)]
 pub(crate) struct CompletePart {
-    part_number: u32,
-    etag: Option<String>,
+    pub(crate) part_number: u32,
+    pub(crate) etag: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 pub(crate) struct CompleteBody {
     #[serde(default)]
-    parts: Vec<CompletePart>,
-    sha256: Option<String>,
+    pub(crate) parts: Vec<CompletePart>,
+    pub(crate) sha256: Option<String>,
 }
 
 /// Where a multipart upload's object and S3 upload live (kept in the
 /// upload's metadata).
-struct Target {
-    key: String,
-    s3_upload_id: String,
-    video_id: VideoId,
+pub(crate) struct Target {
+    pub(crate) key: String,
+    pub(crate) s3_upload_id: String,
+    pub(crate) video_id: VideoId,
 }
 
-fn target(row: &UploadRow) -> Result<Target, ApiError> {
+pub(crate) fn target(row: &UploadRow) -> Result<Target, ApiError> {
     let corrupt = || ApiError::Internal(format!("upload {} has no storage target", row.id));
     let key = row.metadata["key"]
         .as_str()
@@ -97,7 +97,7 @@ fn valid_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
-fn s3_state(state: &AppState) -> Result<&reel_s3::S3State, ApiError> {
+pub(crate) fn s3_state(state: &AppState) -> Result<&reel_s3::S3State, ApiError> {
     state.s3.as_ref().ok_or_else(|| {
         ApiError::NotImplemented(
             "presigned multipart uploads need the embedded S3 endpoint (local storage); with s3:// storage use tus at /files/".to_string(),
@@ -105,7 +105,7 @@ fn s3_state(state: &AppState) -> Result<&reel_s3::S3State, ApiError> {
     })
 }
 
-fn s3_error(error: reel_s3::OperationError) -> ApiError {
+pub(crate) fn s3_error(error: reel_s3::OperationError) -> ApiError {
     match error.status {
         404 => ApiError::NotFound(format!("storage has no such upload ({})", error.message)),
         400..=499 => ApiError::Conflict(format!("storage refused: {}", error.message)),
@@ -134,7 +134,11 @@ fn expected_part_size(row: &UploadRow, part_number: u32) -> u64 {
 }
 
 /// The caller's upload; another key's upload is reported as missing.
-async fn owned_upload(state: &AppState, owner: &str, id: &str) -> Result<UploadRow, ApiError> {
+pub(crate) async fn owned_upload(
+    state: &AppState,
+    owner: &str,
+    id: &str,
+) -> Result<UploadRow, ApiError> {
     let id: UploadId = id
         .parse()
         .map_err(|error: reel_jobs::uploads::ParseUploadIdError| {
@@ -149,7 +153,7 @@ async fn owned_upload(state: &AppState, owner: &str, id: &str) -> Result<UploadR
     Ok(row)
 }
 
-fn check_open(row: &UploadRow) -> Result<(), ApiError> {
+pub(crate) fn check_open(row: &UploadRow) -> Result<(), ApiError> {
     match row.status {
         UploadStatus::Open if row.expires_at >= Timestamp::now() => Ok(()),
         UploadStatus::Open | UploadStatus::Aborted => Err(ApiError::Gone(format!(
@@ -216,18 +220,42 @@ pub(crate) async fn create_upload(
     headers: HeaderMap,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let s3 = s3_state(&state)?;
     if body.size == 0 {
         return Err(ApiError::BadRequest("size must be above 0".to_string()));
     }
-    if body.size > state.max_upload_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "the file has {} bytes, over the limit of {}; raise limits.max_upload_size",
-            body.size, state.max_upload_bytes
-        )));
+    let row = open_upload(
+        &state,
+        owner,
+        body.filename.unwrap_or_default(),
+        Some(body.size),
+        body.sha256,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(upload_view(&state, &headers, &row).await?),
+    )
+        .into_response())
+}
+
+/// Opens a multipart upload into a new video's source key. With `size`
+/// known the part layout is fixed (and parts are written in place on the
+/// local store); without it (Uppy's create call has no size) any S3 part
+/// sizes are taken and the limits are checked as parts are signed and at
+/// completion.
+pub(crate) async fn open_upload(
+    state: &AppState,
+    owner: String,
+    filename: String,
+    size: Option<u64>,
+    sha256: Option<String>,
+) -> Result<UploadRow, ApiError> {
+    let s3 = s3_state(state)?;
+    if let Some(size) = size {
+        check_size(state, size)?;
+        crate::check_quota(state, &owner, size).await?;
     }
-    crate::check_quota(&state, &owner, body.size).await?;
-    if let Some(sha256) = &body.sha256 {
+    if let Some(sha256) = &sha256 {
         if !valid_sha256(sha256) {
             return Err(ApiError::BadRequest(
                 "sha256 must be 64 hex digits".to_string(),
@@ -236,14 +264,21 @@ pub(crate) async fn create_upload(
     }
     let video_id = VideoId::new_random();
     let key = video_source_key(video_id);
-    let part_size = part_size_for(body.size);
-    let s3_upload_id = reel_s3::start_upload_sized(s3, &key, part_size, body.size)
-        .await
-        .map_err(s3_error)?;
+    let (part_size, s3_upload_id) = match size {
+        Some(size) => {
+            let part_size = part_size_for(size);
+            let s3_upload_id = reel_s3::start_upload_sized(s3, &key, part_size, size)
+                .await
+                .map_err(s3_error)?;
+            (part_size, s3_upload_id)
+        }
+        None => (
+            reel_s3::S3_MIN_PART_SIZE.bytes(),
+            reel_s3::start_upload(s3, &key).await.map_err(s3_error)?,
+        ),
+    };
     let id = UploadId::new_random();
-    let filename: String = body
-        .filename
-        .unwrap_or_default()
+    let filename: String = filename
         .chars()
         .filter(|character| !character.is_control())
         .take(255)
@@ -252,10 +287,10 @@ pub(crate) async fn create_upload(
         id: id.clone(),
         owner,
         protocol: UploadProtocol::Multipart,
-        length: Some(body.size),
+        length: size,
         offset: 0,
         part_size,
-        declared_sha256: body.sha256.map(|text| text.to_ascii_lowercase()),
+        declared_sha256: sha256.map(|text| text.to_ascii_lowercase()),
         filename,
         metadata: json!({"key": key, "s3_upload_id": s3_upload_id, "video_id": video_id.to_string()}),
         concat: None,
@@ -265,16 +300,21 @@ pub(crate) async fn create_upload(
         ),
     };
     state.store.create_upload(&upload).await?;
-    let row = state
+    state
         .store
         .upload(&id)
         .await?
-        .ok_or_else(|| ApiError::Internal("the upload vanished after creation".to_string()))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(upload_view(&state, &headers, &row).await?),
-    )
-        .into_response())
+        .ok_or_else(|| ApiError::Internal("the upload vanished after creation".to_string()))
+}
+
+fn check_size(state: &AppState, size: u64) -> Result<(), ApiError> {
+    if size > state.max_upload_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the file has {size} bytes, over the limit of {}; raise limits.max_upload_size",
+            state.max_upload_bytes
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) async fn show_upload(
@@ -297,7 +337,7 @@ pub(crate) async fn part_urls(
     let s3 = s3_state(&state)?;
     let row = owned_upload(&state, &owner, &id).await?;
     check_open(&row)?;
-    let n_parts = part_count(&row);
+    let n_parts = signable_parts(&state, s3, &row).await?;
     if body.part_numbers.is_empty() || body.part_numbers.len() > MAX_URLS_PER_REQUEST {
         return Err(ApiError::BadRequest(format!(
             "ask for 1 to {MAX_URLS_PER_REQUEST} part numbers at a time"
@@ -313,38 +353,69 @@ pub(crate) async fn part_urls(
         )));
     }
     let target = target(&row)?;
-    let endpoint = url::Url::parse(&format!("{}/s3", base_url(&headers)))
-        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))?;
-    let now = SystemTime::now();
     let mut urls = Vec::with_capacity(body.part_numbers.len());
     for part_number in &body.part_numbers {
-        let part_text = part_number.to_string();
-        let query = [
-            ("partNumber", part_text.as_str()),
-            ("uploadId", target.s3_upload_id.as_str()),
-        ];
-        let request = reel_s3::PresignRequest {
-            credentials: s3.credentials(),
-            endpoint: &endpoint,
-            method: &Method::PUT,
-            bucket: s3.bucket(),
-            key: &target.key,
-            query: &query,
-            expires: PART_URL_LIFETIME,
-        };
-        let url = reel_s3::presign(&request, now)
-            .map_err(|error| ApiError::Internal(format!("presigning: {error}")))?;
         urls.push(json!({
             "part_number": part_number,
-            "url": url,
+            "url": presign_part(s3, &headers, &target, *part_number)?,
             "method": "PUT",
-            "size": expected_part_size(&row, *part_number),
+            "size": row.length.map(|_| expected_part_size(&row, *part_number)),
         }));
     }
     Ok(
         Json(json!({"urls": urls, "expires_in_seconds": PART_URL_LIFETIME.as_secs()}))
             .into_response(),
     )
+}
+
+/// How many parts may be signed: the layout's count for a sized upload; for
+/// one without a size, 10,000 while the parts stored so far are within the
+/// size limit.
+pub(crate) async fn signable_parts(
+    state: &AppState,
+    s3: &reel_s3::S3State,
+    row: &UploadRow,
+) -> Result<u64, ApiError> {
+    if row.length.is_some() {
+        return Ok(part_count(row));
+    }
+    let target = target(row)?;
+    let stored: u64 = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+        .await
+        .map_err(s3_error)?
+        .iter()
+        .map(|part| part.size)
+        .sum();
+    check_size(state, stored)?;
+    Ok(MAX_PARTS)
+}
+
+/// A presigned PUT URL for one part of the upload, valid for
+/// [`PART_URL_LIFETIME`].
+pub(crate) fn presign_part(
+    s3: &reel_s3::S3State,
+    headers: &HeaderMap,
+    target: &Target,
+    part_number: u32,
+) -> Result<String, ApiError> {
+    let endpoint = url::Url::parse(&format!("{}/s3", base_url(headers)))
+        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))?;
+    let part_text = part_number.to_string();
+    let query = [
+        ("partNumber", part_text.as_str()),
+        ("uploadId", target.s3_upload_id.as_str()),
+    ];
+    let request = reel_s3::PresignRequest {
+        credentials: s3.credentials(),
+        endpoint: &endpoint,
+        method: &Method::PUT,
+        bucket: s3.bucket(),
+        key: &target.key,
+        query: &query,
+        expires: PART_URL_LIFETIME,
+    };
+    reel_s3::presign(&request, SystemTime::now())
+        .map_err(|error| ApiError::Internal(format!("presigning: {error}")))
 }
 
 pub(crate) async fn complete_upload(
@@ -354,10 +425,20 @@ pub(crate) async fn complete_upload(
     Path(id): Path<String>,
     body: Option<Json<CompleteBody>>,
 ) -> Result<Response, ApiError> {
-    let s3 = s3_state(&state)?;
     let body = body.map(|Json(body)| body).unwrap_or_default();
     let row = owned_upload(&state, &owner, &id).await?;
-    check_open(&row)?;
+    Ok(Json(complete(&state, &headers, &row, body).await?).into_response())
+}
+
+/// Completes an open upload under its lock: `{"upload": …, "video": …}`.
+pub(crate) async fn complete(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: &UploadRow,
+    body: CompleteBody,
+) -> Result<Value, ApiError> {
+    let s3 = s3_state(state)?;
+    check_open(row)?;
     let holder = format!("complete-{}", VideoId::new_random());
     if !state
         .store
@@ -369,22 +450,17 @@ pub(crate) async fn complete_upload(
             row.id, row.id
         )));
     }
-    let result = complete_locked(&state, s3, &headers, &row, body).await;
+    let result = complete_locked(state, s3, headers, row, body).await;
     let _ = state.store.unlock_upload(&row.id, &holder).await;
     result
 }
 
-async fn complete_locked(
-    state: &AppState,
-    s3: &reel_s3::S3State,
-    headers: &HeaderMap,
+/// The `(part, etag)` pairs of a sized upload: every part of its layout,
+/// each of its expected size.
+fn sized_pairs(
     row: &UploadRow,
-    body: CompleteBody,
-) -> Result<Response, ApiError> {
-    let target = target(row)?;
-    let stored = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
-        .await
-        .map_err(s3_error)?;
+    stored: &[reel_s3::StoredPart],
+) -> Result<Vec<(u32, String)>, ApiError> {
     let n_parts = part_count(row);
     let mut pairs = Vec::with_capacity(stored.len());
     let mut missing = Vec::new();
@@ -411,6 +487,75 @@ async fn complete_locked(
             shown.join(", "),
             if missing.len() > 20 { ", …" } else { "" }
         )));
+    }
+    Ok(pairs)
+}
+
+/// The `(part, etag)` pairs and total size of an upload opened without a
+/// size: the parts the client lists, which storage must hold.
+fn listed_pairs(
+    body: &CompleteBody,
+    stored: &[reel_s3::StoredPart],
+) -> Result<(Vec<(u32, String)>, u64), ApiError> {
+    if body.parts.is_empty() {
+        return Err(ApiError::BadRequest(
+            "list the parts to complete with: {\"parts\": [{\"part_number\": 1, \"etag\": \"…\"}, …]}".to_string(),
+        ));
+    }
+    let mut pairs = Vec::with_capacity(body.parts.len());
+    let mut size: u64 = 0;
+    for part in &body.parts {
+        let held = stored
+            .iter()
+            .find(|held| held.part_number == part.part_number)
+            .ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "part {} is not in storage; upload it, then complete",
+                    part.part_number
+                ))
+            })?;
+        size += held.size;
+        pairs.push((part.part_number, held.etag.clone()));
+    }
+    if size == 0 {
+        return Err(ApiError::BadRequest("the parts hold no bytes".to_string()));
+    }
+    Ok((pairs, size))
+}
+
+async fn complete_locked(
+    state: &AppState,
+    s3: &reel_s3::S3State,
+    headers: &HeaderMap,
+    row: &UploadRow,
+    body: CompleteBody,
+) -> Result<Value, ApiError> {
+    let target = target(row)?;
+    let stored = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+        .await
+        .map_err(s3_error)?;
+    let (pairs, size) = match row.length {
+        Some(length) => (sized_pairs(row, &stored)?, length),
+        None => listed_pairs(&body, &stored)?,
+    };
+    if row.length.is_none() {
+        // Uploads opened without a size meet their limits here.
+        let refused = match check_size(state, size) {
+            Err(error) => Some(error),
+            Ok(()) => state
+                .store
+                .quota_excess(&row.owner, state.quota_per_key, size)
+                .await?
+                .map(ApiError::TooLarge),
+        };
+        if let Some(error) = refused {
+            let _ = reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await;
+            state
+                .store
+                .abort_upload(&row.id, "over the size limit or quota")
+                .await?;
+            return Err(error);
+        }
     }
     for part in &body.parts {
         let stored_etag = pairs
@@ -443,7 +588,6 @@ async fn complete_locked(
         .await
         .map_err(s3_error)?;
     let location = ObjectPath::from(target.key.as_str());
-    let size = row.length.unwrap_or(0);
     let sha256 = finished.sha256;
     if let Some(declared) = declared {
         if declared != sha256 {
@@ -468,6 +612,9 @@ async fn complete_locked(
             sha256: part.etag.clone(),
         })
         .collect();
+    if row.length.is_none() {
+        state.store.set_upload_length(&row.id, size).await?;
+    }
     state.store.record_upload_parts(&row.id, 0, &parts).await?;
     state
         .store
@@ -513,10 +660,7 @@ async fn complete_locked(
         .upload(&row.id)
         .await?
         .unwrap_or_else(|| row.clone());
-    Ok(
-        Json(json!({"upload": upload_view(state, headers, &upload_row).await?, "video": video}))
-            .into_response(),
-    )
+    Ok(json!({"upload": upload_view(state, headers, &upload_row).await?, "video": video}))
 }
 
 pub(crate) async fn delete_upload(
@@ -524,15 +668,21 @@ pub(crate) async fn delete_upload(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let s3 = s3_state(&state)?;
     let row = owned_upload(&state, &owner, &id).await?;
+    cancel(&state, &row).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Aborts an unfinished upload and removes its parts from storage.
+pub(crate) async fn cancel(state: &AppState, row: &UploadRow) -> Result<(), ApiError> {
+    let s3 = s3_state(state)?;
     if row.status == UploadStatus::Complete {
         return Err(ApiError::Conflict(format!(
             "upload {} is complete; delete its video instead",
             row.id
         )));
     }
-    let target = target(&row)?;
+    let target = target(row)?;
     match reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await {
         Ok(()) => {}
         Err(error) if error.status == 404 => {}
@@ -542,7 +692,7 @@ pub(crate) async fn delete_upload(
         .store
         .abort_upload(&row.id, "cancelled by the client")
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// Aborts expired multipart uploads and removes their parts from storage.

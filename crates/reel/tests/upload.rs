@@ -594,3 +594,169 @@ async fn the_quota_per_key_holds_across_every_way_in() {
     assert_eq!(videos["videos"].as_array().map(Vec::len), Some(1));
     assert_eq!(stored_under(&env, &["sources"]).len(), 1);
 }
+
+/// The calls `@uppy/aws-s3` makes with `endpoint: "<server>/v1/companion"`,
+/// in its order and with its payloads (PascalCase parts, quoted ETags).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_companion_routes_upload_resume_and_abort() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (server, url) = env.serve_with(0, &[("REEL_MAX_UPLOAD_SIZE", "12MiB")]);
+    let companion = format!("{url}/v1/companion/s3/multipart");
+    let client = reqwest::Client::new();
+    let size = (10 << 20) + 777;
+    let (file, sha256) = random_file(env.dir.path(), "uppy.bin", size);
+    let bytes = std::fs::read(&file).expect("read");
+    let chunks: Vec<&[u8]> = bytes.chunks(5 << 20).collect();
+    let call = |request: reqwest::RequestBuilder| {
+        let key = key.clone();
+        async move {
+            let response = request.bearer_auth(key).send().await.expect("send");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let (status, created) = call(client.post(&companion).json(&json!({
+        "filename": "uppy.bin", "type": "application/octet-stream",
+        "metadata": {"name": "uppy.bin", "type": "application/octet-stream"}
+    })))
+    .await;
+    assert_eq!(status, 200, "{created:#}");
+    let upload_id = created["uploadId"].as_str().expect("uploadId").to_string();
+    let object_key = created["key"].as_str().expect("key").to_string();
+    let query = format!("key={}", urlencode(&object_key));
+    let put_part = |number: usize| {
+        let client = client.clone();
+        let sign_url = format!("{companion}/{upload_id}/{number}?{query}");
+        let body = chunks[number - 1].to_vec();
+        let call = call.clone();
+        async move {
+            let (status, signed) = call(client.get(sign_url)).await;
+            assert_eq!(status, 200, "{signed:#}");
+            assert_eq!(signed["method"], "PUT");
+            assert!(signed["expires"].as_u64().is_some_and(|secs| secs > 0));
+            let stored = client
+                .put(signed["url"].as_str().expect("url"))
+                .body(body)
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(stored.status(), 200);
+            stored.headers()["etag"].to_str().expect("etag").to_string()
+        }
+    };
+    // Two parts, then the page "reloads": listParts says what storage holds.
+    let first = put_part(1).await;
+    let second = put_part(2).await;
+    let (status, listed) = call(client.get(format!("{companion}/{upload_id}?{query}"))).await;
+    assert_eq!(status, 200, "{listed:#}");
+    let listed = listed.as_array().expect("a list of parts").clone();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["PartNumber"], 1);
+    assert_eq!(listed[0]["Size"], 5 << 20);
+    assert_eq!(listed[0]["ETag"], first.as_str());
+    assert_eq!(listed[1]["ETag"], second.as_str());
+    let third = put_part(3).await;
+    // A wrong key is refused; so is a part number out of range.
+    let (status, _) =
+        call(client.get(format!("{companion}/{upload_id}?key=sources%2Fother"))).await;
+    assert_eq!(status, 404);
+    let (status, refused) = call(client.get(format!("{companion}/{upload_id}/0?{query}"))).await;
+    assert_eq!(status, 400, "{refused:#}");
+    let parts = json!({"parts": [
+        {"PartNumber": 1, "ETag": first}, {"PartNumber": 2, "ETag": second}, {"PartNumber": 3, "ETag": third}
+    ]});
+    let (status, completed) = call(
+        client
+            .post(format!("{companion}/{upload_id}/complete?{query}"))
+            .json(&parts),
+    )
+    .await;
+    assert_eq!(status, 200, "{completed:#} {}", server.output());
+    let video_id = completed["video"]["id"].as_str().expect("video id");
+    assert_eq!(
+        completed["location"],
+        format!("{url}/v1/videos/{video_id}").as_str()
+    );
+    let stored = std::fs::read(env.objects_dir().join(&object_key)).expect("source");
+    assert_eq!(hex::encode(Sha256::digest(&stored)), sha256);
+
+    // Over the size limit: refused at completion, nothing kept.
+    let (_, big) = call(
+        client
+            .post(&companion)
+            .json(&json!({"filename": "big.bin"})),
+    )
+    .await;
+    let big_id = big["uploadId"].as_str().expect("uploadId").to_string();
+    let big_query = format!("key={}", urlencode(big["key"].as_str().expect("key")));
+    let mut big_parts = Vec::new();
+    for number in 1..=3 {
+        let (status, signed) =
+            call(client.get(format!("{companion}/{big_id}/{number}?{big_query}"))).await;
+        assert_eq!(status, 200, "{signed:#}");
+        let stored = client
+            .put(signed["url"].as_str().expect("url"))
+            .body(vec![7u8; 5 << 20])
+            .send()
+            .await
+            .expect("put");
+        let etag = stored.headers()["etag"].to_str().expect("etag").to_string();
+        big_parts.push(json!({"PartNumber": number, "ETag": etag}));
+    }
+    // 15 MiB stored: no more parts are signed.
+    let (status, refused) = call(client.get(format!("{companion}/{big_id}/4?{big_query}"))).await;
+    assert_eq!(status, 413, "{refused:#}");
+    let (status, refused) = call(
+        client
+            .post(format!("{companion}/{big_id}/complete?{big_query}"))
+            .json(&json!({"parts": big_parts})),
+    )
+    .await;
+    assert_eq!(status, 413, "{refused:#}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("limits.max_upload_size"),
+        "{refused:#}"
+    );
+    // Abort answers `{}` and removes the parts.
+    let (_, aborted_upload) = call(client.post(&companion).json(&json!({"filename": "x"}))).await;
+    let aborted_id = aborted_upload["uploadId"].as_str().expect("uploadId");
+    let aborted_query = format!(
+        "key={}",
+        urlencode(aborted_upload["key"].as_str().expect("key"))
+    );
+    let (status, signed) =
+        call(client.get(format!("{companion}/{aborted_id}/1?{aborted_query}"))).await;
+    assert_eq!(status, 200);
+    client
+        .put(signed["url"].as_str().expect("url"))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .expect("put");
+    let (status, aborted) =
+        call(client.delete(format!("{companion}/{aborted_id}?{aborted_query}"))).await;
+    assert_eq!((status, aborted), (200, json!({})));
+    assert_eq!(stored_under(&env, &["s3-multipart"]), Vec::<String>::new());
+    assert_eq!(
+        stored_under(&env, &["sources"]),
+        vec![object_key.clone()],
+        "only the completed upload's source remains"
+    );
+}
+
+/// Percent-encodes a source key (`sources/{id}/source`) for a query.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
