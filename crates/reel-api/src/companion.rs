@@ -130,7 +130,7 @@ pub(crate) async fn list_parts(
     let (row, target) = keyed_upload(&state, &owner, &upload_id, &query).await?;
     uploads::check_open(&row)?;
     let s3 = uploads::s3_state(&state)?;
-    let parts: Vec<Value> = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+    let parts: Vec<Value> = s3.stored_parts(&target.key, &target.s3_upload_id)
         .await
         .map_err(uploads::s3_error)?
         .into_iter()

@@ -41,6 +41,9 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// The embedded S3 endpoint (local storage only), served at `/s3`.
     pub s3: Option<reel_s3::S3State>,
+    /// Where presigned multipart uploads go: the embedded endpoint, or the
+    /// real store for `s3://` storage. `None`: `/v1/uploads` answers 501.
+    pub multipart: Option<reel_s3::MultipartStore>,
     /// The tus server's state, served at `/files`.
     pub tus: reel_upload::UploadState,
     /// The most bytes one API key may hold (videos plus unfinished uploads).

@@ -9,10 +9,10 @@
 //! size, assembles the object at the video's source key, checks the
 //! SHA-256, and starts the video's job.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
@@ -97,8 +97,8 @@ fn valid_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
-pub(crate) fn s3_state(state: &AppState) -> Result<&reel_s3::S3State, ApiError> {
-    state.s3.as_ref().ok_or_else(|| {
+pub(crate) fn s3_state(state: &AppState) -> Result<&reel_s3::MultipartStore, ApiError> {
+    state.multipart.as_ref().ok_or_else(|| {
         ApiError::NotImplemented(
             "presigned multipart uploads need the embedded S3 endpoint (local storage); with s3:// storage use tus at /files/".to_string(),
         )
@@ -184,7 +184,7 @@ async fn upload_view(
     let target = target(row)?;
     let s3 = s3_state(state)?;
     let parts: Vec<Value> = if row.status == UploadStatus::Open {
-        reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+        s3.stored_parts(&target.key, &target.s3_upload_id)
             .await
             .map_err(s3_error)?
             .into_iter()
@@ -206,7 +206,7 @@ async fn upload_view(
         "error": row.error,
         // Where the parts go, for S3 clients (Uppy's `{key, uploadId}`).
         "storage": {
-            "endpoint": format!("{}/s3", base_url(headers)),
+            "endpoint": s3.endpoint(&embedded_endpoint(headers)?).as_str().trim_end_matches('/'),
             "bucket": s3.bucket(),
             "key": target.key,
             "upload_id": target.s3_upload_id,
@@ -267,14 +267,15 @@ pub(crate) async fn open_upload(
     let (part_size, s3_upload_id) = match size {
         Some(size) => {
             let part_size = part_size_for(size);
-            let s3_upload_id = reel_s3::start_upload_sized(s3, &key, part_size, size)
+            let s3_upload_id = s3
+                .start_upload(&key, Some((part_size, size)))
                 .await
                 .map_err(s3_error)?;
             (part_size, s3_upload_id)
         }
         None => (
             reel_s3::S3_MIN_PART_SIZE.bytes(),
-            reel_s3::start_upload(s3, &key).await.map_err(s3_error)?,
+            s3.start_upload(&key, None).await.map_err(s3_error)?,
         ),
     };
     let id = UploadId::new_random();
@@ -373,14 +374,15 @@ pub(crate) async fn part_urls(
 /// size limit.
 pub(crate) async fn signable_parts(
     state: &AppState,
-    s3: &reel_s3::S3State,
+    s3: &reel_s3::MultipartStore,
     row: &UploadRow,
 ) -> Result<u64, ApiError> {
     if row.length.is_some() {
         return Ok(part_count(row));
     }
     let target = target(row)?;
-    let stored: u64 = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+    let stored: u64 = s3
+        .stored_parts(&target.key, &target.s3_upload_id)
         .await
         .map_err(s3_error)?
         .iter()
@@ -393,29 +395,65 @@ pub(crate) async fn signable_parts(
 /// A presigned PUT URL for one part of the upload, valid for
 /// [`PART_URL_LIFETIME`].
 pub(crate) fn presign_part(
-    s3: &reel_s3::S3State,
+    s3: &reel_s3::MultipartStore,
     headers: &HeaderMap,
     target: &Target,
     part_number: u32,
 ) -> Result<String, ApiError> {
-    let endpoint = url::Url::parse(&format!("{}/s3", base_url(headers)))
-        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))?;
-    let part_text = part_number.to_string();
-    let query = [
-        ("partNumber", part_text.as_str()),
-        ("uploadId", target.s3_upload_id.as_str()),
-    ];
-    let request = reel_s3::PresignRequest {
-        credentials: s3.credentials(),
-        endpoint: &endpoint,
-        method: &Method::PUT,
-        bucket: s3.bucket(),
-        key: &target.key,
-        query: &query,
-        expires: PART_URL_LIFETIME,
+    s3.part_url(
+        &embedded_endpoint(headers)?,
+        &target.key,
+        &target.s3_upload_id,
+        part_number,
+        PART_URL_LIFETIME,
+    )
+    .map_err(|error| ApiError::Internal(format!("presigning: {error}")))
+}
+
+/// The hex SHA-256 of a stored object, read in blocks hashed off the async
+/// threads.
+async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, ApiError> {
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 8 << 20;
+    let failed = |error: object_store::Error| {
+        ApiError::Internal(format!("reading the completed upload back: {error}"))
     };
-    reel_s3::presign(&request, SystemTime::now())
-        .map_err(|error| ApiError::Internal(format!("presigning: {error}")))
+    let mut stream = state
+        .objects
+        .get(location)
+        .await
+        .map_err(failed)?
+        .into_stream();
+    let mut sha = Sha256::new();
+    let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
+    loop {
+        let chunk = stream.next().await.transpose().map_err(failed)?;
+        let done = chunk.is_none();
+        if let Some(chunk) = chunk {
+            block.extend_from_slice(&chunk);
+        }
+        if block.len() >= BLOCK || (done && !block.is_empty()) {
+            let full = std::mem::take(&mut block);
+            let mut hasher = std::mem::take(&mut sha);
+            sha = tokio::task::spawn_blocking(move || {
+                hasher.update(&full);
+                hasher
+            })
+            .await
+            .map_err(|error| ApiError::Internal(format!("hashing: {error}")))?;
+            block.reserve(BLOCK);
+        }
+        if done {
+            return Ok(hex::encode(sha.finalize()));
+        }
+    }
+}
+
+/// The embedded S3 endpoint as this request reached the server.
+fn embedded_endpoint(headers: &HeaderMap) -> Result<url::Url, ApiError> {
+    url::Url::parse(&format!("{}/s3", base_url(headers)))
+        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))
 }
 
 pub(crate) async fn complete_upload(
@@ -525,13 +563,14 @@ fn listed_pairs(
 
 async fn complete_locked(
     state: &AppState,
-    s3: &reel_s3::S3State,
+    s3: &reel_s3::MultipartStore,
     headers: &HeaderMap,
     row: &UploadRow,
     body: CompleteBody,
 ) -> Result<Value, ApiError> {
     let target = target(row)?;
-    let stored = reel_s3::stored_parts(s3, &target.key, &target.s3_upload_id)
+    let stored = s3
+        .stored_parts(&target.key, &target.s3_upload_id)
         .await
         .map_err(s3_error)?;
     let (pairs, size) = match row.length {
@@ -549,7 +588,7 @@ async fn complete_locked(
                 .map(ApiError::TooLarge),
         };
         if let Some(error) = refused {
-            let _ = reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await;
+            let _ = s3.cancel_upload(&target.key, &target.s3_upload_id).await;
             state
                 .store
                 .abort_upload(&row.id, "over the size limit or quota")
@@ -584,11 +623,17 @@ async fn complete_locked(
     }
     // The object is assembled; its SHA-256 was computed while the parts
     // were joined, so the end-to-end check costs no second read.
-    let finished = reel_s3::finish_upload(s3, &target.key, &target.s3_upload_id, &pairs)
+    let finished = s3
+        .finish_upload(&target.key, &target.s3_upload_id, &pairs)
         .await
         .map_err(s3_error)?;
     let location = ObjectPath::from(target.key.as_str());
-    let sha256 = finished.sha256;
+    // A real store's object is read back to hash it; the embedded endpoint
+    // hashed it on the way.
+    let sha256 = match finished.sha256 {
+        Some(sha256) => sha256,
+        None => hash_object(state, &location).await?,
+    };
     if let Some(declared) = declared {
         if declared != sha256 {
             let _ = state.objects.delete(&location).await;
@@ -683,7 +728,7 @@ pub(crate) async fn cancel(state: &AppState, row: &UploadRow) -> Result<(), ApiE
         )));
     }
     let target = target(row)?;
-    match reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await {
+    match s3.cancel_upload(&target.key, &target.s3_upload_id).await {
         Ok(()) => {}
         Err(error) if error.status == 404 => {}
         Err(error) => return Err(s3_error(error)),
@@ -698,7 +743,7 @@ pub(crate) async fn cancel(state: &AppState, row: &UploadRow) -> Result<(), ApiE
 /// Aborts expired multipart uploads and removes their parts from storage.
 pub async fn reap_expired_multipart(
     store: &reel_jobs::store::JobStore,
-    s3: &reel_s3::S3State,
+    s3: &reel_s3::MultipartStore,
 ) -> Result<usize, ApiError> {
     let mut reaped = 0;
     for row in store.expired_uploads(Timestamp::now(), 500).await? {
@@ -706,7 +751,7 @@ pub async fn reap_expired_multipart(
             continue;
         }
         if let Ok(target) = target(&row) {
-            match reel_s3::cancel_upload(s3, &target.key, &target.s3_upload_id).await {
+            match s3.cancel_upload(&target.key, &target.s3_upload_id).await {
                 Ok(()) => {}
                 Err(error) if error.status == 404 => {}
                 Err(error) => return Err(s3_error(error)),

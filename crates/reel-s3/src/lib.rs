@@ -37,17 +37,21 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
+mod backend;
 mod error;
 mod handlers;
 mod inplace;
 mod layout;
+mod remote;
 mod sigv4;
 mod xml;
 
+pub use backend::{Completed, MultipartStore};
 pub use handlers::{
     cancel_upload, finish_upload, start_upload, start_upload_sized, stored_parts, OperationError,
     StoredPart,
 };
+pub use remote::RemoteS3;
 
 /// The access key the server holds, and the region it claims to be.
 #[derive(Clone)]

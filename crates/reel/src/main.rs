@@ -402,6 +402,46 @@ const UPLOAD_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 
 /// The embedded S3 endpoint's signing secret: read from
 /// `DATA_DIR/embedded-s3.secret`, created (mode 0600) on first start.
+/// Presigned multipart uploads straight to the store for `s3://bucket`
+/// storage, signed with the credentials object_store uses
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); `None` without them.
+fn remote_multipart(
+    config: &config::Config,
+    storage_url: &str,
+) -> anyhow::Result<Option<reel_s3::RemoteS3>> {
+    let Some(bucket) = storage_url.strip_prefix("s3://") else {
+        return Ok(None);
+    };
+    let (Ok(access_key_id), Ok(secret_access_key)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) else {
+        tracing::warn!("s3:// storage without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: /v1/uploads is off (tus at /files/ still works)");
+        return Ok(None);
+    };
+    let region = config
+        .s3
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let endpoint = match &config.s3.endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => format!("https://s3.{region}.amazonaws.com"),
+    };
+    let endpoint = url::Url::parse(&endpoint)
+        .with_context(|| format!("s3.endpoint {endpoint:?} is not a URL"))?;
+    Ok(Some(reel_s3::RemoteS3::new(
+        endpoint,
+        bucket.trim_end_matches('/').to_string(),
+        reel_s3::S3Credentials {
+            access_key_id,
+            secret_access_key,
+            region,
+        },
+    )))
+}
+
 fn embedded_s3_secret(config: &Config) -> anyhow::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -570,12 +610,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
         },
     };
+    let multipart = match &s3 {
+        Some(embedded) => Some(reel_s3::MultipartStore::Embedded(embedded.clone())),
+        None => remote_multipart(&config, &storage_url)?.map(reel_s3::MultipartStore::Remote),
+    };
     let state = reel_api::AppState {
         store: store.clone(),
         objects: objects.clone(),
         metrics: metrics.clone(),
         max_upload_bytes: config.limits.max_upload_size.bytes(),
         s3: s3.clone(),
+        multipart: multipart.clone(),
         tus: tus.clone(),
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
     };
@@ -593,12 +638,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Expired uploads of both protocols are aborted and their parts removed.
     let reaper = reel_upload::spawn_reaper(tus, UPLOAD_REAP_INTERVAL, shutdown.clone());
-    if let Some(s3) = s3 {
+    if let Some(multipart) = multipart {
         let store = store.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(error) = reel_api::uploads::reap_expired_multipart(&store, &s3).await {
+                if let Err(error) =
+                    reel_api::uploads::reap_expired_multipart(&store, &multipart).await
+                {
                     tracing::warn!(?error, "reaping expired multipart uploads failed");
                 }
                 tokio::select! {

@@ -760,3 +760,193 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// moto's S3 server on a free loopback port, with one bucket.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_s3_server(bucket: &str) -> S3Server {
+    let port = free_port();
+    let child = Command::new(clients_dir().join(".venv/bin/python"))
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto's S3 server (run scripts/install-test-clients.sh)");
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(response) = client
+            .put(format!("{}/{bucket}", server.endpoint))
+            .send()
+            .await
+        {
+            assert!(response.status().is_success(), "creating the bucket");
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto's S3 server did not start");
+}
+
+/// With `storage = "s3://…"` the part URLs point at the store itself: the
+/// bytes never pass through reel, and completion, SHA-256 check and abort
+/// go to the store's multipart API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storage_hands_out_part_urls_of_the_store() {
+    let s3 = start_s3_server("reel-media").await;
+    let mut env = Env::sqlite();
+    env.storage = "s3://reel-media".to_string();
+    let key = env.create_key();
+    let s3_env = [
+        ("REEL_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("REEL_S3_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "reel-test"),
+        ("AWS_SECRET_ACCESS_KEY", "reel-test-secret"),
+    ];
+    let (_server, url) = env.serve_with(0, &s3_env);
+    let size = (20 << 20) + 12_345;
+    let (file, sha256) = random_file(env.dir.path(), "to-s3.bin", size);
+    let output = env
+        .command(&["upload", "--server", &url, "--api-key", &key, "--json"])
+        .arg(&file)
+        .output()
+        .expect("reel upload");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let uploaded: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let uploaded = &uploaded[0];
+    assert_eq!(uploaded["sha256"], sha256.as_str(), "{uploaded:#}");
+    let video_id = uploaded["video"]["id"].as_str().expect("video id");
+    // The source is in the store, byte for byte.
+    let stored = reqwest::get(format!(
+        "{}/reel-media/sources/{video_id}/source",
+        s3.endpoint
+    ))
+    .await
+    .expect("get")
+    .bytes()
+    .await
+    .expect("bytes");
+    assert_eq!(
+        hex::encode(Sha256::digest(&stored)),
+        sha256,
+        "{} bytes: {}",
+        stored.len(),
+        String::from_utf8_lossy(&stored[..stored.len().min(300)])
+    );
+
+    // Part URLs name the store; a declared SHA-256 that differs is refused
+    // after completion and nothing is kept; abort leaves no upload behind.
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{url}/v1/uploads"))
+        .bearer_auth(&key)
+        .json(&json!({"size": 6 << 20, "sha256": "0".repeat(64)}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["storage"]["endpoint"], s3.endpoint.as_str());
+    let id = created["id"].as_str().expect("id");
+    let urls: Value = client
+        .post(format!("{url}/v1/uploads/{id}/parts"))
+        .bearer_auth(&key)
+        .json(&json!({"part_numbers": [1]}))
+        .send()
+        .await
+        .expect("parts")
+        .json()
+        .await
+        .expect("json");
+    let part_url = urls["urls"][0]["url"].as_str().expect("url");
+    assert!(part_url.starts_with(&s3.endpoint), "{part_url}");
+    assert!(part_url.contains("X-Amz-Signature="), "{part_url}");
+    let put = client
+        .put(part_url)
+        .body(vec![3u8; 6 << 20])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let listed: Value = client
+        .get(format!("{url}/v1/uploads/{id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["parts"][0]["size"], 6 << 20, "{listed:#}");
+    let refused = client
+        .post(format!("{url}/v1/uploads/{id}/complete"))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(refused.status(), 422);
+    let objects = reqwest::get(format!("{}/reel-media?list-type=2", s3.endpoint))
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        objects.matches("<Key>").count(),
+        1,
+        "only the first video's source: {objects}"
+    );
+    let another: Value = client
+        .post(format!("{url}/v1/uploads"))
+        .bearer_auth(&key)
+        .json(&json!({"size": 1000}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let deleted = client
+        .delete(format!(
+            "{url}/v1/uploads/{}",
+            another["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let in_progress = reqwest::get(format!("{}/reel-media?uploads", s3.endpoint))
+        .await
+        .expect("list uploads")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(in_progress.matches("<Upload>").count(), 0, "{in_progress}");
+}
