@@ -3,6 +3,7 @@
 
 mod abr;
 mod config;
+mod edge;
 mod ingest;
 mod upload;
 
@@ -137,6 +138,45 @@ enum Command {
     Abr {
         #[command(subcommand)]
         command: AbrCommand,
+    },
+    /// Run a caching edge in front of a reel origin (or another edge, for tiers).
+    Edge {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// The origin (or the next tier's edge), e.g. http://origin:8080.
+        #[arg(long)]
+        upstream: String,
+        /// This edge's name: its pathway id in content steering.
+        #[arg(long, default_value = "edge")]
+        name: String,
+        /// Where the edge is, LAT,LON in degrees (for proximity routing).
+        #[arg(long)]
+        location: Option<String>,
+        /// Memory tier capacity.
+        #[arg(long, default_value = "1GiB")]
+        cache_memory: reel_core::ByteSize,
+        /// Disk tier capacity (0 for none).
+        #[arg(long, default_value = "0")]
+        cache_disk: reel_core::ByteSize,
+        /// Directory of the disk tier (needed when --cache-disk is above 0).
+        #[arg(long)]
+        disk_dir: Option<PathBuf>,
+        /// Bearer token of the purge and session endpoints (none: they answer 403).
+        #[arg(long, env = "REEL_EDGE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Eviction policy: s3-fifo or lru.
+        #[arg(long, default_value = "s3-fifo")]
+        eviction: String,
+        /// A reel server to register with for content steering, e.g. http://origin:8080.
+        #[arg(long)]
+        register: Option<String>,
+        /// The URL viewers reach this edge at (default: http:// + the listen address).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// An admin API key of the server given to --register.
+        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
     /// Inspect the configuration.
     Config {
@@ -283,6 +323,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("simulation thread")?;
         }
+        Command::Edge {
+            listen,
+            upstream,
+            name,
+            location,
+            cache_memory,
+            cache_disk,
+            disk_dir,
+            admin_token,
+            eviction,
+            register,
+            public_url,
+            api_key,
+        } => {
+            // An edge needs no database or storage of its own.
+            let args = edge::EdgeArgs {
+                listen,
+                upstream,
+                name,
+                location,
+                cache_memory,
+                cache_disk,
+                disk_dir,
+                admin_token,
+                eviction,
+                register,
+                public_url,
+                api_key,
+            };
+            return edge::run(args, shutdown_on_signal()).await;
+        }
         other => other,
     };
     let config = Config::load(cli.global.config.as_deref(), &flags)?;
@@ -343,7 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Abr { .. } => Ok(()),
+        Command::Abr { .. } | Command::Edge { .. } => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
         } => {

@@ -1,0 +1,344 @@
+//! reel's caching edge: a reverse proxy cache for the origin (or for any
+//! HTTP upstream that sends cache headers, including another edge).
+//!
+//! [`serve`] runs an edge described by an [`EdgeConfig`] on a listener.
+//! How the pieces fit:
+//!
+//! - `proxy` routes each request. The cache key is the request's
+//!   normalised path and query (`key`); the upstream is asked for exactly
+//!   that key and never sees client headers, so nothing a client sends can
+//!   change what another client receives.
+//! - `store` is the index: a memory tier and an optional disk tier, each
+//!   bounded in bytes and run by an eviction policy from [`policy`]
+//!   (S3-FIFO by default, LRU for comparison). In-flight fills reserve
+//!   their bytes first, so the bounds hold under load.
+//! - `fill` fetches a missing or stale key once, however many requests
+//!   want it, and streams the bytes to all of them as they arrive.
+//! - `cache_control` decides freshness (max-age, s-maxage,
+//!   stale-while-revalidate, stale-if-error, ...); `conditional` answers
+//!   Range and conditional requests from the stored full response.
+//! - `cmcd` reads CTA-5004 client data for per-session stats and next
+//!   object prefetch; `admin` and `metrics` serve purge, sessions and
+//!   Prometheus metrics.
+//!
+//! [`policy::replay`] runs the eviction policies over a trace, for
+//! benchmarks.
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::serve::ListenerExt;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+mod admin;
+mod cache_control;
+mod cmcd;
+mod conditional;
+mod fill;
+mod key;
+mod metrics;
+pub mod policy;
+mod proxy;
+mod store;
+
+/// How long shutdown waits for fills and disk writes to finish.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// Cache files written at once; more completed fills stay memory-only.
+const MAX_DISK_WRITES: usize = 4;
+
+/// Everything an edge needs; validated by [`serve`].
+#[derive(Clone)]
+pub struct EdgeConfig {
+    /// Name of this edge, as in `Via`, `/healthz` and metrics. Letters,
+    /// digits, `.`, `_` and `-`, at most 64 characters.
+    pub name: String,
+    /// Base URL of the upstream (the origin, or another edge acting as a
+    /// shield): `http(s)://host[:port][/prefix]`, without query. A request
+    /// for `/v/x` is fetched from `<upstream>/v/x`.
+    pub upstream: url::Url,
+    /// Where this edge is, as (latitude, longitude) in degrees; reported in
+    /// metrics for steering.
+    pub location: Option<(f64, f64)>,
+    /// Capacity of the memory tier in bytes, counting fills in progress.
+    pub cache_memory: u64,
+    /// Capacity of the disk tier in bytes; 0 disables the disk tier.
+    pub cache_disk: u64,
+    /// Directory of the disk tier's files; required when `cache_disk > 0`.
+    /// Files ending in `.reel-edge` found there at startup are deleted.
+    pub disk_dir: Option<PathBuf>,
+    /// Bearer token for `DELETE /_edge/purge` and `GET /_edge/sessions`;
+    /// without one those routes answer 403.
+    pub admin_token: Option<String>,
+    /// Limit for connecting to the upstream, for its response head, and for
+    /// each gap between body chunks.
+    pub upstream_timeout: Duration,
+    /// Eviction policy of both tiers.
+    pub eviction: policy::PolicyKind,
+    /// Objects larger than this fraction of `cache_memory` are not cached
+    /// (nor coalesced) but streamed through; in `(0, 1]`, e.g. `0.125`.
+    pub max_object_fraction: f64,
+    /// Longest time a 404 or 410 from the upstream is cached (shorter if the
+    /// upstream says so); zero never caches them. 5xx are never cached.
+    pub error_ttl: Duration,
+    /// CMCD `nor` prefetches in flight at once; more are skipped.
+    pub max_prefetches: usize,
+}
+
+impl fmt::Debug for EdgeConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("EdgeConfig")
+            .field("name", &self.name)
+            .field("upstream", &self.upstream.as_str())
+            .field("location", &self.location)
+            .field("cache_memory", &self.cache_memory)
+            .field("cache_disk", &self.cache_disk)
+            .field("disk_dir", &self.disk_dir)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("eviction", &self.eviction)
+            .field("max_object_fraction", &self.max_object_fraction)
+            .field("error_ttl", &self.error_ttl)
+            .field("max_prefetches", &self.max_prefetches)
+            .finish()
+    }
+}
+
+/// Why an edge could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// A config field is invalid; the message names it.
+    #[error("invalid edge config: {0}")]
+    Config(String),
+    /// The disk tier's directory could not be prepared.
+    #[error("preparing cache directory {path}: {source}")]
+    DiskDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The upstream HTTP client could not be built.
+    #[error("building the upstream http client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The server failed.
+    #[error("serving http: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves the edge on `listener` until `shutdown` completes, then lets open
+/// connections finish and waits (a few seconds at most) for fills in flight.
+pub async fn serve(
+    listener: TcpListener,
+    config: EdgeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), EdgeError> {
+    let settings = Settings::validate(&config)?;
+    let disk = match (&config.disk_dir, config.cache_disk) {
+        (_, 0) => None,
+        (Some(dir), capacity) => {
+            let blocking_dir = dir.clone();
+            let cleared = tokio::task::spawn_blocking(move || store::clear_disk_dir(&blocking_dir))
+                .await
+                .map_err(|error| EdgeError::DiskDir {
+                    path: dir.clone(),
+                    source: std::io::Error::other(error),
+                })?
+                .map_err(|source| EdgeError::DiskDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+            if cleared > 0 {
+                tracing::info!(dir = %dir.display(), n_files = cleared, "removed cache files of a previous run");
+            }
+            Some((dir.clone(), capacity))
+        }
+        (None, _) => {
+            return Err(EdgeError::Config(
+                "cache_disk > 0 needs disk_dir; set a directory or cache_disk = 0".to_owned(),
+            ))
+        }
+    };
+    let mut default_headers = HeaderMap::new();
+    // Bodies are stored as sent; asking for identity keeps `Vary:
+    // Accept-Encoding` meaningless for the edge.
+    default_headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if let Some(via) = fill::via_value(&settings.name) {
+        default_headers.insert(header::VIA, via);
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(format!(
+            "reel-edge/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            settings.name
+        ))
+        .default_headers(default_headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(settings.upstream_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(EdgeError::Client)?;
+    let edge = Arc::new(Edge {
+        store: Arc::new(store::Store::new(
+            config.eviction,
+            config.cache_memory,
+            disk,
+        )),
+        client,
+        metrics: metrics::Metrics::default(),
+        sessions: Mutex::new(cmcd::Sessions::default()),
+        prefetch_permits: Arc::new(Semaphore::new(config.max_prefetches)),
+        disk_writes: Arc::new(Semaphore::new(MAX_DISK_WRITES)),
+        tasks: TaskTracker::new(),
+        cancel: CancellationToken::new(),
+        settings,
+    });
+    let router = Router::new()
+        .fallback(proxy::route)
+        .with_state(edge.clone());
+    tracing::info!(
+        edge = %edge.settings.name,
+        address = ?listener.local_addr().ok(),
+        upstream = %edge.settings.upstream_base,
+        cache_memory = config.cache_memory,
+        cache_disk = config.cache_disk,
+        "edge listening"
+    );
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY failed");
+        }
+    });
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    edge.cancel.cancel();
+    edge.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, edge.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = edge.tasks.len(),
+            "background tasks still running at shutdown"
+        );
+    }
+    tracing::info!(edge = %edge.settings.name, "edge stopped");
+    served.map_err(EdgeError::Serve)
+}
+
+/// State shared by every request and background task.
+pub(crate) struct Edge {
+    pub(crate) settings: Settings,
+    pub(crate) store: Arc<store::Store>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) metrics: metrics::Metrics,
+    sessions: Mutex<cmcd::Sessions>,
+    pub(crate) prefetch_permits: Arc<Semaphore>,
+    pub(crate) disk_writes: Arc<Semaphore>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Edge {
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, cmcd::Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The validated parts of [`EdgeConfig`] the request path uses.
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    /// The upstream URL without a trailing `/`; keys are appended to it.
+    pub(crate) upstream_base: String,
+    pub(crate) location: Option<(f64, f64)>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) error_ttl: Duration,
+    pub(crate) max_object_bytes: u64,
+}
+
+impl Settings {
+    fn validate(config: &EdgeConfig) -> Result<Settings, EdgeError> {
+        let invalid = |message: String| Err(EdgeError::Config(message));
+        let name_ok = !config.name.is_empty()
+            && config.name.len() <= 64
+            && config
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !name_ok {
+            return invalid(format!(
+                "name {:?} must be 1-64 letters, digits, '.', '_' or '-'",
+                config.name
+            ));
+        }
+        let upstream = &config.upstream;
+        if !matches!(upstream.scheme(), "http" | "https") || upstream.host_str().is_none() {
+            return invalid(format!(
+                "upstream {upstream} must be an http:// or https:// URL with a host"
+            ));
+        }
+        if upstream.query().is_some() || upstream.fragment().is_some() {
+            return invalid(format!(
+                "upstream {upstream} must not have a query or fragment"
+            ));
+        }
+        if config.cache_memory == 0 {
+            return invalid("cache_memory must be above 0 bytes".to_owned());
+        }
+        if !(config.max_object_fraction > 0.0 && config.max_object_fraction <= 1.0) {
+            return invalid(format!(
+                "max_object_fraction {} must be in (0, 1], e.g. 0.125",
+                config.max_object_fraction
+            ));
+        }
+        if config.upstream_timeout.is_zero() {
+            return invalid("upstream_timeout must be above zero, e.g. 10s".to_owned());
+        }
+        if let Some((latitude, longitude)) = config.location {
+            if !((-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude)) {
+                return invalid(format!(
+                    "location ({latitude}, {longitude}) must be latitude in [-90, 90] and longitude in [-180, 180]"
+                ));
+            }
+        }
+        if config
+            .admin_token
+            .as_ref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            return invalid(
+                "admin_token must not be empty; leave it unset to disable admin routes".to_owned(),
+            );
+        }
+        let max_object_bytes =
+            ((config.cache_memory as f64 * config.max_object_fraction) as u64).max(1);
+        Ok(Settings {
+            name: config.name.clone(),
+            upstream_base: upstream.as_str().trim_end_matches('/').to_owned(),
+            location: config.location,
+            admin_token: config.admin_token.clone(),
+            upstream_timeout: config.upstream_timeout,
+            error_ttl: config.error_ttl,
+            max_object_bytes,
+        })
+    }
+}

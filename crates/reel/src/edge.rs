@@ -1,0 +1,146 @@
+//! `reel edge`: a caching edge in front of reel's origin (or another edge),
+//! optionally registering itself with a reel server's steering.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use reel_core::ByteSize;
+use tokio_util::sync::CancellationToken;
+
+/// What `reel edge` was asked to do.
+pub struct EdgeArgs {
+    pub listen: std::net::SocketAddr,
+    pub upstream: String,
+    pub name: String,
+    pub location: Option<String>,
+    pub cache_memory: ByteSize,
+    pub cache_disk: ByteSize,
+    pub disk_dir: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub eviction: String,
+    pub register: Option<String>,
+    pub public_url: Option<String>,
+    pub api_key: Option<String>,
+}
+
+/// Parses `LAT,LON` in degrees.
+pub fn parse_location(text: &str) -> anyhow::Result<(f64, f64)> {
+    let (lat, lon) = text
+        .split_once(',')
+        .context("a location is LAT,LON in degrees, e.g. 48.85,2.35")?;
+    let lat: f64 = lat.trim().parse().context("the latitude is not a number")?;
+    let lon: f64 = lon
+        .trim()
+        .parse()
+        .context("the longitude is not a number")?;
+    anyhow::ensure!(
+        (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon),
+        "a location needs a latitude in -90..90 and a longitude in -180..180"
+    );
+    Ok((lat, lon))
+}
+
+pub async fn run(args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let upstream = url::Url::parse(&args.upstream)
+        .with_context(|| format!("--upstream {:?} is not a URL", args.upstream))?;
+    let location = args.location.as_deref().map(parse_location).transpose()?;
+    let eviction = match args.eviction.as_str() {
+        "s3-fifo" => reel_edge::policy::PolicyKind::S3Fifo,
+        "lru" => reel_edge::policy::PolicyKind::Lru,
+        other => anyhow::bail!("--eviction {other:?}: use s3-fifo or lru"),
+    };
+    let config = reel_edge::EdgeConfig {
+        name: args.name.clone(),
+        upstream,
+        location,
+        cache_memory: args.cache_memory.bytes(),
+        cache_disk: args.cache_disk.bytes(),
+        disk_dir: args.disk_dir.clone(),
+        admin_token: args.admin_token.clone(),
+        upstream_timeout: Duration::from_secs(10),
+        eviction,
+        max_object_fraction: 0.125,
+        error_ttl: Duration::from_secs(2),
+        max_prefetches: 8,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}; pick another --listen", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("reel edge {} listening on http://{address}", args.name);
+    if let Some(router) = &args.register {
+        let public_url = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let api_key = args
+            .api_key
+            .clone()
+            .context("--register needs an API key: pass --api-key or set REEL_API_KEY")?;
+        tokio::spawn(register_loop(
+            router.trim_end_matches('/').to_string(),
+            api_key,
+            args.name.clone(),
+            public_url,
+            location,
+            shutdown.clone(),
+        ));
+    }
+    let stop = shutdown.clone();
+    reel_edge::serve(listener, config, async move { stop.cancelled().await })
+        .await
+        .context("serving the edge")
+}
+
+/// Registers the edge with the router now and every 30 s (so a restarted
+/// router learns it again); the router's health checks do the rest.
+async fn register_loop(
+    router: String,
+    api_key: String,
+    name: String,
+    url: String,
+    location: Option<(f64, f64)>,
+    shutdown: CancellationToken,
+) {
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({
+        "name": name,
+        "url": url,
+        "location": location.map(|(lat, lon)| format!("{lat},{lon}")),
+    });
+    loop {
+        let sent = client
+            .post(format!("{router}/v1/edges"))
+            .bearer_auth(&api_key)
+            .json(&body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!(router, "registered with the router")
+            }
+            Ok(response) => {
+                tracing::warn!(router, status = %response.status(), "the router refused the registration")
+            }
+            Err(error) => tracing::warn!(router, %error, "could not reach the router"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_lat_comma_lon() {
+        assert_eq!(parse_location("48.85, 2.35").ok(), Some((48.85, 2.35)));
+        assert!(parse_location("48.85").is_err());
+        assert!(parse_location("91,0").is_err());
+        assert!(parse_location("a,b").is_err());
+    }
+}
