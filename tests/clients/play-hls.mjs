@@ -3,11 +3,16 @@
 // what happened as ONE JSON object on stdout.
 //
 //   node tests/clients/play-hls.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
+//                                       [--hls-config JSON] [--progress]
 //
 // --timeout (default 60): overall wall-clock limit for reaching `ended`.
 // --rate (default 1, max 16): playbackRate; 8 finishes a 10 s clip in ~2.5 s.
 // --stall-timeout (default off): give up early (fatal) when currentTime has not
 //   advanced for this many wall-clock seconds (startup counts too).
+// --hls-config: a JSON object merged into the hls.js config (e.g. '{"maxBufferLength":4}').
+// --progress: print `progress <currentTime> <host of the last fragment>` lines on stderr
+//   every 250 ms, so a test can act mid-stream (e.g. stop an edge).
+// The JSON also counts fragments per host (`fragHosts`) and steering manifests loaded.
 //
 // Exit code: 0 only if the <video> fired `ended` and hls.js raised no fatal error;
 // 1 otherwise (including timeout); 2 on bad usage.
@@ -41,7 +46,7 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, timeout: 60, rate: 1, stall: 0 };
+  const opts = { url: null, timeout: 60, rate: 1, stall: 0, hlsConfig: {}, progress: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -54,6 +59,11 @@ function parseArgs(argv) {
     if (a === '--timeout' || a.startsWith('--timeout=')) opts.timeout = val();
     else if (a === '--rate' || a.startsWith('--rate=')) opts.rate = val();
     else if (a === '--stall-timeout' || a.startsWith('--stall-timeout=')) opts.stall = val();
+    else if (a === '--progress') opts.progress = true;
+    else if (a === '--hls-config' || a.startsWith('--hls-config=')) {
+      const v = a.includes('=') ? a.split(/=(.*)/s)[1] : argv[++i];
+      try { opts.hlsConfig = JSON.parse(v); } catch { usage(`--hls-config: not JSON: ${v}`); }
+    }
     else if (a === '-h' || a === '--help') usage();
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
@@ -80,6 +90,8 @@ const result = {
   decodedFrames: 0,
   droppedFrames: 0,
   levelSwitches: [],
+  fragHosts: {},
+  steeringManifests: 0,
   playbackRate: opts.rate,
   timedOut: false,
   elapsedMs: 0,
@@ -140,10 +152,10 @@ await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const pageUrl = `http://127.0.0.1:${server.address().port}/`;
 
 // Runs inside the page. Sets up hls.js and records everything on window.__reel.
-function pageMain({ url, rate, stall }) {
+function pageMain({ url, rate, stall, hlsConfig }) {
   const st = (window.__reel = {
     done: false, ended: false, errors: [], levels: [], audioTracks: 0,
-    levelSwitches: [], hlsjsVersion: null,
+    levelSwitches: [], hlsjsVersion: null, fragHosts: {}, lastHost: null, steeringManifests: 0,
   });
   const video = document.getElementById('v');
   video.muted = true;
@@ -187,7 +199,15 @@ function pageMain({ url, rate, stall }) {
     st.errors.push({ type: 'harness', details: 'Hls.isSupported() is false (no MSE?)', fatal: true });
     return stop();
   }
-  const hls = new Hls({ debug: false, enableWorker: true, startLevel: -1 });
+  const hls = new Hls(Object.assign({ debug: false, enableWorker: true, startLevel: -1 }, hlsConfig));
+  hls.on(Hls.Events.FRAG_LOADED, (_ev, d) => {
+    const host = new URL(d.frag.url).host;
+    st.fragHosts[host] = (st.fragHosts[host] || 0) + 1;
+    st.lastHost = host;
+  });
+  if (Hls.Events.STEERING_MANIFEST_LOADED) {
+    hls.on(Hls.Events.STEERING_MANIFEST_LOADED, () => { st.steeringManifests += 1; });
+  }
   window.__hls = hls;
   hls.on(Hls.Events.ERROR, (_ev, d) => {
     st.errors.push({
@@ -235,6 +255,8 @@ function pageSnapshot() {
     droppedFrames: q ? q.droppedVideoFrames : 0,
     levelSwitches: st.levelSwitches || [],
     hlsjsVersion: st.hlsjsVersion || null,
+    fragHosts: st.fragHosts || {},
+    steeringManifests: st.steeringManifests || 0,
   };
 }
 
@@ -262,7 +284,19 @@ try {
   page.on('crash', () => fatalHarness('page crashed'));
 
   await page.goto(pageUrl, { waitUntil: 'load', timeout: 15_000 });
-  await page.evaluate(pageMain, { url: opts.url, rate: opts.rate, stall: opts.stall });
+  await page.evaluate(pageMain, { url: opts.url, rate: opts.rate, stall: opts.stall, hlsConfig: opts.hlsConfig });
+  let progress = null;
+  if (opts.progress) {
+    progress = setInterval(async () => {
+      try {
+        const p = await page.evaluate(() => {
+          const v = document.getElementById('v');
+          return [v ? v.currentTime : 0, (window.__reel && window.__reel.lastHost) || '-'];
+        });
+        process.stderr.write(`progress ${p[0]} ${p[1]}\n`);
+      } catch { /* page closing */ }
+    }, 250);
+  }
 
   const deadline = t0 + opts.timeout * 1000;
   const remaining = Math.max(1000, deadline - Date.now());
@@ -278,6 +312,7 @@ try {
       throw e;
     }
   }
+  if (progress) clearInterval(progress);
   const snap = await page.evaluate(pageSnapshot);
   // console/pageerror entries collected in node come after the in-page ones
   const nodeErrors = result.errors;

@@ -25,6 +25,7 @@ use serde_json::json;
 
 mod companion;
 mod origin;
+pub mod steering;
 pub mod uploads;
 mod videos;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub tus: reel_upload::UploadState,
     /// The most bytes one API key may hold (videos plus unfinished uploads).
     pub quota_per_key: Option<u64>,
+    /// The edges content steering sends viewers to.
+    pub edges: Arc<steering::Edges>,
 }
 
 /// Errors of the API.
@@ -92,7 +95,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> &str {
+    /// What went wrong and what to do.
+    pub fn message(&self) -> &str {
         match self {
             Self::Unauthorized(message)
             | Self::NotFound(message)
@@ -161,6 +165,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
         .route("/v1/uploads/{id}/complete", post(uploads::complete_upload))
+        .route("/v1/videos/{id}/play.m3u8", get(steering::play_hls))
+        .route("/v1/videos/{id}/play.mpd", get(steering::play_dash))
+        .route("/v1/steering/{id}", get(steering::steering))
+        .route("/r/{id}/{*path}", get(steering::redirect))
+        .route(
+            "/v1/edges",
+            get(steering::list_edges).post(steering::register_edge),
+        )
+        .route(
+            "/v1/edges/{name}",
+            axum::routing::delete(steering::remove_edge),
+        )
         .route("/v1/companion/s3/multipart", post(companion::create))
         .route(
             "/v1/companion/s3/multipart/{upload_id}",

@@ -29,6 +29,47 @@ pub struct Config {
     pub s3: S3Config,
     /// How videos are encoded.
     pub encode: EncodeConfig,
+    /// Content steering: the edges viewers are sent to.
+    pub steering: SteeringConfig,
+}
+
+/// Content steering: the edges viewers are sent to, and how.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SteeringConfig {
+    /// How long players keep a steering answer before asking again.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How often each edge's `/healthz` is checked (two failures drop it).
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+    /// Client locations by network, `CIDR=LAT,LON` (the longest prefix wins).
+    pub networks: Vec<String>,
+    /// Edges known from the start (edges may also register with `reel edge --register`).
+    pub edges: Vec<EdgeEntry>,
+}
+
+/// One configured edge.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeEntry {
+    /// Its pathway id.
+    pub name: String,
+    /// Where viewers reach it.
+    pub url: String,
+    /// `LAT,LON` in degrees.
+    pub location: Option<String>,
+}
+
+impl Default for SteeringConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            health_interval: Duration::from_secs(1),
+            networks: Vec::new(),
+            edges: Vec::new(),
+        }
+    }
 }
 
 /// How videos are encoded.
@@ -138,6 +179,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             s3: S3Config::default(),
             encode: EncodeConfig::default(),
+            steering: SteeringConfig::default(),
         }
     }
 }
@@ -295,6 +337,20 @@ impl Config {
         }
         if let Some(value) = var("REEL_S3_REGION") {
             self.s3.region = Some(value);
+        }
+        if let Some(value) = var("REEL_STEERING_TTL") {
+            self.steering.ttl = duration("REEL_STEERING_TTL", &value)?;
+        }
+        if let Some(value) = var("REEL_STEERING_HEALTH_INTERVAL") {
+            self.steering.health_interval = duration("REEL_STEERING_HEALTH_INTERVAL", &value)?;
+        }
+        if let Some(value) = var("REEL_STEERING_NETWORKS") {
+            self.steering.networks = value
+                .split(';')
+                .map(str::trim)
+                .filter(|rule| !rule.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         Ok(())
     }

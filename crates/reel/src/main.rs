@@ -685,6 +685,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(embedded) => Some(reel_s3::MultipartStore::Embedded(embedded.clone())),
         None => remote_multipart(&config, &storage_url)?.map(reel_s3::MultipartStore::Remote),
     };
+    let networks =
+        reel_steer::NetworkRules::parse(config.steering.networks.iter().map(String::as_str))
+            .context("steering.networks")?;
+    let configured_edges: Vec<reel_api::steering::EdgeSpec> = config
+        .steering
+        .edges
+        .iter()
+        .map(|edge| reel_api::steering::EdgeSpec {
+            name: edge.name.clone(),
+            url: edge.url.clone(),
+            location: edge.location.clone(),
+        })
+        .collect();
+    let edges = Arc::new(
+        reel_api::steering::Edges::new(
+            reel_api::steering::SteeringSettings {
+                ttl: config.steering.ttl,
+                health_interval: config.steering.health_interval,
+                networks,
+            },
+            &configured_edges,
+        )
+        .map_err(|error| anyhow::anyhow!("steering.edges: {}", error.message()))?,
+    );
+    edges.clone().spawn_health_checks(shutdown.clone());
     let state = reel_api::AppState {
         store: store.clone(),
         objects: objects.clone(),
@@ -692,6 +717,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_upload_bytes: config.limits.max_upload_size.bytes(),
         s3: s3.clone(),
         multipart: multipart.clone(),
+        edges,
         tus: tus.clone(),
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
     };
@@ -727,10 +753,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     let server_shutdown = shutdown.clone();
-    axum::serve(listener, reel_api::router(state))
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        reel_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+    .await
+    .context("serving HTTP")?;
     shutdown.cancel();
     let _ = reaper.await;
     while let Some(result) = tasks.join_next().await {

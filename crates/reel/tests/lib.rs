@@ -4,6 +4,7 @@
 mod abr;
 mod api;
 mod common;
+mod delivery;
 mod engine;
 mod upload;
 mod video;

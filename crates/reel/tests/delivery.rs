@@ -1,0 +1,369 @@
+//! Delivery through real `reel edge` processes: content steering by
+//! proximity (clients on 127.0.0.2 and 127.0.0.3 are placed in Paris and
+//! New York by network rules), health checks that drop a stopped edge
+//! within one TTL, steered HLS and DASH manifests, the 302 mode, and hls.js
+//! in headless Chromium moving to the next pathway when its edge stops.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{Env, Process};
+
+const PARIS: &str = "48.86,2.35";
+const NEW_YORK: &str = "40.71,-74.0";
+/// The steering TTL the server is given; a dead edge must leave the
+/// steering answers within it.
+const TTL_SECONDS: u64 = 4;
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+/// A 24 s 320x180 source with audio (six 4 s segments).
+fn source(dir: &Path) -> PathBuf {
+    let path = dir.join("delivery.mp4");
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "24", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    path
+}
+
+/// A client whose requests come from `address` (a loopback alias).
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(address.parse().expect("ip")))
+        .build()
+        .expect("client")
+}
+
+fn start_edge(
+    env: &Env,
+    name: &str,
+    upstream: &str,
+    location: &str,
+    extra: &[&str],
+) -> (Process, String) {
+    let mut args = vec![
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        name,
+        "--upstream",
+        upstream,
+        "--location",
+        location,
+        "--cache-memory",
+        "64MiB",
+    ];
+    args.extend_from_slice(extra);
+    let process = env.spawn(&args);
+    let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .expect("url")
+        .trim()
+        .to_string();
+    (process, url)
+}
+
+async fn priority(client: &reqwest::Client, url: &str, video: &str) -> Vec<String> {
+    let answer: Value = client
+        .get(format!(
+            "{url}/v1/steering/{video}?proto=hls&_HLS_pathway=x"
+        ))
+        .send()
+        .await
+        .expect("steering")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["VERSION"], 1, "{answer:#}");
+    assert_eq!(answer["TTL"], TTL_SECONDS, "{answer:#}");
+    answer["PATHWAY-PRIORITY"]
+        .as_array()
+        .expect("priority")
+        .iter()
+        .map(|id| id.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn wait_until_healthy(url: &str, key: &str, names: &[&str]) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let edges: Value = client
+            .get(format!("{url}/v1/edges"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("edges")
+            .json()
+            .await
+            .expect("json");
+        let healthy = |name: &str| {
+            edges["edges"].as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|e| e["name"] == name && e["healthy"] == true)
+            })
+        };
+        if names.iter().all(|name| healthy(name)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "edges never healthy: {edges:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steering_by_proximity_with_failover_in_hls_js() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let networks = format!("127.0.0.1/32={PARIS};127.0.0.2/32={PARIS};127.0.0.3/32={NEW_YORK}");
+    let ttl = format!("{TTL_SECONDS}s");
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_STEERING_NETWORKS", networks.as_str()),
+            ("REEL_STEERING_TTL", ttl.as_str()),
+            ("REEL_STEERING_HEALTH_INTERVAL", "500ms"),
+        ],
+    );
+    let file = source(env.dir.path());
+    let ingested = env
+        .command(&[
+            "ingest",
+            "--wait",
+            "--json",
+            "--server",
+            &url,
+            "--api-key",
+            &key,
+        ])
+        .arg(&file)
+        .output()
+        .expect("ingest");
+    let video: Value = serde_json::from_slice(&ingested.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&ingested.stderr)));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id").to_string();
+
+    // Paris registers itself; New York is registered through the API; a
+    // shield in front of the origin serves both (edge → shield → origin).
+    let (_shield, shield_url) = start_edge(&env, "shield", &url, PARIS, &[]);
+    let (mut paris, paris_url) = start_edge(
+        &env,
+        "paris",
+        &shield_url,
+        PARIS,
+        &["--register", &url, "--api-key", &key],
+    );
+    let (_new_york, new_york_url) = start_edge(&env, "new-york", &shield_url, NEW_YORK, &[]);
+    let registered = reqwest::Client::new()
+        .post(format!("{url}/v1/edges"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "new-york", "url": new_york_url, "location": NEW_YORK}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), 200);
+    let refused = reqwest::Client::new()
+        .post(format!("{url}/v1/edges"))
+        .json(&json!({"name": "x", "url": "http://x"}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(refused.status(), 401, "registering needs an API key");
+    wait_until_healthy(&url, &key, &["paris", "new-york"]).await;
+
+    // Each client gets its nearest edge first, the origin last.
+    let from_paris = client_from("127.0.0.2");
+    let from_new_york = client_from("127.0.0.3");
+    assert_eq!(
+        priority(&from_paris, &url, &id).await,
+        ["paris", "new-york", "origin"]
+    );
+    assert_eq!(
+        priority(&from_new_york, &url, &id).await,
+        ["new-york", "paris", "origin"]
+    );
+
+    // The steered playlist lists every pathway; its initial one is the
+    // client's nearest.
+    let playlist = from_new_york
+        .get(format!("{url}/v1/videos/{id}/play.m3u8"))
+        .send()
+        .await
+        .expect("play.m3u8")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        playlist.contains(&format!(
+            "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/v1/steering/{id}?proto=hls\",PATHWAY-ID=\"new-york\""
+        )),
+        "{playlist}"
+    );
+    for pathway in ["paris", "new-york", "origin"] {
+        assert!(
+            playlist.contains(&format!("PATHWAY-ID=\"{pathway}\"")),
+            "{playlist}"
+        );
+    }
+    assert!(
+        playlist.contains(&format!("{paris_url}/v/{id}/")),
+        "{playlist}"
+    );
+    let mpd = from_paris
+        .get(format!("{url}/v1/videos/{id}/play.mpd"))
+        .send()
+        .await
+        .expect("play.mpd")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        mpd.contains(
+            "<ContentSteering defaultServiceLocation=\"paris\" queryBeforeStart=\"true\">"
+        ),
+        "{mpd}"
+    );
+    assert!(
+        mpd.contains(&format!(
+            "<BaseURL serviceLocation=\"new-york\">{new_york_url}/v/{id}/</BaseURL>"
+        )),
+        "{mpd}"
+    );
+    let dash_steering: Value = from_paris
+        .get(format!("{url}/v1/steering/{id}?proto=dash"))
+        .send()
+        .await
+        .expect("steering")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        dash_steering["SERVICE-LOCATION-PRIORITY"],
+        json!(["paris", "new-york", "origin"])
+    );
+
+    // The 302 mode sends a client without steering to its nearest edge.
+    let no_redirects = reqwest::Client::builder()
+        .local_address(Some("127.0.0.3".parse().expect("ip")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let redirected = no_redirects
+        .get(format!("{url}/r/{id}/master.m3u8"))
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(redirected.status(), 302);
+    assert_eq!(
+        redirected.headers()["location"].to_str().expect("ascii"),
+        format!("{new_york_url}/v/{id}/master.m3u8")
+    );
+
+    // hls.js (Chromium connects from 127.0.0.1: Paris) plays through the
+    // Paris edge with a short buffer; Paris is stopped mid-stream and
+    // playback goes on through the next pathway to the end.
+    let hls_config = json!({"maxBufferLength": 4, "maxMaxBufferLength": 6}).to_string();
+    let mut player = Command::new("node")
+        .arg(clients_dir().join("play-hls.mjs"))
+        .arg(format!("{url}/v1/videos/{id}/play.m3u8"))
+        .args(["--timeout", "90", "--rate", "2", "--stall-timeout", "25"])
+        .args(["--hls-config", &hls_config, "--progress"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node: run scripts/install-test-clients.sh");
+    let stderr = player.stderr.take().expect("stderr");
+    let paris_host = paris_url.trim_start_matches("http://").to_string();
+    let (killed_tx, killed_rx) = std::sync::mpsc::channel::<f64>();
+    let watcher = std::thread::spawn(move || {
+        let mut sent = false;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if !sent {
+                let mut fields = line.split_whitespace();
+                if fields.next() == Some("progress") {
+                    let time: f64 = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0.0);
+                    let host = fields.next().unwrap_or("");
+                    if time >= 5.0 && host == paris_host {
+                        let _ = killed_tx.send(time);
+                        sent = true;
+                    }
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let killed_at_media_time =
+        tokio::task::spawn_blocking(move || killed_rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .expect("join")
+            .unwrap_or_else(|_| panic!("playback never reached 5 s through the Paris edge"));
+    paris.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    // Within one TTL the steering answer puts Paris first no more.
+    let dropped_after = loop {
+        let order = priority(&from_paris, &url, &id).await;
+        if order.first().map(String::as_str) != Some("paris") {
+            assert_eq!(order, ["new-york", "origin"]);
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(TTL_SECONDS),
+            "Paris still first {:?} after the kill",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = tokio::task::spawn_blocking(move || player.wait_with_output())
+        .await
+        .expect("join")
+        .expect("player");
+    let progress = watcher.join().expect("watcher");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!("play-hls.mjs printed no JSON ({error}): {stdout} {progress:?}")
+    });
+    assert_eq!(report["ended"], true, "{report:#}");
+    let fatal: Vec<&Value> = report["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter(|e| e["fatal"] == true).collect())
+        .unwrap_or_default();
+    assert!(fatal.is_empty(), "{report:#}");
+    let hosts = report["fragHosts"].as_object().expect("fragHosts");
+    let paris_host = paris_url.trim_start_matches("http://");
+    let new_york_host = new_york_url.trim_start_matches("http://");
+    assert!(hosts.contains_key(paris_host), "{report:#}");
+    assert!(
+        hosts.contains_key(new_york_host),
+        "after Paris stopped, fragments came from New York: {report:#}"
+    );
+    eprintln!(
+        "edge stopped at media time {killed_at_media_time:.1} s; steering dropped it after {dropped_after:?}; fragments per host {hosts:?}"
+    );
+    let _ = paris.child.wait();
+}
