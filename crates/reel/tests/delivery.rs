@@ -104,6 +104,36 @@ async fn priority(client: &reqwest::Client, url: &str, video: &str) -> Vec<Strin
         .collect()
 }
 
+/// The id of the video's highest rendition.
+fn highest_rendition(video: &Value) -> String {
+    video["renditions"]
+        .as_array()
+        .and_then(|renditions| {
+            renditions
+                .iter()
+                .max_by_key(|rendition| rendition["height"].as_u64().unwrap_or(0))
+        })
+        .and_then(|rendition| rendition["name"].as_str())
+        .unwrap_or_else(|| panic!("no renditions: {video:#}"))
+        .to_string()
+}
+
+/// `reel_edge_upstream_requests_total` of an edge.
+async fn upstream_requests(edge: &str) -> u64 {
+    let metrics = reqwest::get(format!("{edge}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find(|line| line.starts_with("reel_edge_upstream_requests_total"))
+        .and_then(|line| line.split_whitespace().last())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no upstream request count: {metrics}")) as u64
+}
+
 async fn wait_until_healthy(url: &str, key: &str, names: &[&str]) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -261,6 +291,46 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     assert_eq!(
         dash_steering["SERVICE-LOCATION-PRIORITY"],
         json!(["paris", "new-york", "origin"])
+    );
+
+    // 100 concurrent requests for one cold segment through New York →
+    // shield → origin: one fetch per tier, every client the origin's bytes.
+    let segment_path = format!("/v/{id}/{}/seg-00006.m4s", highest_rendition(&video));
+    let expected = reqwest::get(format!("{url}{segment_path}"))
+        .await
+        .expect("origin")
+        .bytes()
+        .await
+        .expect("bytes");
+    let upstream_before = (
+        upstream_requests(&new_york_url).await,
+        upstream_requests(&shield_url).await,
+    );
+    let requests = (0..100).map(|_| {
+        let target = format!("{new_york_url}{segment_path}");
+        async move {
+            let response = reqwest::get(target).await.expect("edge");
+            let cache = response.headers()["x-cache"]
+                .to_str()
+                .unwrap_or_default()
+                .to_string();
+            (cache, response.bytes().await.expect("bytes"))
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+    assert!(answers.iter().all(|(_, body)| *body == expected));
+    assert_eq!(
+        answers.iter().filter(|(cache, _)| cache == "MISS").count(),
+        1,
+        "{:?}",
+        answers.iter().map(|(cache, _)| cache).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (
+            upstream_requests(&new_york_url).await - upstream_before.0,
+            upstream_requests(&shield_url).await - upstream_before.1
+        ),
+        (1, 1)
     );
 
     // The 302 mode sends a client without steering to its nearest edge.
