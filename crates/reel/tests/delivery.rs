@@ -353,7 +353,12 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     // hls.js (Chromium connects from 127.0.0.1: Paris) plays through the
     // Paris edge with a short buffer; Paris is stopped mid-stream and
     // playback goes on through the next pathway to the end.
-    let hls_config = json!({"maxBufferLength": 4, "maxMaxBufferLength": 6}).to_string();
+    let hls_config = json!({
+        "maxBufferLength": 4,
+        "maxMaxBufferLength": 6,
+        "cmcd": {"sessionId": "delivery-test", "contentId": id},
+    })
+    .to_string();
     let mut player = Command::new("node")
         .arg(clients_dir().join("play-hls.mjs"))
         .arg(format!("{url}/v1/videos/{id}/play.m3u8"))
@@ -431,6 +436,29 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     assert!(
         hosts.contains_key(new_york_host),
         "after Paris stopped, fragments came from New York: {report:#}"
+    );
+    // hls.js sent CMCD; its `nor` (next object) made the edge prefetch.
+    let new_york_metrics = reqwest::get(format!("{new_york_url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let metric = |name: &str| {
+        new_york_metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().last())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        metric("reel_edge_cmcd_requests_total") > 0.0,
+        "{new_york_metrics}"
+    );
+    assert!(
+        metric("reel_edge_prefetches_total") > 0.0,
+        "{new_york_metrics}"
     );
     eprintln!(
         "edge stopped at media time {killed_at_media_time:.1} s; steering dropped it after {dropped_after:?}; fragments per host {hosts:?}"
