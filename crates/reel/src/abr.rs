@@ -26,8 +26,8 @@ pub const ALGORITHMS: [&str; 7] = ["bb", "rb", "throughput", "bola", "rmpc", "re
 pub struct SimulateArgs {
     /// Folders of trace files (one trace set each).
     pub traces: Vec<PathBuf>,
-    /// Folder with `*_sizes_<level>.txt` chunk-size files.
-    pub video: PathBuf,
+    /// The video: a folder of chunk-size files, or a reel video's sizes.
+    pub video: VideoSource,
     /// Bitrate ladder in kbit/s, lowest first.
     pub ladder_kbps: Vec<u64>,
     /// One algorithm, or all.
@@ -38,7 +38,11 @@ pub struct SimulateArgs {
     pub json: bool,
 }
 
-fn algorithm(name: &str) -> Option<Box<dyn Algorithm>> {
+/// The algorithms a player can run (all but the offline optimum).
+pub const PLAYABLE: [&str; 6] = ["bb", "rb", "throughput", "bola", "rmpc", "reel"];
+
+/// A fresh instance of a named algorithm.
+pub(crate) fn algorithm(name: &str) -> Option<Box<dyn Algorithm>> {
     Some(match name {
         "bb" => Box::new(BufferBased),
         "rb" => Box::new(RateBased),
@@ -96,6 +100,14 @@ fn load_traces(dir: &Path) -> anyhow::Result<Vec<Trace>> {
         .collect()
 }
 
+/// Where the chunk sizes come from.
+pub enum VideoSource {
+    /// A folder with one `*_sizes_<level>.txt` file per ladder level.
+    Folder(PathBuf),
+    /// A reel video's real segment sizes (read from its HLS playlists).
+    Loaded(Video),
+}
+
 /// Runs the simulation and prints a table or JSON.
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let metric = match args.metric.as_str() {
@@ -112,11 +124,18 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         ),
         None => ALGORITHMS.to_vec(),
     };
-    let setup = Setup::new(
-        load_video(&args.video, &args.ladder_kbps)?,
-        SimConfig::pensieve(),
-        metric,
-    )?;
+    let (video, config) = match args.video {
+        VideoSource::Folder(dir) => (load_video(&dir, &args.ladder_kbps)?, SimConfig::pensieve()),
+        VideoSource::Loaded(video) => {
+            let config = SimConfig {
+                n_chunks: video.n_chunks().min(SimConfig::pensieve().n_chunks),
+                first_level_idx: 0,
+                ..SimConfig::pensieve()
+            };
+            (video, config)
+        }
+    };
+    let setup = Setup::new(video, config, metric)?;
     let mut rows = Vec::new();
     for folder in &args.traces {
         let traces = load_traces(folder)?;

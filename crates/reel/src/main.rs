@@ -4,7 +4,9 @@
 mod abr;
 mod config;
 mod edge;
+mod hls;
 mod ingest;
+mod play;
 mod upload;
 
 use std::path::PathBuf;
@@ -178,6 +180,29 @@ enum Command {
         #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Play a reel video headlessly with an ABR algorithm and report start-up, stalls, switches and QoE.
+    Play {
+        /// The multivariant playlist, e.g. http://server/v1/videos/ID/play.m3u8 (steered) or …/v/ID/master.m3u8.
+        url: String,
+        /// The ABR algorithm: bb, rb, throughput, bola, rmpc or reel.
+        #[arg(long, default_value = "reel")]
+        algorithm: String,
+        /// Shape the download rate to this network trace (`seconds Mbit/s` per line), as the simulator does.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Run media and trace time this many times faster than the wall clock (tests use 4).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Play at most this many segments.
+        #[arg(long)]
+        max_chunks: Option<usize>,
+        /// The level of the first segment (0 is the lowest).
+        #[arg(long, default_value_t = 0)]
+        first_level: usize,
+        /// Print the report (and the simulator's, with --trace) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -227,9 +252,9 @@ enum AbrCommand {
         /// A folder of trace files (seconds and Mbit/s per line); repeat for several trace sets.
         #[arg(long, required = true)]
         traces: Vec<PathBuf>,
-        /// A folder with one `*_sizes_<level>.txt` chunk-size file per ladder level.
+        /// A folder with one `*_sizes_<level>.txt` chunk-size file per ladder level, or the URL of a reel video's HLS playlist (its real segment sizes and ladder; --ladder is then ignored).
         #[arg(long)]
-        video: PathBuf,
+        video: String,
         /// The ladder in kbit/s, lowest first.
         #[arg(
             long,
@@ -311,6 +336,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             // Pure computation: no configuration, database or storage involved.
+            let video = if video.starts_with("http://") || video.starts_with("https://") {
+                abr::VideoSource::Loaded(play::video_from_url(&video).await?)
+            } else {
+                abr::VideoSource::Folder(PathBuf::from(video))
+            };
             let args = abr::SimulateArgs {
                 traces,
                 video,
@@ -322,6 +352,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return tokio::task::spawn_blocking(move || abr::simulate(args))
                 .await
                 .context("simulation thread")?;
+        }
+        Command::Play {
+            url,
+            algorithm,
+            trace,
+            speed,
+            max_chunks,
+            first_level,
+            json,
+        } => {
+            return play::play(play::PlayArgs {
+                url,
+                algorithm,
+                trace,
+                speed,
+                max_chunks,
+                first_level,
+                json,
+            })
+            .await;
         }
         Command::Edge {
             listen,
@@ -414,7 +464,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Abr { .. } | Command::Edge { .. } => Ok(()),
+        Command::Abr { .. } | Command::Edge { .. } | Command::Play { .. } => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
         } => {

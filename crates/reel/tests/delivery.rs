@@ -465,3 +465,128 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     );
     let _ = paris.child.wait();
 }
+
+/// `reel play` through a real edge, its rate shaped by a trace that steps
+/// 4 → 1 → 4 Mbit/s: it steps down and back up, never stalls (1 Mbit/s is
+/// well above the lowest rendition), and its QoE matches the simulator's on
+/// the same trace and segment sizes within 10 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reel_play_follows_a_trace_through_an_edge() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(2, &[("REEL_ENCODE_PRESET", "ultrafast")]);
+    let file = env.dir.path().join("ladder.mp4");
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&file)
+        .output()
+        .expect("ffmpeg");
+    assert!(output.status.success());
+    let ingested = env
+        .command(&[
+            "ingest",
+            "--wait",
+            "--json",
+            "--server",
+            &url,
+            "--api-key",
+            &key,
+        ])
+        .arg(&file)
+        .output()
+        .expect("ingest");
+    let video: Value = serde_json::from_slice(&ingested.stdout).expect("json");
+    assert_eq!(video["state"], "ready", "{video:#}");
+    assert_eq!(video["renditions"].as_array().map(Vec::len), Some(3));
+    let id = video["id"].as_str().expect("id");
+    let (_edge, edge_url) = start_edge(&env, "edge-1", &url, PARIS, &[]);
+    reqwest::Client::new()
+        .post(format!("{url}/v1/edges"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "edge-1", "url": edge_url, "location": PARIS}))
+        .send()
+        .await
+        .expect("register");
+    wait_until_healthy(&url, &key, &["edge-1"]).await;
+
+    let trace = env.dir.path().join("step.trace");
+    let lines: Vec<String> = (0..=120)
+        .map(|second| {
+            let mbps = if (10..24).contains(&second) { 1.0 } else { 4.0 };
+            format!("{second} {mbps}")
+        })
+        .collect();
+    std::fs::write(&trace, lines.join("\n")).expect("trace");
+    let played = env
+        .command(&["play", "--json", "--speed", "4", "--algorithm", "reel"])
+        .arg(format!("{url}/v1/videos/{id}/play.m3u8"))
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .expect("reel play");
+    let report: Value = serde_json::from_slice(&played.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&played.stderr)));
+    let levels: Vec<u64> = report["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(levels.len(), 15, "{report:#}");
+    let top = *levels.iter().max().expect("levels");
+    let lowest_after_top = levels
+        .iter()
+        .skip_while(|level| **level != top)
+        .min()
+        .copied()
+        .expect("levels");
+    assert!(lowest_after_top < top, "never stepped down: {levels:?}");
+    let last_low = levels
+        .iter()
+        .rposition(|level| *level == lowest_after_top)
+        .expect("position");
+    assert!(
+        levels[last_low..]
+            .iter()
+            .any(|level| *level > lowest_after_top),
+        "never stepped back up: {levels:?}"
+    );
+    assert_eq!(report["stalls"], 0, "{report:#}");
+    assert_eq!(report["rebuffer_seconds"], 0.0, "{report:#}");
+    let qoe = report["qoe_lin"].as_f64().expect("qoe");
+    let simulated = report["simulated"]["qoe_lin"]
+        .as_f64()
+        .expect("simulated qoe");
+    assert!(simulated > 0.0, "{report:#}");
+    assert!(
+        (qoe - simulated).abs() <= 0.1 * simulated,
+        "player QoE {qoe} vs simulator {simulated}: {report:#}"
+    );
+    // Every segment came through the edge, with CMCD.
+    let edge_host = edge_url.trim_start_matches("http://");
+    assert!(
+        report["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .all(|host| host == edge_host),
+        "{report:#}"
+    );
+    let metrics = reqwest::get(format!("{edge_url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("reel_edge_cmcd_requests_total") && !line.ends_with(" 0")),
+        "{metrics}"
+    );
+    eprintln!("reel play: levels {levels:?}, QoE {qoe:.2} vs simulator {simulated:.2}");
+}

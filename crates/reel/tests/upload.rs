@@ -630,7 +630,6 @@ async fn uppy_companion_routes_upload_resume_and_abort() {
         let client = client.clone();
         let sign_url = format!("{companion}/{upload_id}/{number}?{query}");
         let body = chunks[number - 1].to_vec();
-        let call = call.clone();
         async move {
             let (status, signed) = call(client.get(sign_url)).await;
             assert_eq!(status, 200, "{signed:#}");
