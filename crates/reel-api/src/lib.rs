@@ -28,6 +28,7 @@ mod origin;
 pub mod steering;
 pub mod uploads;
 mod videos;
+mod web;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub struct AppState {
     pub quota_per_key: Option<u64>,
     /// The edges content steering sends viewers to.
     pub edges: Arc<steering::Edges>,
+    /// The built web app (`web/dist`), served at `/`; `None`: no web app.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// Errors of the API.
@@ -177,6 +180,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/edges/{name}",
             axum::routing::delete(steering::remove_edge),
         )
+        .route(
+            "/v1/session",
+            get(web::show_session)
+                .post(web::sign_in)
+                .delete(web::sign_out),
+        )
         .route("/v1/companion/s3/multipart", post(companion::create))
         .route(
             "/v1/companion/s3/multipart/{upload_id}",
@@ -189,7 +198,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/companion/s3/multipart/{upload_id}/complete",
             post(companion::complete),
-        );
+        )
+        .fallback(web::fallback);
     let tus = reel_upload::tus_router(state.tus.clone());
     let s3 = state.s3.clone();
     // tus clients are given `/files/`; nest_service serves `/files`,
@@ -211,24 +221,30 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        const HINT: &str = "create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
-        let header_value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::Unauthorized(format!("this route needs an API key: {HINT}"))
-            })?;
-        let secret = header_value.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::Unauthorized(format!(
-                "the Authorization header must be `Bearer KEY`: {HINT}"
-            ))
-        })?;
-        match reel_jobs::keys::verify_key(&state.store, secret.trim()).await? {
-            Some(name) => Ok(Authenticated(name)),
-            None => Err(ApiError::Unauthorized(format!(
-                "the API key is not valid: {HINT}"
+        const HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
+        let header = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let caller = reel_jobs::keys::authenticate(
+            &state.store,
+            header(header::AUTHORIZATION),
+            header(header::COOKIE),
+            parts.method.is_safe(),
+            header(header::ORIGIN),
+            header(header::HOST),
+        )
+        .await?;
+        match caller {
+            reel_jobs::keys::Caller::Key(name) => Ok(Authenticated(name)),
+            reel_jobs::keys::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
+                "this route needs an API key: {HINT}"
             ))),
+            reel_jobs::keys::Caller::Refused(reason) => {
+                Err(ApiError::Unauthorized(format!("{reason}: {HINT}")))
+            }
         }
     }
 }

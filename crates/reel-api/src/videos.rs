@@ -36,6 +36,8 @@ pub struct VideoView {
     renditions: Vec<reel_pipeline::video::RenditionSummary>,
     audio: bool,
     urls: serde_json::Value,
+    /// The pipeline's steps, in order: `{name, done, total}` counts of tasks.
+    steps: Vec<serde_json::Value>,
     error: Option<serde_json::Value>,
 }
 
@@ -229,6 +231,31 @@ pub(crate) fn video_state(job: &JobView) -> &'static str {
 
 /// Percent done: the probe is the first 5 %; then every task counts, an
 /// encode task (the expensive ones) ten times as much as the others.
+/// The pipeline steps of a video job and how many of each step's tasks
+/// have finished.
+fn pipeline_steps(job: &JobView) -> Vec<serde_json::Value> {
+    const STEPS: [(&str, &[&str]); 5] = [
+        ("probe", &["media-probe"]),
+        ("encode", &["encode", "audio"]),
+        ("thumbnails", &["thumbnails"]),
+        ("package", &["package"]),
+        ("publish", &["publish"]),
+    ];
+    STEPS
+        .iter()
+        .map(|(name, kinds)| {
+            let tasks = job
+                .tasks
+                .iter()
+                .filter(|task| kinds.contains(&task.kind.as_str()));
+            let (done, total) = tasks.fold((0, 0), |(done, total), task| {
+                (done + usize::from(task.state == "succeeded"), total + 1)
+            });
+            json!({"name": name, "done": done, "total": total})
+        })
+        .collect()
+}
+
 fn percent_done(job: &JobView) -> f64 {
     if job.state == JobState::Succeeded {
         return 100.0;
@@ -273,6 +300,7 @@ pub(crate) async fn video_view(
         renditions: Vec::new(),
         audio: false,
         urls: json!({}),
+        steps: Vec::new(),
         error: None,
     };
     let Some(job_id) = row.job_id else {
@@ -281,6 +309,7 @@ pub(crate) async fn video_view(
     let job = state.store.job(job_id).await?;
     view.state = video_state(&job);
     view.percent = percent_done(&job);
+    view.steps = pipeline_steps(&job);
     if let Some(probe) = job
         .tasks
         .iter()
@@ -300,6 +329,8 @@ pub(crate) async fn video_view(
                 "dash": format!("{prefix}/manifest.mpd"),
                 "poster": publication.poster.map(|path| format!("{prefix}/{path}")),
                 "storyboard": publication.storyboard.map(|path| format!("{prefix}/{path}")),
+                "play_hls": format!("{base}/v1/videos/{}/play.m3u8", row.id),
+                "play_dash": format!("{base}/v1/videos/{}/play.mpd", row.id),
             });
         }
     }

@@ -89,3 +89,158 @@ pub async fn count_keys(store: &JobStore) -> Result<i64, StoreError> {
             .await?,
     )
 }
+
+/// The cookie that carries a browser session.
+pub const SESSION_COOKIE: &str = "reel_session";
+/// The prefix of every session token.
+const SESSION_PREFIX: &str = "rs_";
+
+/// Starts a session for the key named `key_name` and returns its token
+/// (only its hash is stored).
+pub async fn create_session(
+    store: &JobStore,
+    key_name: &str,
+    lifetime: std::time::Duration,
+) -> Result<String, StoreError> {
+    let mut random = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut random);
+    let token = format!("{SESSION_PREFIX}{}", hex::encode(random));
+    let now = Timestamp::now().as_micros();
+    let lifetime = i64::try_from(lifetime.as_micros()).unwrap_or(i64::MAX);
+    // Expired sessions are dropped as new ones start.
+    sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (hash, key_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash_secret(&token))
+    .bind(key_name)
+    .bind(now)
+    .bind(now.saturating_add(lifetime))
+    .execute(store.pool())
+    .await?;
+    Ok(token)
+}
+
+/// The key name of a live session, if `token` is one.
+pub async fn verify_session(store: &JobStore, token: &str) -> Result<Option<String>, StoreError> {
+    if !token.starts_with(SESSION_PREFIX) || token.len() > 200 {
+        return Ok(None);
+    }
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT key_name FROM sessions WHERE hash = $1 AND expires_at > $2")
+            .bind(hash_secret(token))
+            .bind(Timestamp::now().as_micros())
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(name)
+}
+
+/// Ends a session.
+pub async fn delete_session(store: &JobStore, token: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE hash = $1")
+        .bind(hash_secret(token))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// The session token in a `Cookie` header, if any.
+pub fn session_token(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// Who a request comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials at all.
+    Anonymous,
+    /// A valid key or session: the key's name.
+    Key(String),
+    /// Credentials that are not valid, and why.
+    Refused(&'static str),
+}
+
+/// Authenticates a request from its `Authorization` and `Cookie` headers, its
+/// method, and its `Origin` and `Host` headers.
+///
+/// A bearer key wins over a cookie. A request that changes state on the
+/// strength of a cookie must come from the server's own pages: its
+/// `Origin` must name the same host (the cookie is also `SameSite=Strict`).
+pub async fn authenticate(
+    store: &JobStore,
+    authorization: Option<&str>,
+    cookie: Option<&str>,
+    method_is_safe: bool,
+    origin: Option<&str>,
+    host: Option<&str>,
+) -> Result<Caller, StoreError> {
+    if let Some(value) = authorization {
+        let Some(secret) = value.strip_prefix("Bearer ") else {
+            return Ok(Caller::Refused(
+                "the Authorization header must be `Bearer KEY`",
+            ));
+        };
+        return Ok(match verify_key(store, secret.trim()).await? {
+            Some(name) => Caller::Key(name),
+            None => Caller::Refused("the API key is not valid"),
+        });
+    }
+    let Some(token) = cookie.and_then(session_token) else {
+        return Ok(Caller::Anonymous);
+    };
+    if !method_is_safe && !same_origin(origin, host) {
+        return Ok(Caller::Refused(
+            "a signed-in browser may change things only from reel's own pages (Origin does not match Host)",
+        ));
+    }
+    Ok(match verify_session(store, token).await? {
+        Some(name) => Caller::Key(name),
+        None => Caller::Refused("the session has expired or was signed out; sign in again"),
+    })
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names `host` (`host[:port]`).
+fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_come_from_the_cookie_header() {
+        assert_eq!(
+            session_token("a=1; reel_session=rs_abc; b=2"),
+            Some("rs_abc")
+        );
+        assert_eq!(session_token("reel_session_x=1"), None);
+        assert_eq!(session_token(""), None);
+    }
+
+    #[test]
+    fn unsafe_cookie_requests_need_the_same_origin() {
+        assert!(same_origin(
+            Some("http://127.0.0.1:8080"),
+            Some("127.0.0.1:8080")
+        ));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            Some("127.0.0.1:8080")
+        ));
+        assert!(!same_origin(None, Some("127.0.0.1:8080")));
+        assert!(!same_origin(Some("null"), Some("127.0.0.1:8080")));
+    }
+}

@@ -174,23 +174,29 @@ impl FromRequestParts<UploadState> for Caller {
         parts: &mut Parts,
         state: &UploadState,
     ) -> Result<Self, Self::Rejection> {
-        let header_value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| {
-                TusError::Unauthorized(format!("uploads need an API key: {KEY_HINT}"))
-            })?;
-        let secret = header_value.strip_prefix("Bearer ").ok_or_else(|| {
-            TusError::Unauthorized(format!(
-                "the Authorization header must be `Bearer KEY`: {KEY_HINT}"
-            ))
-        })?;
-        match reel_jobs::keys::verify_key(&state.store, secret.trim()).await? {
-            Some(name) => Ok(Caller(name)),
-            None => Err(TusError::Unauthorized(format!(
-                "the API key is not valid: {KEY_HINT}"
+        let header = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        let caller = reel_jobs::keys::authenticate(
+            &state.store,
+            header(header::AUTHORIZATION),
+            header(header::COOKIE),
+            parts.method.is_safe(),
+            header(header::ORIGIN),
+            header(header::HOST),
+        )
+        .await?;
+        match caller {
+            reel_jobs::keys::Caller::Key(name) => Ok(Caller(name)),
+            reel_jobs::keys::Caller::Anonymous => Err(TusError::Unauthorized(format!(
+                "uploads need an API key: {KEY_HINT}"
             ))),
+            reel_jobs::keys::Caller::Refused(reason) => {
+                Err(TusError::Unauthorized(format!("{reason}: {KEY_HINT}")))
+            }
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Worker slots that run inside `reel serve` (0 for an API-only process).
     pub workers: usize,
+    /// The built web app served at `/` (default: `web/dist` when it exists).
+    pub web_dir: Option<PathBuf>,
 }
 
 /// The task workers.
@@ -189,6 +191,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 2,
+            web_dir: None,
         }
     }
 }
@@ -288,6 +291,9 @@ impl Config {
         }
         if let Some(value) = var("REEL_STORAGE") {
             self.storage = Some(value);
+        }
+        if let Some(value) = var("REEL_WEB_DIR") {
+            self.server.web_dir = Some(PathBuf::from(value));
         }
         if let Some(value) = var("REEL_LISTEN") {
             self.server.listen = parse("REEL_LISTEN", &value)?;

@@ -768,6 +768,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         s3: s3.clone(),
         multipart: multipart.clone(),
         edges,
+        web_dir: config
+            .server
+            .web_dir
+            .clone()
+            .or_else(|| Some(PathBuf::from("web/dist")).filter(|dir| dir.is_dir())),
         tus: tus.clone(),
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
     };

@@ -236,3 +236,140 @@ async fn rejects_uploads_over_the_size_limit() {
         .count();
     assert_eq!(sources, 0, "nothing is left behind");
 }
+
+/// Signing in once gives an HTTP-only session cookie that authenticates
+/// like the key, refuses state changes from other origins, and ends at
+/// sign-out; the built web app is served with its pages falling back to
+/// `index.html`, and nothing outside its folder is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sessions_and_the_web_app() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let web = env.dir.path().join("web");
+    std::fs::create_dir_all(web.join("assets")).expect("mkdir");
+    std::fs::write(
+        web.join("index.html"),
+        "<!doctype html><title>reel app</title>",
+    )
+    .expect("write");
+    std::fs::write(web.join("assets/app-1234.js"), "console.log(1)").expect("write");
+    std::fs::write(env.dir.path().join("secret.txt"), "do not serve").expect("write");
+    let web_dir = web.display().to_string();
+    let (_server, url) = env.serve_with(0, &[("REEL_WEB_DIR", web_dir.as_str())]);
+    let client = reqwest::Client::new();
+    let host = url.trim_start_matches("http://").to_string();
+
+    let refused = client
+        .post(format!("{url}/v1/session"))
+        .json(&json!({"api_key": "reel_wrong"}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(refused.status(), 401);
+    let signed_in = client
+        .post(format!("{url}/v1/session"))
+        .json(&json!({"api_key": key}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 200);
+    let cookie_header = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(cookie_header.contains("HttpOnly"), "{cookie_header}");
+    assert!(cookie_header.contains("SameSite=Strict"), "{cookie_header}");
+    assert!(
+        !cookie_header.contains(&key),
+        "the key never goes into the cookie"
+    );
+    let cookie = cookie_header.split(';').next().expect("pair").to_string();
+    let session: Value = client
+        .get(format!("{url}/v1/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(session["signed_in"], true, "{session:#}");
+    // A state change by cookie needs the server's own Origin.
+    let upload = |origin: Option<String>| {
+        let mut request = client
+            .post(format!("{url}/v1/uploads"))
+            .header("cookie", &cookie)
+            .json(&json!({"size": 1000}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(upload(None).await.expect("post").status(), 401);
+    let cross = upload(Some("http://evil.example".to_string()))
+        .await
+        .expect("post");
+    assert_eq!(cross.status(), 401);
+    let message = cross.text().await.expect("text");
+    assert!(message.contains("Origin"), "{message}");
+    assert_eq!(
+        upload(Some(format!("http://{host}")))
+            .await
+            .expect("post")
+            .status(),
+        201
+    );
+    let signed_out = client
+        .delete(format!("{url}/v1/session"))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(signed_out.status(), 204);
+    let after = client
+        .get(format!("{url}/v1/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("session");
+    assert_eq!(after.status(), 401);
+
+    for page in ["/", "/upload", "/signin", "/watch/some-id"] {
+        let response = client
+            .get(format!("{url}{page}"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(response.status(), 200, "{page}");
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert!(response.text().await.expect("text").contains("reel app"));
+    }
+    let asset = client
+        .get(format!("{url}/assets/app-1234.js"))
+        .send()
+        .await
+        .expect("asset");
+    assert_eq!(asset.status(), 200);
+    assert!(asset.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/javascript"));
+    assert!(asset.headers()["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .contains("immutable"));
+    for escape in [
+        "/../secret.txt",
+        "/assets/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/nothing",
+    ] {
+        let response = client
+            .get(format!("{url}{escape}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 404, "{escape}");
+    }
+}
