@@ -14,6 +14,9 @@ deps:
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing; install them with apt-get as root" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \
@@ -42,6 +45,9 @@ bench: deps
 	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench engine
 	./target/release/reel-bench pipeline 60
 	./target/release/reel-bench upload 2
+	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
+	  || { echo "reel-bench edge needs nginx: apt-get install nginx-light as root" >&2; exit 1; }
+	./target/release/reel-bench edge 20 800 3
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -117,6 +117,70 @@ fn upload_command(reel: &Path, server: &Server, file: &Path, state_dir: &Path) -
     command
 }
 
+/// Timed rounds of each client.
+const ROUNDS: usize = 3;
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn list(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|value| format!("{value:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes dirty pages back (`sync`), so a run does not pay for the last one's.
+fn flush_page_cache() {
+    let _ = Command::new("sync").status();
+}
+
+/// `curl -T` of the file into a fresh server: seconds from start to exit.
+fn time_curl(bench: &UploadBench, dir: &Path, file: &Path) -> anyhow::Result<f64> {
+    let data = dir.join("curl-data");
+    let server = start_server(&bench.reel, &data)?;
+    let started = Instant::now();
+    let output = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-X", "POST", "-T"])
+        .arg(file)
+        .args(["-H", &format!("Authorization: Bearer {}", server.key)])
+        .arg(format!("{}/v1/videos?title=curl", server.url))
+        .stdin(Stdio::null())
+        .output()
+        .context("running curl (apt-get install curl)")?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(seconds)
+}
+
+/// `reel upload` of the file into a fresh server: seconds from start to exit.
+fn time_reel(bench: &UploadBench, dir: &Path, file: &Path, round: usize) -> anyhow::Result<f64> {
+    let data = dir.join("reel-data");
+    let server = start_server(&bench.reel, &data)?;
+    let state_dir = dir.join(format!("state-{round}"));
+    let started = Instant::now();
+    let output = upload_command(&bench.reel, &server, file, &state_dir).output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        output.status.success(),
+        "reel upload failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(seconds)
+}
+
 /// Runs the comparison and prints a Markdown report.
 pub fn run_bench(bench: UploadBench) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(
@@ -127,39 +191,29 @@ pub fn run_bench(bench: UploadBench) -> anyhow::Result<()> {
     eprintln!("writing a {} GiB file", bench.gib);
     write_random_file(&file, size)?;
 
-    // curl -T: one streamed request.
-    let server = start_server(&bench.reel, &dir.path().join("curl-data"))?;
-    let started = Instant::now();
-    let output = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "-X", "POST", "-T"])
-        .arg(&file)
-        .args(["-H", &format!("Authorization: Bearer {}", server.key)])
-        .arg(format!("{}/v1/videos?title=curl", server.url))
-        .stdin(Stdio::null())
-        .output()
-        .context("running curl (apt-get install curl)")?;
-    let curl_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        output.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    drop(server);
-    let _ = std::fs::remove_dir_all(dir.path().join("curl-data"));
-
-    // reel upload, uninterrupted.
-    let server = start_server(&bench.reel, &dir.path().join("reel-data"))?;
-    let state_dir = dir.path().join("state");
-    let started = Instant::now();
-    let output = upload_command(&bench.reel, &server, &file, &state_dir).output()?;
-    let reel_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        output.status.success(),
-        "reel upload failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    drop(server);
-    let _ = std::fs::remove_dir_all(dir.path().join("reel-data"));
+    // Three rounds, alternating which client goes first; each timed run
+    // starts after `sync`, so neither inherits the other's dirty pages.
+    let mut curl_times = Vec::new();
+    let mut reel_times = Vec::new();
+    for round in 0..ROUNDS {
+        let curl_first = round % 2 == 0;
+        for run_curl in [curl_first, !curl_first] {
+            flush_page_cache();
+            if run_curl {
+                curl_times.push(time_curl(&bench, dir.path(), &file)?);
+            } else {
+                reel_times.push(time_reel(&bench, dir.path(), &file, round)?);
+            }
+        }
+    }
+    let ratios: Vec<f64> = curl_times
+        .iter()
+        .zip(&reel_times)
+        .map(|(curl, reel)| curl / reel)
+        .collect();
+    let curl_seconds = median(&curl_times);
+    let reel_seconds = median(&reel_times);
+    flush_page_cache();
 
     // reel upload killed once half the parts are stored, then resumed.
     let server = start_server(&bench.reel, &dir.path().join("kill-data"))?;
@@ -226,13 +280,16 @@ pub fn run_bench(bench: UploadBench) -> anyhow::Result<()> {
     println!("| client | time (s) | MiB/s | throughput ratio to curl |");
     println!("|---|---|---|---|");
     println!(
-        "| `curl -T` into `POST /v1/videos` (one stream) | {curl_seconds:.1} | {:.0} | 1.00 |",
+        "| `curl -T` into `POST /v1/videos` (one stream) | {curl_seconds:.2} ({}) | {:.0} | 1.00 |",
+        list(&curl_times),
         mib(size) / curl_seconds
     );
     println!(
-        "| `reel upload --parallel 4` (8 MiB presigned parts, SHA-256 end to end) | {reel_seconds:.1} | {:.0} | **{:.2}** |",
+        "| `reel upload --parallel 4` (8 MiB presigned parts, SHA-256 end to end) | {reel_seconds:.2} ({}) | {:.0} | **{:.2}** (per round: {}) |",
+        list(&reel_times),
         mib(size) / reel_seconds,
-        curl_seconds / reel_seconds
+        median(&ratios),
+        list(&ratios)
     );
     println!();
     println!(
