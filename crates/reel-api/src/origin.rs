@@ -22,10 +22,13 @@ use crate::{ApiError, AppState};
 
 /// Cache-Control of objects that never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// Cache-Control of manifests while their video is still processing.
-const MANIFEST_PROCESSING: &str = "public, max-age=2";
-/// Cache-Control of manifests of a finished video.
-const MANIFEST_FINAL: &str = "public, max-age=300";
+/// Cache-Control of manifests while their video is still processing: they
+/// grow as renditions are published; edges may serve a copy up to a minute
+/// old if the origin is down.
+const MANIFEST_PROCESSING: &str = "public, max-age=2, stale-if-error=60";
+/// Cache-Control of manifests of a finished video: edges refresh them in the
+/// background and keep serving them for a day while the origin is down.
+const MANIFEST_FINAL: &str = "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400";
 
 pub(crate) async fn preflight() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();

@@ -167,7 +167,7 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     let key = env.create_key();
     let networks = format!("127.0.0.1/32={PARIS};127.0.0.2/32={PARIS};127.0.0.3/32={NEW_YORK}");
     let ttl = format!("{TTL_SECONDS}s");
-    let (_server, url) = env.serve_with(
+    let (server, url) = env.serve_with(
         2,
         &[
             ("REEL_STEERING_NETWORKS", networks.as_str()),
@@ -464,6 +464,64 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
         "edge stopped at media time {killed_at_media_time:.1} s; steering dropped it after {dropped_after:?}; fragments per host {hosts:?}"
     );
     let _ = paris.child.wait();
+
+    // Ranges and conditionals are answered from the edge's copy.
+    let segment_url = format!("{new_york_url}{segment_path}");
+    let client = reqwest::Client::new();
+    let ranged = client
+        .get(&segment_url)
+        .header("range", "bytes=100-1099")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"].to_str().expect("ascii"),
+        format!("bytes 100-1099/{}", expected.len())
+    );
+    assert_eq!(
+        ranged.bytes().await.expect("bytes"),
+        expected.slice(100..1100)
+    );
+    let etag = client
+        .head(&segment_url)
+        .send()
+        .await
+        .expect("head")
+        .headers()["etag"]
+        .clone();
+    let conditional = client
+        .get(&segment_url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(conditional.status(), 304);
+    // With the origin (and so the shield's upstream) gone, cached objects
+    // are still served; an object never fetched gets a 502 that says why.
+    server.signal(libc::SIGKILL);
+    let cached = client.get(&segment_url).send().await.expect("cached");
+    assert_eq!(cached.status(), 200);
+    assert_eq!(cached.bytes().await.expect("bytes"), expected);
+    let playlist = client
+        .get(format!(
+            "{new_york_url}/v/{id}/{}/index.m3u8",
+            highest_rendition(&video)
+        ))
+        .send()
+        .await
+        .expect("playlist");
+    assert_eq!(
+        playlist.status(),
+        200,
+        "the media playlist was cached during playback"
+    );
+    let never_fetched = client
+        .get(format!("{new_york_url}/v/{id}/poster.jpg?never=1"))
+        .send()
+        .await
+        .expect("uncached");
+    assert_eq!(never_fetched.status(), 502);
 }
 
 /// `reel play` through a real edge, its rate shaped by a trace that steps

@@ -890,7 +890,10 @@ async fn origin_serves_with_cache_headers_ranges_and_cors() {
         master.headers()["content-type"],
         "application/vnd.apple.mpegurl"
     );
-    assert_eq!(master.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(
+        master.headers()["cache-control"],
+        "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+    );
     let mpd = client
         .get(video["dash"].as_str().expect("dash"))
         .send()
