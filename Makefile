@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./reel-data
 APT_PACKAGES := ffmpeg postgresql python3
 
-.PHONY: run test bench lint deps build
+.PHONY: run test bench lint deps build web screenshots
 
 # Installs the system packages reel and its tests need (as root, with apt-get).
 deps:
@@ -26,13 +26,21 @@ deps:
 build: deps
 	$(CARGO) build --release --locked -p reel
 
+# The web app (web/dist, served by `reel serve`), built with the npm registry's packages.
+web/node_modules/.stamp: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: deps web/node_modules/.stamp
+	cd web && npm run build --silent
+
 # The main job on embedded defaults: SQLite and a local object store under $(DATA_DIR).
-run: build
-	./target/release/reel serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+run: build web
+	REEL_WEB_DIR=web/dist ./target/release/reel serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # Every test: unit tests, the engine suite on SQLite and a throwaway PostgreSQL,
 # and the integration suite that drives the real binary.
-test: deps
+test: deps web
 	scripts/install-test-clients.sh
 	$(CARGO) build --locked --workspace --all-targets
 	mkdir -p target
@@ -48,6 +56,11 @@ bench: deps
 	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
 	  || { echo "reel-bench edge needs nginx: apt-get install nginx-light as root" >&2; exit 1; }
 	./target/release/reel-bench edge 20 800 3
+
+# Screenshots of the library, upload and watch pages at desktop and phone widths.
+screenshots: build web
+	scripts/install-test-clients.sh
+	scripts/screenshots.sh screenshots
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -8,3 +8,4 @@ mod delivery;
 mod engine;
 mod upload;
 mod video;
+mod web;

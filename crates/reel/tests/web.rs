@@ -1,0 +1,176 @@
+//! The web app in Debian's headless Chromium (playwright-core), against the
+//! real `reel serve` with the built app (`make web` builds `web/dist`):
+//! sign in, upload through the page with the network cut mid-upload, wait
+//! until ready, play to the end; and the watch page's player stepping down
+//! under CDP throttling and back up when it is lifted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::Env;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn web_dir() -> String {
+    let dir = root().join("web/dist");
+    assert!(
+        dir.join("index.html").is_file(),
+        "{} has no built app: run `make web` (make test does)",
+        dir.display()
+    );
+    dir.display().to_string()
+}
+
+fn generate(path: &Path, size: &str, seconds: u32) {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs a browser script and returns its JSON report (it must exit 0).
+fn browser(script: &str, args: &[&str]) -> Value {
+    let output = Command::new("node")
+        .arg(root().join("tests/clients").join(script))
+        .args(args)
+        .output()
+        .expect("node: run scripts/install-test-clients.sh (make test does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
+        panic!(
+            "{script} printed no JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        output.status.success(),
+        "{script} failed: {report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_uploads_through_a_network_cut_and_plays_to_the_end() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let web = web_dir();
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_WEB_DIR", web.as_str()),
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+        ],
+    );
+    let file = env.dir.path().join("from-the-browser.mp4");
+    generate(&file, "854x480", 12);
+    let report = browser(
+        "web-e2e.mjs",
+        &[&url, &key, &file.display().to_string(), "--timeout", "240"],
+    );
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["ended"], true, "{report:#}");
+    assert!(
+        report["offlineAt"].as_f64().is_some(),
+        "the network was cut: {report:#}"
+    );
+    assert_eq!(report["resumed"], true, "{report:#}");
+    let video_id = report["videoId"].as_str().expect("video id");
+    let duration = report["duration"].as_f64().expect("duration");
+    let played = report["currentTime"].as_f64().expect("currentTime");
+    assert!((duration - 12.0).abs() < 0.5, "{report:#}");
+    assert!(played >= duration - 0.5, "{report:#}");
+    // The file that arrived is the file that was picked.
+    let sent = std::fs::read(&file).expect("file");
+    let stored = std::fs::read(env.objects_dir().join(format!("sources/{video_id}/source")))
+        .expect("the uploaded source");
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(&sent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_steps_down_when_throttled_and_back_up() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let web = web_dir();
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_WEB_DIR", web.as_str()),
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+        ],
+    );
+    let file = env.dir.path().join("ladder.mp4");
+    generate(&file, "854x480", 60);
+    let ingested = env
+        .command(&[
+            "ingest",
+            "--wait",
+            "--json",
+            "--server",
+            &url,
+            "--api-key",
+            &key,
+        ])
+        .arg(&file)
+        .output()
+        .expect("ingest");
+    let video: Value = serde_json::from_slice(&ingested.stdout).expect("json");
+    assert_eq!(
+        video["renditions"].as_array().map(Vec::len),
+        Some(3),
+        "{video:#}"
+    );
+    let id = video["id"].as_str().expect("id");
+    let report = browser("web-abr.mjs", &[&url, id, "--timeout", "240"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["steppedDown"], true, "{report:#}");
+    assert_eq!(report["steppedUp"], true, "{report:#}");
+    // The heights seen: the top one before the throttle, the lowest under
+    // it, a higher one after it was lifted.
+    let heights: Vec<(String, u64)> = report["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter_map(|sample| {
+            Some((
+                sample["phase"].as_str()?.to_string(),
+                sample["height"].as_u64()?,
+            ))
+        })
+        .collect();
+    let lowest = report["lowest"].as_u64().expect("lowest");
+    assert!(
+        heights
+            .iter()
+            .any(|(phase, height)| phase == "throttled" && *height == lowest),
+        "{report:#}"
+    );
+    eprintln!("watch page levels: {heights:?}");
+}

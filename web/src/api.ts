@@ -1,0 +1,133 @@
+// The HTTP API of reel as the web app uses it: typed responses, and one
+// error type that carries the server's `{"error": {"code", "message"}}`.
+// Every request is same-origin, so the session cookie authenticates it.
+
+export type VideoState = 'processing' | 'playable' | 'ready' | 'failed' | 'cancelled';
+
+export interface Rendition {
+  name: string;
+  width: number;
+  height: number;
+  average_bitrate: number;
+  peak_bitrate: number;
+  segments: number;
+  frames: number;
+}
+
+export interface PipelineStep {
+  name: string;
+  done: number;
+  total: number;
+}
+
+export interface VideoUrls {
+  hls?: string | null;
+  dash?: string | null;
+  poster?: string | null;
+  storyboard?: string | null;
+  play_hls?: string | null;
+  play_dash?: string | null;
+}
+
+export interface VideoError {
+  step?: string | null;
+  task?: string | null;
+  message: string;
+}
+
+export interface Video {
+  id: string;
+  title: string;
+  state: VideoState;
+  percent: number;
+  duration_seconds: number | null;
+  source_size: number | null;
+  created_at: number;
+  renditions: Rendition[];
+  audio: boolean;
+  urls: VideoUrls;
+  error: VideoError | null;
+  steps?: PipelineStep[];
+}
+
+export interface Session {
+  signed_in: boolean;
+  key_name: string;
+}
+
+/** An HTTP answer other than 2xx, with the server's error code and message when it sent JSON. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...init.headers, 'content-type': 'application/json' };
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'cannot reach the server; check your connection and try again');
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let code = `http_${response.status}`;
+    let message = `${method} ${path} answered ${response.status} ${response.statusText}`.trim();
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      if (parsed.error?.code) code = parsed.error.code;
+      if (parsed.error?.message) message = parsed.error.message;
+    } catch {
+      // Not JSON (a proxy's HTML page, an empty 404): keep the status line.
+    }
+    throw new ApiError(response.status, code, message);
+  }
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+export function listVideos(limit = 100): Promise<{ videos: Video[] }> {
+  return request('GET', `/v1/videos?limit=${limit}`);
+}
+
+export function getVideo(id: string): Promise<Video> {
+  return request('GET', `/v1/videos/${encodeURIComponent(id)}`);
+}
+
+export function deleteVideo(id: string): Promise<unknown> {
+  return request('DELETE', `/v1/videos/${encodeURIComponent(id)}`);
+}
+
+export function getSession(): Promise<Session> {
+  return request('GET', '/v1/session');
+}
+
+export function createSession(apiKey: string): Promise<{ key_name: string }> {
+  return request('POST', '/v1/session', { api_key: apiKey });
+}
+
+export function deleteSession(): Promise<unknown> {
+  return request('DELETE', '/v1/session');
+}
+
+/** The manifest to play: the steered one when the server offers it. */
+export function hlsUrl(video: Video): string | null {
+  return video.urls.play_hls || video.urls.hls || null;
+}
+
+export function dashUrl(video: Video): string | null {
+  return video.urls.play_dash || video.urls.dash || null;
+}
+
+export function isProcessing(video: Video): boolean {
+  return video.state === 'processing' || video.state === 'playable';
+}
