@@ -5,7 +5,9 @@
 //!
 //! `reel-bench pipeline [SECONDS]`: see [`pipeline`].
 //! `reel-bench upload [GIB]`: see [`upload`].
+//! `reel-bench edge [SECONDS [RATE [RUNS]]]`: see [`edge`].
 
+mod edge;
 mod pipeline;
 mod upload;
 
@@ -182,8 +184,28 @@ fn main() -> anyhow::Result<()> {
                 .join("reel");
             upload::run_bench(upload::UploadBench { reel, gib })
         }
+        Some("edge") => {
+            let number = |idx: usize, name: &str, default: u64| -> anyhow::Result<u64> {
+                match args.get(idx) {
+                    Some(text) => text
+                        .parse()
+                        .with_context(|| format!("{name} must be a whole number, got {text:?}")),
+                    None => Ok(default),
+                }
+            };
+            let reel = std::env::current_exe()?
+                .parent()
+                .context("bench binary has no directory")?
+                .join("reel");
+            edge::run_bench(edge::EdgeBench {
+                reel,
+                seconds: number(1, "SECONDS", 20)?,
+                rate: u32::try_from(number(2, "RATE", 400)?).context("RATE is too large")?,
+                runs: usize::try_from(number(3, "RUNS", 3)?).context("RUNS is too large")?,
+            })
+        }
         Some(other) => anyhow::bail!(
-            "unknown benchmark {other:?}: use engine, pipeline [SECONDS] or upload [GIB]"
+            "unknown benchmark {other:?}: use engine, pipeline [SECONDS], upload [GIB] or edge [SECONDS [RATE [RUNS]]]"
         ),
     }
 }
