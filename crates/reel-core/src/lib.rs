@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod rate;
+mod redact;
 pub use rate::{FrameRate, ParseFrameRateError};
+pub use redact::redact_paths;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -313,9 +313,12 @@ impl Slot {
                 }
                 Err(error) => {
                     warn!(kind = ?error.kind, error = %error.message, "task failed");
+                    // The stored message is shown to the job's owner; the
+                    // server's paths stay in this log line.
+                    let message = reel_core::redact_paths(&error.message);
                     self.report(
                         self.store
-                            .fail(lease, error.kind, &error.message, self.config.retry)
+                            .fail(lease, error.kind, &message, self.config.retry)
                             .await,
                     );
                 }

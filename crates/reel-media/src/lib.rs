@@ -42,6 +42,7 @@ mod process;
 pub use inspect::{
     inspect, AudioInfo, MediaInfo, MediaLimits, StreamCounts, VideoInfo, ALLOWED_DEMUXERS,
 };
+pub use reel_core::redact_paths;
 
 /// Errors of running ffprobe or ffmpeg.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,21 @@ impl MediaError {
     /// should fail for good instead of being retried.
     pub fn is_permanent(&self) -> bool {
         matches!(self, MediaError::Unprocessable { .. })
+    }
+
+    /// The error as an uploader may read it: no command line and no paths
+    /// of the server (`Display` keeps them, for the operator's log).
+    pub fn user_message(&self) -> String {
+        match self {
+            MediaError::Failed {
+                program,
+                status,
+                stderr_tail,
+                ..
+            } => format!("{program} failed ({status}): {}", redact_paths(stderr_tail)),
+            MediaError::Io { source, .. } => format!("reading a working file failed: {source}"),
+            other => redact_paths(&other.to_string()),
+        }
     }
 
     pub(crate) fn unprocessable(reason: impl Into<String>) -> MediaError {
@@ -181,6 +197,31 @@ pub(crate) fn ffprobe_command() -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_messages_leave_out_the_command_line_and_paths() {
+        let failed = MediaError::Failed {
+            program: "ffprobe".into(),
+            status: "exit status: 1".into(),
+            stderr_tail:
+                "/srv/reel/scratch/task-7-1/source: Invalid data found when processing input".into(),
+            command_line: "ffprobe -i /srv/reel/scratch/task-7-1/source".into(),
+        };
+        let message = failed.user_message();
+        assert_eq!(
+            message,
+            "ffprobe failed (exit status: 1): <file>: Invalid data found when processing input"
+        );
+        assert!(
+            failed.to_string().contains("/srv/reel/scratch"),
+            "the log keeps the detail"
+        );
+        let io = MediaError::Io {
+            path: "/srv/reel/scratch/x".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        assert_eq!(io.user_message(), "reading a working file failed: gone");
+    }
 
     #[tokio::test]
     async fn rejects_a_playlist_that_references_another_file() {

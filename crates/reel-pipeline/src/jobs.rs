@@ -301,12 +301,16 @@ impl Probe {
         drop(file);
         let report = reel_media::probe(&local, self.0.settings.probe_timeout)
             .await
-            .map_err(|error| match error {
-                reel_media::MediaError::Failed { .. }
-                | reel_media::MediaError::BadOutput { .. } => {
-                    TaskError::permanent(format!("the file is not media reel can read: {error}"))
+            .map_err(|error| {
+                tracing::warn!(%error, "probing the upload failed");
+                match error {
+                    reel_media::MediaError::Failed { .. }
+                    | reel_media::MediaError::BadOutput { .. } => TaskError::permanent(format!(
+                        "the file is not media reel can read: {}",
+                        error.user_message()
+                    )),
+                    other => TaskError::retryable(other.user_message()),
                 }
-                other => TaskError::retryable(other.to_string()),
             })?;
         let n_streams = report.json["streams"].as_array().map(Vec::len).unwrap_or(0);
         if n_streams == 0 {

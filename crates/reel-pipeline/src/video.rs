@@ -219,11 +219,16 @@ fn payload<T: serde::de::DeserializeOwned>(ctx: &TaskContext) -> Result<T, TaskE
         .map_err(|error| TaskError::permanent(format!("task payload is invalid: {error}")))
 }
 
+/// A task error from an ffmpeg/ffprobe failure: the job's message (which the
+/// uploader sees) has no command line or server paths; the log has both (the
+/// worker also strips any path left in a task's message).
 fn media_error(step: &str, error: MediaError) -> TaskError {
+    tracing::warn!(step, %error, "media step failed");
+    let message = format!("{step}: {}", error.user_message());
     if error.is_permanent() {
-        TaskError::permanent(format!("{step}: {error}"))
+        TaskError::permanent(message)
     } else {
-        TaskError::retryable(format!("{step}: {error}"))
+        TaskError::retryable(message)
     }
 }
 

@@ -185,6 +185,13 @@ async fn non_media_fails_permanently_at_probe_with_the_reason() {
             .contains("not media"),
         "{done:#}"
     );
+    // The owner reads why, not where: no server paths, no command line.
+    let message = done["error"]["message"].as_str().unwrap_or("");
+    let data_dir = env.dir.path().to_string_lossy().to_string();
+    assert!(
+        !message.contains(&data_dir) && !message.contains("command:"),
+        "{message}"
+    );
     let probe = &done["tasks"][0];
     assert_eq!(probe["attempt"], 1, "a permanent error is not retried");
     let empty = api
