@@ -280,6 +280,18 @@ try {
       if (upload.status === 'failed') throw new Error(`upload failed: ${upload.error}`);
       if (upload.videoId) {
         result.videoId = upload.videoId;
+        // The browser counts bytes handed to its socket, so it may have
+        // "sent" the whole file before the cut while the server still lacked
+        // some: then finishing after the cut is the continuation.
+        if (
+          result.offlineAt !== null &&
+          result.interrupted &&
+          result.serverOffsetAtCut !== null &&
+          result.serverOffsetAtCut < fileSize
+        ) {
+          result.resumed = true;
+          step(`finished after the cut (the server had ${result.serverOffsetAtCut} of ${fileSize} bytes at the cut)`);
+        }
         break;
       }
       if (pauseDone && result.offlineAt === null && upload.total > 0 && upload.sent >= upload.total * OFFLINE_AT_FRACTION) {

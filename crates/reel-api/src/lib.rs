@@ -121,11 +121,21 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(code, message = self.message(), "request failed");
         }
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": self.message()}})),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // Refused before its body was read: the rest of that body is
+            // still on the connection, so it cannot carry another request.
+            // Saying so keeps clients from reusing it and failing mid-send.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
