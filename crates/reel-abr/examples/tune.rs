@@ -124,6 +124,9 @@ fn set_param(params: &mut ReelParams, key: &str, value: &str) {
         "min_ratio" => params.min_ratio = f(),
         "max_ratio" => params.max_ratio = f(),
         "switch_penalty" => params.switch_penalty = f(),
+        "persistence" => params.persistence = f(),
+        "initial_persistence" => params.initial_persistence = f(),
+        "fast_window" => params.fast_window = f() as usize,
         other => panic!("unknown parameter {other}"),
     }
 }
