@@ -20,7 +20,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
-use reel_steer::{Candidate, GeoPoint, NetworkRules, Pathway, Protocol};
+use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -41,8 +41,8 @@ pub struct SteeringSettings {
     pub ttl: Duration,
     /// How often each edge's `/healthz` is checked.
     pub health_interval: Duration,
-    /// Client locations by network.
-    pub networks: NetworkRules,
+    /// Client locations: network rules, then the GeoIP database.
+    pub locator: ClientLocator,
 }
 
 /// One edge as the router sees it.
@@ -270,13 +270,14 @@ impl Edges {
     }
 }
 
-/// The client's address: the TCP peer (forwarded headers are not trusted).
+/// The client's location, from its address: the TCP peer (forwarded
+/// headers are not trusted).
 fn client_location(state: &AppState, request: &Request) -> Option<GeoPoint> {
     let peer: IpAddr = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip())?;
-    state.edges.settings.networks.locate(peer)
+    state.edges.settings.locator.locate(peer)
 }
 
 /// Every pathway for this client, best first, the origin last.

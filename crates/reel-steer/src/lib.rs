@@ -8,11 +8,14 @@
 //!   URIs, `EXT-X-CONTENT-STEERING` / `<ContentSteering>` and the initial
 //!   pathway.
 //! - [`steering_manifest`] is the JSON the steering server answers.
-//! - [`NetworkRules`] maps client addresses to locations.
+//! - [`NetworkRules`] maps client addresses to locations by operator rules,
+//!   [`GeoIpDb`] by a MaxMind DB (`.mmdb`) held in memory, and
+//!   [`ClientLocator`] asks the rules first, then the database.
 #![deny(missing_docs)]
 
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde_json::{json, Value};
@@ -378,13 +381,7 @@ impl NetworkRules {
 
     /// The location of `address`, if a rule covers it.
     pub fn locate(&self, address: IpAddr) -> Option<GeoPoint> {
-        let address = match address {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
+        let address = unmap_ipv4(address);
         self.rules
             .iter()
             .find(|(network, _)| network.contains(&address))
@@ -394,6 +391,92 @@ impl NetworkRules {
     /// No rules at all.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+}
+
+/// An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`;
+/// rules and databases know it by its IPv4 address.
+fn unmap_ipv4(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// A GeoIP database in MaxMind's `.mmdb` format (the GeoLite2-City /
+/// GeoIP2-City layout: `location.latitude`, `location.longitude`), held in
+/// memory and shared by clones.
+#[derive(Clone)]
+pub struct GeoIpDb {
+    reader: Arc<maxminddb::Reader<Vec<u8>>>,
+}
+
+/// Bytes that are not a MaxMind DB.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a MaxMind DB (.mmdb) file: {0}")]
+pub struct BadGeoIpDb(String);
+
+impl GeoIpDb {
+    /// Parses a whole `.mmdb` file's bytes (the caller reads the file).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GeoIpDb, BadGeoIpDb> {
+        let reader =
+            maxminddb::Reader::from_source(bytes).map_err(|error| BadGeoIpDb(error.to_string()))?;
+        Ok(GeoIpDb {
+            reader: Arc::new(reader),
+        })
+    }
+
+    /// The database's own name for its layout, e.g. `GeoLite2-City`.
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// The location of `address`; `None` when the database has no record
+    /// for it, the record has no usable `location`, or the lookup fails
+    /// (an IPv6 address in an IPv4-only database, a corrupt record).
+    pub fn locate(&self, address: IpAddr) -> Option<GeoPoint> {
+        let result = self.reader.lookup(unmap_ipv4(address)).ok()?;
+        let latitude: f64 = result
+            .decode_path(&maxminddb::path!["location", "latitude"])
+            .ok()??;
+        let longitude: f64 = result
+            .decode_path(&maxminddb::path!["location", "longitude"])
+            .ok()??;
+        GeoPoint::new(latitude, longitude)
+    }
+}
+
+impl std::fmt::Debug for GeoIpDb {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let metadata = self.reader.metadata();
+        formatter
+            .debug_struct("GeoIpDb")
+            .field("database_type", &metadata.database_type)
+            .field("ip_version", &metadata.ip_version)
+            .field("node_count", &metadata.node_count)
+            .finish()
+    }
+}
+
+/// Where a client is: the operator's [`NetworkRules`] first (they override
+/// the database), then the [`GeoIpDb`] if there is one, else unknown.
+#[derive(Clone, Debug)]
+pub struct ClientLocator {
+    /// Operator rules, checked first.
+    pub networks: NetworkRules,
+    /// The GeoIP database, checked when no rule covers the address.
+    pub geoip: Option<GeoIpDb>,
+}
+
+impl ClientLocator {
+    /// The location of `address`, if a rule or the database knows it.
+    pub fn locate(&self, address: IpAddr) -> Option<GeoPoint> {
+        self.networks
+            .locate(address)
+            .or_else(|| self.geoip.as_ref()?.locate(address))
     }
 }
 

@@ -163,3 +163,208 @@ fn network_rules_pick_the_longest_prefix() {
     assert!(NetworkRules::parse(["10.0.0.0/8"]).is_err());
     assert!(NetworkRules::parse(["10.0.0.0/33=1,1"]).is_err());
 }
+
+/// A value in a MaxMind DB data section (only the types these tests need).
+enum MmdbValue {
+    Text(&'static str),
+    Double(f64),
+    Uint16(u16),
+    Uint32(u32),
+    Uint64(u64),
+    Map(Vec<(&'static str, MmdbValue)>),
+    Array(Vec<MmdbValue>),
+}
+
+/// MaxMind DB format 2.0, "Output Data Section": a control byte with the
+/// type in its top 3 bits and a size below 29 in the low 5 bits; types
+/// above 7 are "extended": type 0 in the control byte, then `type - 7`.
+fn encode_mmdb_value(value: &MmdbValue, out: &mut Vec<u8>) {
+    fn control(kind: u8, size: usize, out: &mut Vec<u8>) {
+        assert!(size < 29, "small values only");
+        if kind <= 7 {
+            out.push(kind << 5 | size as u8);
+        } else {
+            out.push(size as u8);
+            out.push(kind - 7);
+        }
+    }
+    match value {
+        MmdbValue::Text(text) => {
+            control(2, text.len(), out);
+            out.extend_from_slice(text.as_bytes());
+        }
+        MmdbValue::Double(number) => {
+            control(3, 8, out);
+            out.extend_from_slice(&number.to_be_bytes());
+        }
+        MmdbValue::Uint16(number) => {
+            control(5, 2, out);
+            out.extend_from_slice(&number.to_be_bytes());
+        }
+        MmdbValue::Uint32(number) => {
+            control(6, 4, out);
+            out.extend_from_slice(&number.to_be_bytes());
+        }
+        MmdbValue::Uint64(number) => {
+            control(9, 8, out);
+            out.extend_from_slice(&number.to_be_bytes());
+        }
+        MmdbValue::Map(entries) => {
+            control(7, entries.len(), out);
+            for (key, entry) in entries {
+                encode_mmdb_value(&MmdbValue::Text(key), out);
+                encode_mmdb_value(entry, out);
+            }
+        }
+        MmdbValue::Array(items) => {
+            control(11, items.len(), out);
+            for item in items {
+                encode_mmdb_value(item, out);
+            }
+        }
+    }
+}
+
+/// A search-tree record: another node, nothing, or a data-section offset.
+#[derive(Clone, Copy)]
+enum TreeRecord {
+    Node(usize),
+    Empty,
+    Data(usize),
+}
+
+/// A whole IPv4 MaxMind DB (24-bit records) mapping each non-overlapping
+/// network to its record.
+fn build_mmdb(networks: &[(&str, MmdbValue)]) -> Vec<u8> {
+    let mut nodes: Vec<[TreeRecord; 2]> = vec![[TreeRecord::Empty; 2]];
+    let mut data = Vec::new();
+    for (network, record) in networks {
+        let network: ipnet::Ipv4Net = network.parse().expect("IPv4 CIDR");
+        let address = u32::from(network.network());
+        let offset = data.len();
+        encode_mmdb_value(record, &mut data);
+        let mut node_idx = 0;
+        for depth in 0..network.prefix_len() {
+            let bit = ((address >> (31 - depth)) & 1) as usize;
+            if depth + 1 == network.prefix_len() {
+                nodes[node_idx][bit] = TreeRecord::Data(offset);
+            } else {
+                node_idx = match nodes[node_idx][bit] {
+                    TreeRecord::Node(next) => next,
+                    TreeRecord::Data(_) => panic!("overlapping networks are not supported"),
+                    TreeRecord::Empty => {
+                        nodes.push([TreeRecord::Empty; 2]);
+                        let next = nodes.len() - 1;
+                        nodes[node_idx][bit] = TreeRecord::Node(next);
+                        next
+                    }
+                };
+            }
+        }
+    }
+    let node_count = nodes.len();
+    let mut out = Vec::new();
+    for node in &nodes {
+        for record in node {
+            let value = match *record {
+                TreeRecord::Node(next) => next,
+                TreeRecord::Empty => node_count,
+                // The 16 zero bytes between the tree and the data count.
+                TreeRecord::Data(offset) => node_count + 16 + offset,
+            };
+            out.extend_from_slice(&(value as u32).to_be_bytes()[1..]);
+        }
+    }
+    out.extend_from_slice(&[0; 16]);
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+    let metadata = MmdbValue::Map(vec![
+        ("binary_format_major_version", MmdbValue::Uint16(2)),
+        ("binary_format_minor_version", MmdbValue::Uint16(0)),
+        ("build_epoch", MmdbValue::Uint64(0)),
+        ("database_type", MmdbValue::Text("reel-test-City")),
+        ("description", MmdbValue::Map(Vec::new())),
+        ("ip_version", MmdbValue::Uint16(4)),
+        ("languages", MmdbValue::Array(vec![MmdbValue::Text("en")])),
+        ("node_count", MmdbValue::Uint32(node_count as u32)),
+        ("record_size", MmdbValue::Uint16(24)),
+    ]);
+    encode_mmdb_value(&metadata, &mut out);
+    out
+}
+
+fn city(lat: f64, lon: f64) -> MmdbValue {
+    MmdbValue::Map(vec![(
+        "location",
+        MmdbValue::Map(vec![
+            ("latitude", MmdbValue::Double(lat)),
+            ("longitude", MmdbValue::Double(lon)),
+        ]),
+    )])
+}
+
+fn geoip() -> GeoIpDb {
+    GeoIpDb::from_bytes(build_mmdb(&[
+        ("127.0.0.0/8", city(48.85, 2.35)),
+        ("10.1.0.0/16", city(40.71, -74.0)),
+        (
+            "10.9.0.0/16",
+            MmdbValue::Map(vec![("country", MmdbValue::Text("FR"))]),
+        ),
+        (
+            "10.10.0.0/16",
+            MmdbValue::Map(vec![(
+                "location",
+                MmdbValue::Map(vec![("latitude", MmdbValue::Double(91.0))]),
+            )]),
+        ),
+        (
+            "10.11.0.0/16",
+            MmdbValue::Map(vec![(
+                "location",
+                MmdbValue::Map(vec![
+                    ("latitude", MmdbValue::Text("north")),
+                    ("longitude", MmdbValue::Double(2.0)),
+                ]),
+            )]),
+        ),
+    ]))
+    .expect("valid mmdb")
+}
+
+#[test]
+fn geoip_db_reads_city_locations_and_knows_nothing_else() {
+    let db = geoip();
+    assert_eq!(db.database_type(), "reel-test-City");
+    let locate = |text: &str| db.locate(text.parse().expect("ip"));
+    assert_eq!(locate("127.0.0.1"), Some(point(48.85, 2.35)));
+    assert_eq!(locate("::ffff:127.0.0.1"), Some(point(48.85, 2.35)));
+    assert_eq!(locate("10.1.2.3"), Some(point(40.71, -74.0)));
+    // Not in the database, a record without a location, a location
+    // without a longitude, a latitude of the wrong type, and an IPv6
+    // address in an IPv4-only database are all unknown.
+    assert_eq!(locate("192.0.2.1"), None);
+    assert_eq!(locate("10.9.0.1"), None);
+    assert_eq!(locate("10.10.0.1"), None);
+    assert_eq!(locate("10.11.0.1"), None);
+    assert_eq!(locate("2001:db8::1"), None);
+    assert!(GeoIpDb::from_bytes(b"not a database".to_vec()).is_err());
+    assert!(GeoIpDb::from_bytes(Vec::new()).is_err());
+}
+
+#[test]
+fn client_locator_asks_network_rules_before_the_geoip_db() {
+    let locator = ClientLocator {
+        networks: NetworkRules::parse(["127.0.0.2/32=35.68,139.69"]).expect("rules"),
+        geoip: Some(geoip()),
+    };
+    let locate = |text: &str| locator.locate(text.parse().expect("ip"));
+    assert_eq!(locate("127.0.0.2"), Some(point(35.68, 139.69)));
+    assert_eq!(locate("127.0.0.1"), Some(point(48.85, 2.35)));
+    assert_eq!(locate("192.0.2.1"), None);
+    let rules_only = ClientLocator {
+        networks: NetworkRules::default(),
+        geoip: None,
+    };
+    assert_eq!(rules_only.locate("127.0.0.1".parse().expect("ip")), None);
+}

@@ -43,8 +43,13 @@ pub struct SteeringConfig {
     /// How often each edge's `/healthz` is checked (two failures drop it).
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
-    /// Client locations by network, `CIDR=LAT,LON` (the longest prefix wins).
+    /// Client locations by network, `CIDR=LAT,LON` (the longest prefix wins);
+    /// these rules override `geoip_db`.
     pub networks: Vec<String>,
+    /// A GeoIP database in MaxMind's `.mmdb` format (GeoLite2-City or
+    /// GeoIP2-City layout), read once at start-up; it locates clients that
+    /// no `networks` rule covers.
+    pub geoip_db: Option<PathBuf>,
     /// Edges known from the start (edges may also register with `reel edge --register`).
     pub edges: Vec<EdgeEntry>,
 }
@@ -67,6 +72,7 @@ impl Default for SteeringConfig {
             ttl: Duration::from_secs(10),
             health_interval: Duration::from_secs(1),
             networks: Vec::new(),
+            geoip_db: None,
             edges: Vec::new(),
         }
     }
@@ -358,6 +364,9 @@ impl Config {
                 .map(str::to_string)
                 .collect();
         }
+        if let Some(value) = var("REEL_STEERING_GEOIP_DB") {
+            self.steering.geoip_db = Some(PathBuf::from(value));
+        }
         Ok(())
     }
 
@@ -492,11 +501,16 @@ mod tests {
             .apply_env(|name| match name {
                 "REEL_WORKER_SLOTS" => Some("5".to_string()),
                 "REEL_DATABASE" => Some("postgres://a:b@c/d".to_string()),
+                "REEL_STEERING_GEOIP_DB" => Some("/srv/GeoLite2-City.mmdb".to_string()),
                 _ => None,
             })
             .expect("valid env");
         assert_eq!(config.worker.slots, 5);
         assert_eq!(config.worker.lease, Duration::from_secs(10));
+        assert_eq!(
+            config.steering.geoip_db.as_deref(),
+            Some(Path::new("/srv/GeoLite2-City.mmdb"))
+        );
         assert!(config
             .redacted_toml()
             .expect("toml")

@@ -9,7 +9,7 @@ mod ingest;
 mod play;
 mod upload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use reel_pipeline::video::VideoSettings;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::config::{Config, FlagOverrides};
+use crate::config::{Config, FlagOverrides, SteeringConfig};
 
 /// reel turns uploaded videos into adaptive streams; this binary runs every role.
 #[derive(Parser)]
@@ -674,7 +674,41 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// Where steering locates clients: `steering.networks`, then
+/// `steering.geoip_db`, read here once.
+async fn client_locator(config: &SteeringConfig) -> anyhow::Result<reel_steer::ClientLocator> {
+    let networks = reel_steer::NetworkRules::parse(config.networks.iter().map(String::as_str))
+        .context("steering.networks")?;
+    let geoip = match &config.geoip_db {
+        Some(path) => {
+            let path = path.clone();
+            let db = tokio::task::spawn_blocking(move || load_geoip_db(&path))
+                .await
+                .context("loading steering.geoip_db")??;
+            Some(db)
+        }
+        None => None,
+    };
+    Ok(reel_steer::ClientLocator { networks, geoip })
+}
+
+/// Reads and parses `steering.geoip_db`; blocking (a city database is tens
+/// of MB), so it runs on a blocking thread.
+fn load_geoip_db(path: &Path) -> anyhow::Result<reel_steer::GeoIpDb> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "steering.geoip_db {}: cannot read the GeoIP database; point steering.geoip_db (REEL_STEERING_GEOIP_DB) at a readable .mmdb file",
+            path.display()
+        )
+    })?;
+    let db = reel_steer::GeoIpDb::from_bytes(bytes)
+        .with_context(|| format!("steering.geoip_db {}", path.display()))?;
+    info!(path = %path.display(), database_type = db.database_type(), "geoip database loaded");
+    Ok(db)
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let locator = client_locator(&config.steering).await?;
     let store = open_store(&config, 16).await?;
     let objects = open_objects(&config)?;
     if reel_jobs::keys::count_keys(&store).await? == 0 {
@@ -735,9 +769,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(embedded) => Some(reel_s3::MultipartStore::Embedded(embedded.clone())),
         None => remote_multipart(&config, &storage_url)?.map(reel_s3::MultipartStore::Remote),
     };
-    let networks =
-        reel_steer::NetworkRules::parse(config.steering.networks.iter().map(String::as_str))
-            .context("steering.networks")?;
     let configured_edges: Vec<reel_api::steering::EdgeSpec> = config
         .steering
         .edges
@@ -753,7 +784,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             reel_api::steering::SteeringSettings {
                 ttl: config.steering.ttl,
                 health_interval: config.steering.health_interval,
-                networks,
+                locator,
             },
             &configured_edges,
         )

@@ -2,7 +2,9 @@
 //! proximity (clients on 127.0.0.2 and 127.0.0.3 are placed in Paris and
 //! New York by network rules), health checks that drop a stopped edge
 //! within one TTL, steered HLS and DASH manifests, the 302 mode, and hls.js
-//! in headless Chromium moving to the next pathway when its edge stops.
+//! in headless Chromium moving to the next pathway when its edge stops;
+//! and clients located by a GeoIP database (`steering.geoip_db`, a `.mmdb`
+//! written per run by PyPI `mmdb-writer`) when no network rule covers them.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -647,4 +649,138 @@ async fn reel_play_follows_a_trace_through_an_edge() {
         "{metrics}"
     );
     eprintln!("reel play: levels {levels:?}, QoE {qoe:.2} vs simulator {simulated:.2}");
+}
+
+/// A `.mmdb` (GeoLite2-City layout) written by PyPI `mmdb-writer`, mapping
+/// each `CIDR=LAT,LON` rule to a location.
+fn make_mmdb(path: &Path, rules: &[&str]) {
+    let python = clients_dir().join(".venv/bin/python");
+    let output = Command::new(&python)
+        .arg(clients_dir().join("make-mmdb.py"))
+        .arg(path)
+        .args(rules)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "{}: {error}; run scripts/install-test-clients.sh (make test does)",
+                python.display()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "make-mmdb.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// An edge stand-in whose `/healthz` answers after 200 ms, so its health
+/// round trip is always worse than the origin's and a client of unknown
+/// location is always steered to the other edge first.
+async fn slow_healthz() -> (tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            "ok"
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve healthz");
+    });
+    (task, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geoip_db_steers_clients_no_network_rule_covers() {
+    let (slow_task, slow_url) = slow_healthz().await;
+    let ttl = format!("{TTL_SECONDS}s");
+    // The video need not exist: the steering server only ranks pathways.
+    let video = reel_core::VideoId::new_random().to_string();
+    // "paris" is fast, "new-york" slow: without a client location the
+    // order is paris first, so the New York database below fails the
+    // test if the database were ignored.
+    for (database_city, expected_first, expected_second) in [
+        (PARIS, "paris", "new-york"),
+        (NEW_YORK, "new-york", "paris"),
+    ] {
+        let env = Env::sqlite();
+        let key = env.create_key();
+        let mmdb = env.dir.path().join("geoip.mmdb");
+        let loopback_rule = format!("127.0.0.0/8={database_city}");
+        make_mmdb(&mmdb, &[loopback_rule.as_str()]);
+        // Operator rules win over the database: 127.0.0.3 is placed in the
+        // other city.
+        let networks = format!(
+            "127.0.0.3/32={}",
+            if database_city == PARIS {
+                NEW_YORK
+            } else {
+                PARIS
+            }
+        );
+        let mmdb_text = mmdb.to_str().expect("utf-8 temp path");
+        let (_server, url) = env.serve_with(
+            0,
+            &[
+                ("REEL_STEERING_GEOIP_DB", mmdb_text),
+                ("REEL_STEERING_NETWORKS", networks.as_str()),
+                ("REEL_STEERING_TTL", ttl.as_str()),
+                ("REEL_STEERING_HEALTH_INTERVAL", "300ms"),
+            ],
+        );
+        let client = reqwest::Client::new();
+        for (name, edge_url, location) in [
+            ("paris", url.as_str(), PARIS),
+            ("new-york", slow_url.as_str(), NEW_YORK),
+        ] {
+            let response = client
+                .post(format!("{url}/v1/edges"))
+                .bearer_auth(&key)
+                .json(&json!({"name": name, "url": edge_url, "location": location}))
+                .send()
+                .await
+                .expect("register edge");
+            assert!(response.status().is_success(), "{response:?}");
+        }
+        wait_until_healthy(&url, &key, &["paris", "new-york"]).await;
+        assert_eq!(
+            priority(&client_from("127.0.0.1"), &url, &video).await,
+            [expected_first, expected_second, "origin"],
+            "client 127.0.0.1 with the database placing loopback at {database_city}"
+        );
+        assert_eq!(
+            priority(&client_from("127.0.0.3"), &url, &video).await,
+            [expected_second, expected_first, "origin"],
+            "client 127.0.0.3 placed by steering.networks"
+        );
+    }
+    slow_task.abort();
+
+    // A missing database stops start-up with the key and the path.
+    let env = Env::sqlite();
+    let missing = env.dir.path().join("missing.mmdb");
+    let missing_text = missing.to_str().expect("utf-8 temp path");
+    let mut server = env.spawn_with(
+        &["serve", "--listen", "127.0.0.1:0", "--workers", "0"],
+        &[("REEL_STEERING_GEOIP_DB", missing_text)],
+    );
+    let line = server.wait_for_line("steering.geoip_db", Duration::from_secs(30));
+    assert!(line.contains(missing_text), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve kept running: {}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{}", server.output());
 }
