@@ -332,3 +332,28 @@ pub fn generated_video(dir: &Path) -> PathBuf {
     assert!(status.success(), "ffmpeg failed to generate the test video");
     path
 }
+
+/// `tests/clients/`: the third-party clients the tests drive.
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+/// Runs `tests/clients/SCRIPT ARGS…` with the clients' Python venv; the
+/// output is returned whatever the exit status.
+pub fn client_python<I, S>(script: &str, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let python = clients_dir().join(".venv/bin/python");
+    Command::new(&python)
+        .arg(clients_dir().join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "{}: {error}; run scripts/install-test-clients.sh (make test does)",
+                python.display()
+            )
+        })
+}

@@ -13,17 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{Env, Process};
+use crate::common::{client_python, clients_dir, Env, Process};
 
 const PARIS: &str = "48.86,2.35";
 const NEW_YORK: &str = "40.71,-74.0";
 /// The steering TTL the server is given; a dead edge must leave the
 /// steering answers within it.
 const TTL_SECONDS: u64 = 4;
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
-}
 
 /// A 24 s 320x180 source with audio (six 4 s segments).
 fn source(dir: &Path) -> PathBuf {
@@ -654,18 +650,9 @@ async fn reel_play_follows_a_trace_through_an_edge() {
 /// A `.mmdb` (GeoLite2-City layout) written by PyPI `mmdb-writer`, mapping
 /// each `CIDR=LAT,LON` rule to a location.
 fn make_mmdb(path: &Path, rules: &[&str]) {
-    let python = clients_dir().join(".venv/bin/python");
-    let output = Command::new(&python)
-        .arg(clients_dir().join("make-mmdb.py"))
-        .arg(path)
-        .args(rules)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "{}: {error}; run scripts/install-test-clients.sh (make test does)",
-                python.display()
-            )
-        });
+    let mut args = vec![path.as_os_str().to_owned()];
+    args.extend(rules.iter().map(std::ffi::OsString::from));
+    let output = client_python("make-mmdb.py", args);
     assert!(
         output.status.success(),
         "make-mmdb.py: {}",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::common::{Env, Process};
+use crate::common::{clients_dir, Env, Process};
 
 /// A file of pseudo-random bytes (incompressible, deterministic).
 fn random_file(dir: &Path, name: &str, size: usize) -> (PathBuf, String) {
@@ -57,10 +57,6 @@ fn stored_under(env: &Env, prefixes: &[&str]) -> Vec<String> {
         .into_iter()
         .filter(|path| prefixes.iter().any(|prefix| path.starts_with(prefix)))
         .collect()
-}
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
 }
 
 async fn video(url: &str, id: &str) -> Value {

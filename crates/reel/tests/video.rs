@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::common::{Env, Process};
+use crate::common::{client_python, clients_dir, Env, Process};
 
 /// How a source is made: ffmpeg arguments between `-y` and the output path.
 struct Source {
@@ -384,23 +384,9 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
     probe
 }
 
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
-}
-
 /// Python's `m3u8` and `mpegdash` parse the manifests.
 fn check_with_python(hls: &str, dash: &str, has_video: bool) {
-    let python = clients_dir().join(".venv/bin/python");
-    let output = Command::new(&python)
-        .arg(clients_dir().join("check-manifests.py"))
-        .args([hls, dash])
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "{}: {error}; run scripts/install-test-clients.sh (make test does)",
-                python.display()
-            )
-        });
+    let output = client_python("check-manifests.py", [hls, dash]);
     assert!(
         output.status.success(),
         "check-manifests.py: {} {}",
