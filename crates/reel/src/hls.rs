@@ -14,8 +14,11 @@ pub struct Rendition {
     pub pathway: String,
     /// Average bandwidth in bit/s (`AVERAGE-BANDWIDTH`, else `BANDWIDTH`).
     pub average_bandwidth: u64,
-    /// The media playlist.
+    /// The media playlist (for DASH, the MPD).
     pub playlist: Url,
+    /// The media playlist already resolved (DASH: from the MPD's
+    /// `SegmentTemplate`); `None` when it must be fetched from `playlist`.
+    pub media: Option<MediaPlaylist>,
 }
 
 /// A multivariant playlist.
@@ -25,6 +28,9 @@ pub struct Multivariant {
     pub renditions: Vec<Rendition>,
     /// `EXT-X-CONTENT-STEERING`: the steering server and the initial pathway.
     pub steering: Option<(Url, Option<String>)>,
+    /// Read from a DASH MPD (steering then speaks DASH: `_DASH_pathway`,
+    /// `SERVICE-LOCATION-PRIORITY`, CMCD `sf=d`).
+    pub dash: bool,
 }
 
 impl Multivariant {
@@ -102,6 +108,7 @@ pub fn parse_multivariant(text: &str, base: &Url) -> anyhow::Result<Multivariant
                 playlist: base
                     .join(line)
                     .with_context(|| format!("variant URI {line:?}"))?,
+                media: None,
             });
         } else if let Some(list) = line.strip_prefix("#EXT-X-STREAM-INF:") {
             pending = Some(list);
@@ -119,6 +126,7 @@ pub fn parse_multivariant(text: &str, base: &Url) -> anyhow::Result<Multivariant
     Ok(Multivariant {
         renditions,
         steering,
+        dash: false,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod abr;
 mod config;
+mod dash;
 mod edge;
 mod hls;
 mod ingest;

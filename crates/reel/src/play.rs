@@ -1,10 +1,14 @@
-//! `reel play URL`: a headless HLS player that streams a reel video through
+//! `reel play URL`: a headless HLS and DASH player that streams a reel video through
 //! its edges with one of reel's ABR algorithms, in real time (or scaled
 //! time), and reports start-up time, stalls, renditions, switches and QoE.
 //!
-//! - It reads the multivariant playlist (steered or not), follows content
-//!   steering (the steering server's pathway order, reloaded every TTL; a
-//!   pathway whose requests fail is skipped), and asks for each media
+//! - It reads the HLS multivariant playlist or the DASH MPD (steered or
+//!   not; an MPD is recognised by its content, `<?xml` or `<MPD`, or by
+//!   `.mpd` in the path, and read by [`crate::dash`] into the same ladder
+//!   per pathway, one pathway per `BaseURL@serviceLocation`), follows
+//!   content steering (the steering server's pathway order,
+//!   `PATHWAY-PRIORITY` or `SERVICE-LOCATION-PRIORITY`, reloaded every TTL;
+//!   a pathway whose requests fail is skipped), and asks for each media
 //!   segment with CMCD (`br`, `bl`, `d`, `mtp`, `nor`, `ot`, `sf`, `sid`,
 //!   `cid`, `su`) in the query.
 //! - Segment sizes come from HEAD requests before playback, so algorithms
@@ -34,6 +38,7 @@ use reel_abr::video::{Bitrate, Video};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::dash;
 use crate::hls::{self, MediaPlaylist, Multivariant};
 
 /// What `reel play` was asked.
@@ -150,6 +155,8 @@ struct Steering {
     ttl: Duration,
     loaded: Instant,
     penalized: Vec<String>,
+    /// DASH steering: `_DASH_pathway` and `_DASH_throughput` in the query.
+    dash: bool,
 }
 
 impl Steering {
@@ -158,9 +165,14 @@ impl Steering {
             return;
         };
         let mut url = server.clone();
+        let (pathway_key, throughput_key) = if self.dash {
+            ("_DASH_pathway", "_DASH_throughput")
+        } else {
+            ("_HLS_pathway", "_HLS_throughput")
+        };
         url.query_pairs_mut()
-            .append_pair("_HLS_pathway", current)
-            .append_pair("_HLS_throughput", &throughput_bps.to_string());
+            .append_pair(pathway_key, current)
+            .append_pair(throughput_key, &throughput_bps.to_string());
         self.loaded = Instant::now();
         let Ok(response) = client.get(url).send().await else {
             return;
@@ -168,7 +180,18 @@ impl Steering {
         let Ok(manifest) = response.json::<Value>().await else {
             return;
         };
-        if let Some(order) = manifest["PATHWAY-PRIORITY"].as_array() {
+        let server = server.clone();
+        self.apply(&server, &manifest);
+    }
+
+    /// Takes a steering manifest's answer: the pathway order
+    /// (`PATHWAY-PRIORITY` for HLS, `SERVICE-LOCATION-PRIORITY` for DASH),
+    /// the TTL and the reload URI.
+    fn apply(&mut self, server: &Url, manifest: &Value) {
+        let order = manifest["PATHWAY-PRIORITY"]
+            .as_array()
+            .or_else(|| manifest["SERVICE-LOCATION-PRIORITY"].as_array());
+        if let Some(order) = order {
             let order: Vec<String> = order
                 .iter()
                 .filter_map(|id| id.as_str().map(str::to_string))
@@ -199,13 +222,27 @@ impl Steering {
     }
 }
 
-/// Per pathway: its ladder's media playlists, lowest first.
-fn ladder_urls(multivariant: &Multivariant, pathway: &str) -> Vec<Url> {
-    multivariant
-        .ladder(pathway)
-        .into_iter()
-        .map(|rendition| rendition.playlist)
-        .collect()
+/// Reads the multivariant playlist or the MPD at `url`.
+async fn load_manifest(client: &reqwest::Client, url: &Url) -> anyhow::Result<Multivariant> {
+    let text = hls::fetch_text(client, url).await?;
+    if dash::is_mpd(&text, url) {
+        dash::parse_mpd(&text, url)
+    } else {
+        hls::parse_multivariant(&text, url)
+    }
+}
+
+/// One rendition's media playlist: already resolved (DASH), or fetched;
+/// the outer error is a failed request, the inner one a bad playlist.
+async fn media_playlist(
+    client: &reqwest::Client,
+    rendition: &hls::Rendition,
+) -> anyhow::Result<anyhow::Result<MediaPlaylist>> {
+    if let Some(media) = &rendition.media {
+        return Ok(Ok(media.clone()));
+    }
+    let text = hls::fetch_text(client, &rendition.playlist).await?;
+    Ok(hls::parse_media(&text, &rendition.playlist))
 }
 
 /// The CMCD query value of a segment request.
@@ -218,6 +255,8 @@ struct Cmcd<'a> {
     session: &'a str,
     content: &'a str,
     startup: bool,
+    /// `sf`: `h` (HLS) or `d` (DASH).
+    format: char,
 }
 
 impl Cmcd<'_> {
@@ -235,7 +274,7 @@ impl Cmcd<'_> {
             keys.push(format!("nor=\"{next}\""));
         }
         keys.push("ot=v".to_string());
-        keys.push("sf=h".to_string());
+        keys.push(format!("sf={}", self.format));
         keys.push(format!("sid=\"{}\"", self.session));
         if self.startup {
             keys.push("su".to_string());
@@ -321,11 +360,8 @@ pub async fn load_ladder(
     pathway: &str,
 ) -> anyhow::Result<(Vec<MediaPlaylist>, Video)> {
     let mut media: Vec<MediaPlaylist> = Vec::new();
-    for playlist in ladder_urls(multivariant, pathway) {
-        media.push(hls::parse_media(
-            &hls::fetch_text(client, &playlist).await?,
-            &playlist,
-        )?);
+    for rendition in multivariant.ladder(pathway) {
+        media.push(media_playlist(client, &rendition).await??);
     }
     let ladder: Vec<u64> = multivariant
         .ladder(pathway)
@@ -353,11 +389,11 @@ pub async fn load_ladder(
     Ok((media, video))
 }
 
-/// The video of a reel multivariant playlist URL, for the simulator.
+/// The video of a reel multivariant playlist (or MPD) URL, for the simulator.
 pub async fn video_from_url(url: &str) -> anyhow::Result<Video> {
     let client = reqwest::Client::new();
     let url = Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
-    let multivariant = hls::parse_multivariant(&hls::fetch_text(&client, &url).await?, &url)?;
+    let multivariant = load_manifest(&client, &url).await?;
     let pathway = multivariant.pathways()[0].clone();
     Ok(load_ladder(&client, &multivariant, &pathway).await?.1)
 }
@@ -382,7 +418,7 @@ pub async fn play(args: PlayArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let url = Url::parse(&args.url).with_context(|| format!("{:?} is not a URL", args.url))?;
-    let multivariant = hls::parse_multivariant(&hls::fetch_text(&client, &url).await?, &url)?;
+    let multivariant = load_manifest(&client, &url).await?;
     let pathways = multivariant.pathways();
     let mut steering = Steering {
         server: multivariant
@@ -399,6 +435,7 @@ pub async fn play(args: PlayArgs) -> anyhow::Result<()> {
         ttl: Duration::from_secs(300),
         loaded: Instant::now(),
         penalized: Vec::new(),
+        dash: multivariant.dash,
     };
     steering.reload(&client, &pathways[0], 0).await;
     let mut pathway = steering.best(&pathways);
@@ -458,9 +495,9 @@ pub async fn play(args: PlayArgs) -> anyhow::Result<()> {
             if !media_by_pathway.contains_key(&pathway) {
                 let mut playlists = Vec::new();
                 let mut failed = None;
-                for url in ladder_urls(&multivariant, &pathway) {
-                    match hls::fetch_text(&client, &url).await {
-                        Ok(text) => playlists.push(hls::parse_media(&text, &url)?),
+                for rendition in multivariant.ladder(&pathway) {
+                    match media_playlist(&client, &rendition).await {
+                        Ok(parsed) => playlists.push(parsed?),
                         Err(error) => {
                             failed = Some(error);
                             break;
@@ -506,6 +543,7 @@ pub async fn play(args: PlayArgs) -> anyhow::Result<()> {
                         session: &session_id,
                         content: &content_id,
                         startup: chunk_idx == 0,
+                        format: if multivariant.dash { 'd' } else { 'h' },
                     };
                     let mut request_url = segment.clone();
                     request_url
@@ -654,12 +692,43 @@ mod tests {
             session: "s",
             content: "c",
             startup: true,
+            format: 'h',
         }
         .value();
         assert_eq!(
             value,
             "bl=12300,br=730,cid=\"c\",d=4000,mtp=2500,nor=\"seg-00003.m4s\",ot=v,sf=h,sid=\"s\",su"
         );
+    }
+
+    #[test]
+    fn steering_answers_in_either_protocol_set_the_order() {
+        let server = Url::parse("http://router/v1/steering/x?proto=dash").expect("url");
+        let mut steering = Steering {
+            server: Some(server.clone()),
+            order: vec!["a".to_string(), "b".to_string()],
+            ttl: Duration::from_secs(300),
+            loaded: Instant::now(),
+            penalized: Vec::new(),
+            dash: true,
+        };
+        let available = ["a".to_string(), "b".to_string()];
+        steering.apply(
+            &server,
+            &json!({"VERSION": 1, "TTL": 4, "RELOAD-URI": "/v1/steering/x?proto=dash&n=1",
+                    "SERVICE-LOCATION-PRIORITY": ["b", "a"]}),
+        );
+        assert_eq!(steering.order, ["b", "a"]);
+        assert_eq!(steering.best(&available), "b");
+        assert_eq!(steering.ttl, Duration::from_secs(4));
+        assert_eq!(
+            steering.server.as_ref().map(Url::as_str),
+            Some("http://router/v1/steering/x?proto=dash&n=1")
+        );
+        steering.apply(&server, &json!({"PATHWAY-PRIORITY": ["a", "b"]}));
+        assert_eq!(steering.order, ["a", "b"]);
+        steering.apply(&server, &json!({"PATHWAY-PRIORITY": []}));
+        assert_eq!(steering.order, ["a", "b"]);
     }
 
     #[test]

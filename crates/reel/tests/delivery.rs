@@ -522,21 +522,38 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     assert_eq!(never_fetched.status(), 502);
 }
 
-/// `reel play` through a real edge, its rate shaped by a trace that steps
-/// 4 → 1 → 4 Mbit/s: it steps down and back up, never stalls (1 Mbit/s is
-/// well above the lowest rendition), and its QoE matches the simulator's on
-/// the same trace and segment sizes within 10 %.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reel_play_follows_a_trace_through_an_edge() {
-    let env = Env::sqlite();
-    let key = env.create_key();
-    let (_server, url) = env.serve_with(2, &[("REEL_ENCODE_PRESET", "ultrafast")]);
-    let file = env.dir.path().join("ladder.mp4");
+/// The edge at `edge_url` counted requests that carried CMCD.
+async fn assert_edge_counted_cmcd(edge_url: &str) {
+    let metrics = reqwest::get(format!("{edge_url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("reel_edge_cmcd_requests_total") && !line.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+/// Makes a `seconds`-long 854x480 source with audio and ingests it with
+/// `reel ingest --wait --json`; returns the video as that prints it.
+fn ingest_test_video(env: &Env, url: &str, key: &str, name: &str, seconds: u32) -> Value {
+    let file = env.dir.path().join(format!("{name}.mp4"));
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
         .args(["-c:a", "aac", "-shortest"])
         .arg(&file)
         .output()
@@ -548,14 +565,26 @@ async fn reel_play_follows_a_trace_through_an_edge() {
             "--wait",
             "--json",
             "--server",
-            &url,
+            url,
             "--api-key",
-            &key,
+            key,
         ])
         .arg(&file)
         .output()
         .expect("ingest");
-    let video: Value = serde_json::from_slice(&ingested.stdout).expect("json");
+    serde_json::from_slice(&ingested.stdout).expect("json")
+}
+
+/// `reel play` through a real edge, its rate shaped by a trace that steps
+/// 4 → 1 → 4 Mbit/s: it steps down and back up, never stalls (1 Mbit/s is
+/// well above the lowest rendition), and its QoE matches the simulator's on
+/// the same trace and segment sizes within 10 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reel_play_follows_a_trace_through_an_edge() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(2, &[("REEL_ENCODE_PRESET", "ultrafast")]);
+    let video = ingest_test_video(&env, &url, &key, "ladder", 60);
     assert_eq!(video["state"], "ready", "{video:#}");
     assert_eq!(video["renditions"].as_array().map(Vec::len), Some(3));
     let id = video["id"].as_str().expect("id");
@@ -632,19 +661,90 @@ async fn reel_play_follows_a_trace_through_an_edge() {
             .all(|host| host == edge_host),
         "{report:#}"
     );
-    let metrics = reqwest::get(format!("{edge_url}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics
-            .lines()
-            .any(|line| line.starts_with("reel_edge_cmcd_requests_total") && !line.ends_with(" 0")),
-        "{metrics}"
-    );
+    assert_edge_counted_cmcd(&edge_url).await;
     eprintln!("reel play: levels {levels:?}, QoE {qoe:.2} vs simulator {simulated:.2}");
+}
+
+/// `reel play` on DASH: the origin's `manifest.mpd` (one pathway, the
+/// origin itself) and the steered `play.mpd` (the edge's `BaseURL` first,
+/// steered with `SERVICE-LOCATION-PRIORITY`) both play every segment of
+/// every chunk without a stall, asking the edge with CMCD `sf=d`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reel_play_plays_dash_from_the_origin_and_through_an_edge() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(2, &[("REEL_ENCODE_PRESET", "ultrafast")]);
+    let video = ingest_test_video(&env, &url, &key, "dash", 20);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let n_renditions = video["renditions"].as_array().map_or(0, Vec::len);
+    assert!(n_renditions >= 2, "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    // The segment count, from the HLS media playlist (not the MPD).
+    let media = reqwest::get(format!(
+        "{url}/v/{id}/{}/index.m3u8",
+        highest_rendition(&video)
+    ))
+    .await
+    .expect("media playlist")
+    .text()
+    .await
+    .expect("text");
+    let n_segments = media.matches("#EXTINF:").count();
+    assert!(n_segments >= 4, "{media}");
+
+    let (_edge, edge_url) = start_edge(&env, "edge-1", &url, PARIS, &[]);
+    reqwest::Client::new()
+        .post(format!("{url}/v1/edges"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "edge-1", "url": edge_url, "location": PARIS}))
+        .send()
+        .await
+        .expect("register");
+    wait_until_healthy(&url, &key, &["edge-1"]).await;
+
+    let origin_host = url.trim_start_matches("http://").to_string();
+    let edge_host = edge_url.trim_start_matches("http://").to_string();
+    for (manifest, host) in [
+        (format!("{url}/v/{id}/manifest.mpd"), &origin_host),
+        (format!("{url}/v1/videos/{id}/play.mpd"), &edge_host),
+    ] {
+        let played = env
+            .command(&["play", "--json", "--speed", "8", "--algorithm", "bola"])
+            .arg(&manifest)
+            .output()
+            .expect("reel play");
+        let report: Value = serde_json::from_slice(&played.stdout).unwrap_or_else(|error| {
+            panic!(
+                "{manifest}: {error}: {}",
+                String::from_utf8_lossy(&played.stderr)
+            )
+        });
+        assert_eq!(
+            report["chunks"], n_segments as u64,
+            "{manifest}: {report:#}"
+        );
+        assert_eq!(
+            report["levels"].as_array().map(Vec::len),
+            Some(n_segments),
+            "{manifest}: {report:#}"
+        );
+        assert_eq!(
+            report["ladder_kbps"].as_array().map(Vec::len),
+            Some(n_renditions),
+            "{manifest}: {report:#}"
+        );
+        assert_eq!(report["stalls"], 0, "{manifest}: {report:#}");
+        assert_eq!(report["rebuffer_seconds"], 0.0, "{manifest}: {report:#}");
+        assert!(
+            report["hosts"]
+                .as_array()
+                .expect("hosts")
+                .iter()
+                .all(|played_from| played_from == host.as_str()),
+            "{manifest}: expected every segment from {host}: {report:#}"
+        );
+    }
+    assert_edge_counted_cmcd(&edge_url).await;
 }
 
 /// A `.mmdb` (GeoLite2-City layout) written by PyPI `mmdb-writer`, mapping
