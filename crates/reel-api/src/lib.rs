@@ -232,22 +232,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         const HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
-        let header = |name: header::HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        };
-        let caller = reel_jobs::keys::authenticate(
-            &state.store,
-            header(header::AUTHORIZATION),
-            header(header::COOKIE),
-            parts.method.is_safe(),
-            header(header::ORIGIN),
-            header(header::HOST),
-        )
-        .await?;
-        match caller {
+        match reel_upload::authenticate_request(&state.store, parts).await? {
             reel_jobs::keys::Caller::Key(name) => Ok(Authenticated(name)),
             reel_jobs::keys::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
                 "this route needs an API key: {HINT}"

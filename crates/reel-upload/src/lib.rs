@@ -29,6 +29,31 @@ use reel_jobs::store::{JobStore, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// [`reel_jobs::keys::authenticate`] on a request's headers (a Bearer key,
+/// or a session cookie with its Origin check): shared by the tus routes and
+/// the rest of the API, so both read credentials the same way.
+pub async fn authenticate_request(
+    store: &JobStore,
+    parts: &axum::http::request::Parts,
+) -> Result<reel_jobs::keys::Caller, StoreError> {
+    use axum::http::header;
+    let header = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    reel_jobs::keys::authenticate(
+        store,
+        header(header::AUTHORIZATION),
+        header(header::COOKIE),
+        parts.method.is_safe(),
+        header(header::ORIGIN),
+        header(header::HOST),
+    )
+    .await
+}
+
 mod complete;
 mod parts;
 mod reaper;

@@ -174,22 +174,7 @@ impl FromRequestParts<UploadState> for Caller {
         parts: &mut Parts,
         state: &UploadState,
     ) -> Result<Self, Self::Rejection> {
-        let header = |name: header::HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        };
-        let caller = reel_jobs::keys::authenticate(
-            &state.store,
-            header(header::AUTHORIZATION),
-            header(header::COOKIE),
-            parts.method.is_safe(),
-            header(header::ORIGIN),
-            header(header::HOST),
-        )
-        .await?;
-        match caller {
+        match crate::authenticate_request(&state.store, parts).await? {
             reel_jobs::keys::Caller::Key(name) => Ok(Caller(name)),
             reel_jobs::keys::Caller::Anonymous => Err(TusError::Unauthorized(format!(
                 "uploads need an API key: {KEY_HINT}"
