@@ -14,20 +14,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CHROMIUM, CHROMIUM_ARGS as BASE_CHROMIUM_ARGS } from './chromium.mjs';
 
-const CHROMIUM = process.env.REEL_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--hide-scrollbars',
-];
+const CHROMIUM_ARGS = [...BASE_CHROMIUM_ARGS, '--hide-scrollbars'];
 const WIDTHS = [
   { name: '1366', viewport: { width: 1366, height: 768 } },
   { name: '390', viewport: { width: 390, height: 844 } },
