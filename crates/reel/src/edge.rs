@@ -9,18 +9,43 @@ use reel_core::ByteSize;
 use tokio_util::sync::CancellationToken;
 
 /// What `reel edge` was asked to do.
+#[derive(clap::Args)]
 pub struct EdgeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081")]
     pub listen: std::net::SocketAddr,
+    /// The origin (or the next tier's edge), e.g. http://origin:8080.
+    #[arg(long)]
     pub upstream: String,
+    /// This edge's name: its pathway id in content steering.
+    #[arg(long, default_value = "edge")]
     pub name: String,
+    /// Where the edge is, LAT,LON in degrees (for proximity routing).
+    #[arg(long)]
     pub location: Option<String>,
+    /// Memory tier capacity.
+    #[arg(long, default_value = "1GiB")]
     pub cache_memory: ByteSize,
+    /// Disk tier capacity (0 for none).
+    #[arg(long, default_value = "0")]
     pub cache_disk: ByteSize,
+    /// Directory of the disk tier (needed when --cache-disk is above 0).
+    #[arg(long)]
     pub disk_dir: Option<PathBuf>,
+    /// Bearer token of the purge and session endpoints (none: they answer 403).
+    #[arg(long, env = "REEL_EDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Eviction policy: s3-fifo or lru.
+    #[arg(long, default_value = "s3-fifo")]
     pub eviction: String,
+    /// A reel server to register with for content steering, e.g. http://origin:8080.
+    #[arg(long)]
     pub register: Option<String>,
+    /// The URL viewers reach this edge at (default: http:// + the listen address).
+    #[arg(long)]
     pub public_url: Option<String>,
+    /// An admin API key of the server given to --register.
+    #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 }
 

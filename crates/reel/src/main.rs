@@ -143,47 +143,10 @@ enum Command {
         command: AbrCommand,
     },
     /// Run a caching edge in front of a reel origin (or another edge, for tiers).
-    Edge {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: std::net::SocketAddr,
-        /// The origin (or the next tier's edge), e.g. http://origin:8080.
-        #[arg(long)]
-        upstream: String,
-        /// This edge's name: its pathway id in content steering.
-        #[arg(long, default_value = "edge")]
-        name: String,
-        /// Where the edge is, LAT,LON in degrees (for proximity routing).
-        #[arg(long)]
-        location: Option<String>,
-        /// Memory tier capacity.
-        #[arg(long, default_value = "1GiB")]
-        cache_memory: reel_core::ByteSize,
-        /// Disk tier capacity (0 for none).
-        #[arg(long, default_value = "0")]
-        cache_disk: reel_core::ByteSize,
-        /// Directory of the disk tier (needed when --cache-disk is above 0).
-        #[arg(long)]
-        disk_dir: Option<PathBuf>,
-        /// Bearer token of the purge and session endpoints (none: they answer 403).
-        #[arg(long, env = "REEL_EDGE_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-        /// Eviction policy: s3-fifo or lru.
-        #[arg(long, default_value = "s3-fifo")]
-        eviction: String,
-        /// A reel server to register with for content steering, e.g. http://origin:8080.
-        #[arg(long)]
-        register: Option<String>,
-        /// The URL viewers reach this edge at (default: http:// + the listen address).
-        #[arg(long)]
-        public_url: Option<String>,
-        /// An admin API key of the server given to --register.
-        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-    },
+    Edge(edge::EdgeArgs),
     /// Play a reel video headlessly with an ABR algorithm and report start-up, stalls, switches and QoE.
     Play {
-        /// The multivariant playlist, e.g. http://server/v1/videos/ID/play.m3u8 (steered) or …/v/ID/master.m3u8.
+        /// The multivariant playlist or the MPD, e.g. http://server/v1/videos/ID/play.m3u8 (steered) or …/v/ID/master.m3u8, …/manifest.mpd.
         url: String,
         /// The ABR algorithm: bb, rb, throughput, bola, rmpc or reel.
         #[arg(long, default_value = "reel")]
@@ -374,35 +337,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await;
         }
-        Command::Edge {
-            listen,
-            upstream,
-            name,
-            location,
-            cache_memory,
-            cache_disk,
-            disk_dir,
-            admin_token,
-            eviction,
-            register,
-            public_url,
-            api_key,
-        } => {
+        Command::Edge(args) => {
             // An edge needs no database or storage of its own.
-            let args = edge::EdgeArgs {
-                listen,
-                upstream,
-                name,
-                location,
-                cache_memory,
-                cache_disk,
-                disk_dir,
-                admin_token,
-                eviction,
-                register,
-                public_url,
-                api_key,
-            };
             return edge::run(args, shutdown_on_signal()).await;
         }
         other => other,
@@ -465,7 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Abr { .. } | Command::Edge { .. } | Command::Play { .. } => Ok(()),
+        Command::Abr { .. } | Command::Edge(_) | Command::Play { .. } => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
         } => {
