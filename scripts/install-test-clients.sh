@@ -2,7 +2,7 @@
 # Install the headless test clients used by reel's integration tests:
 #   - Debian chromium (/usr/bin/chromium) for MSE playback via playwright-core
 #   - npm packages in tests/clients (hls.js, playwright-core) from package-lock.json
-#   - a Python venv at tests/clients/.venv with m3u8 + mpegdash (requirements.txt)
+#   - a Python venv at tests/clients/.venv with m3u8, mpegdash, PyJWT... (requirements.txt)
 # Idempotent and quiet when everything is already in place.
 # Env: REEL_SKIP_CHROMIUM=1 skips the apt step (e.g. on a machine without root).
 set -euo pipefail
@@ -79,6 +79,6 @@ if [ ! -x "$VENV/bin/python" ] || [ "$WANT" != "$HAVE" ]; then
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" \
         || die "pip install -r $REQ failed"
-    "$VENV/bin/python" -c 'import m3u8, mpegdash' || die "m3u8/mpegdash import failed in venv"
+    "$VENV/bin/python" -c 'import m3u8, mpegdash, jwt' || die "m3u8/mpegdash/jwt import failed in venv"
     echo "$WANT" > "$VENV/.reel-install-stamp"
 fi
