@@ -29,14 +29,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reel_abr::bb::BufferBased;
-use reel_abr::bola::Bola;
 use reel_abr::eval::{evaluate, evaluate_optimum, Evaluation};
 use reel_abr::load::{parse_chunk_sizes, parse_trace};
-use reel_abr::mpc::RobustMpc;
 use reel_abr::player::Algorithm;
 use reel_abr::qoe::QoeMetric;
-use reel_abr::rate::RateBased;
 use reel_abr::reel::{Reel, ReelParams};
 use reel_abr::sim::{Setup, SimConfig};
 use reel_abr::trace::Trace;
@@ -133,12 +129,10 @@ fn set_param(params: &mut ReelParams, key: &str, value: &str) {
 
 fn algorithm(name: &str, params: ReelParams) -> Box<dyn Algorithm + Send> {
     match name {
-        "bb" => Box::new(BufferBased),
-        "rb" => Box::new(RateBased),
-        "bola" => Box::new(Bola),
-        "rmpc" => Box::new(RobustMpc::new()),
         "reel" => Box::new(Reel::with_params(params)),
-        other => panic!("unknown algorithm {other}"),
+        other => {
+            reel_abr::catalog::by_name(other).unwrap_or_else(|| panic!("unknown algorithm {other}"))
+        }
     }
 }
 

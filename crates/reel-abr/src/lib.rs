@@ -10,6 +10,9 @@
 //!   an [`player::Observation`], and returns a [`sim::Session`] with per-chunk records.
 //! * Algorithms: [`bb::BufferBased`], [`rate::RateBased`], [`rate::Throughput`], [`bola::Bola`],
 //!   [`mpc::RobustMpc`] and reel's own [`reel::Reel`].
+//! * [`link::TraceLink`] and [`link::PlayerBuffer`] are the simulator's link and buffer model,
+//!   public so a real player can shape its downloads the same way; [`catalog::by_name`] is the
+//!   one table from an algorithm's name to an instance.
 //! * [`optimum::optimal`] plans the best session with full knowledge of the trace (dynamic
 //!   programming), and [`eval::evaluate`] runs an algorithm over many traces.
 //!
@@ -19,7 +22,9 @@
 
 pub mod bb;
 pub mod bola;
+pub mod catalog;
 pub mod eval;
+pub mod link;
 pub mod load;
 pub mod mpc;
 pub mod optimum;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::link::{PlayerBuffer, TraceLink};
 use crate::player::{Algorithm, ChunkRecord, Observation};
 use crate::qoe::QoeMetric;
 use crate::trace::Trace;
@@ -220,23 +221,19 @@ pub(crate) fn replay(setup: &Setup, trace: &Trace, levels: &[usize]) -> Session 
     Session { records }
 }
 
-/// The link and buffer state of `fixed_env.py`: trace pointer, trace time, buffer.
+/// The link and buffer state of `fixed_env.py`: a [`TraceLink`] and a [`PlayerBuffer`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Link<'a> {
-    trace: &'a Trace,
-    ptr: usize,
-    last_time: f64,
-    buffer_ms: f64,
+    link: TraceLink<'a>,
+    buffer: Option<PlayerBuffer>,
 }
 
 impl<'a> Link<'a> {
     /// Starts at the first sample with an empty buffer.
     pub(crate) fn start(trace: &'a Trace) -> Link<'a> {
         Link {
-            trace,
-            ptr: 1,
-            last_time: trace.times()[0],
-            buffer_ms: 0.0,
+            link: TraceLink::start(trace),
+            buffer: None,
         }
     }
 
@@ -248,74 +245,35 @@ impl<'a> Link<'a> {
         level_idx: usize,
     ) -> ChunkRecord {
         let config = &setup.config;
-        let times = self.trace.times();
-        let mbps = self.trace.mbps();
         let size_bytes = setup
             .video
             .chunk_size(level_idx, chunk_idx)
             .expect("setup checks chunk and level ranges");
-        let size = size_bytes as f64;
-        let mut delay = 0.0;
-        let mut sent = 0.0;
-        loop {
-            let throughput = mbps[self.ptr] * 1_000_000.0 / 8.0;
-            let duration = times[self.ptr] - self.last_time;
-            let payload = throughput * duration * config.payload_fraction;
-            if sent + payload > size {
-                let fractional_time = (size - sent) / throughput / config.payload_fraction;
-                delay += fractional_time;
-                self.last_time += fractional_time;
-                break;
-            }
-            sent += payload;
-            delay += duration;
-            self.last_time = times[self.ptr];
-            self.advance_ptr();
-        }
+        let delay = self
+            .link
+            .transfer(size_bytes as f64, config.payload_fraction);
         let delay_ms = delay * 1000.0 + duration_ms(config.rtt);
-        let rebuffer_ms = (delay_ms - self.buffer_ms).max(0.0);
-        self.buffer_ms = (self.buffer_ms - delay_ms).max(0.0);
-        self.buffer_ms += duration_ms(setup.video.chunk_duration());
-        let cap_ms = duration_ms(config.buffer_cap);
-        let mut sleep_ms = 0.0;
-        if self.buffer_ms > cap_ms {
-            let step_ms = duration_ms(config.drain_step);
-            sleep_ms = ((self.buffer_ms - cap_ms) / step_ms).ceil() * step_ms;
-            self.buffer_ms -= sleep_ms;
-            let mut remaining_ms = sleep_ms;
-            loop {
-                let duration = times[self.ptr] - self.last_time;
-                if duration > remaining_ms / 1000.0 {
-                    self.last_time += remaining_ms / 1000.0;
-                    break;
-                }
-                remaining_ms -= duration * 1000.0;
-                self.last_time = times[self.ptr];
-                self.advance_ptr();
-            }
+        let buffer = self
+            .buffer
+            .get_or_insert_with(|| PlayerBuffer::new(config.buffer_cap, config.drain_step));
+        let step = buffer.add_chunk(delay_ms, duration_ms(setup.video.chunk_duration()));
+        if step.sleep_ms > 0.0 {
+            self.link.idle(step.sleep_ms);
         }
         ChunkRecord {
             chunk_idx,
             level_idx,
             size_bytes,
             delay_ms,
-            rebuffer_ms,
-            sleep_ms,
-            buffer_ms: self.buffer_ms,
+            rebuffer_ms: step.rebuffer_ms,
+            sleep_ms: step.sleep_ms,
+            buffer_ms: step.buffer_ms,
         }
     }
 
     /// Position in the trace as (sample pointer, trace time in seconds), for state keys.
     pub(crate) fn trace_time(&self) -> (usize, f64) {
-        (self.ptr, self.last_time)
-    }
-
-    fn advance_ptr(&mut self) {
-        self.ptr += 1;
-        if self.ptr >= self.trace.len() {
-            self.ptr = 1;
-            self.last_time = 0.0;
-        }
+        self.link.position()
     }
 }
 

@@ -6,15 +6,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reel_abr::bb::BufferBased;
-use reel_abr::bola::Bola;
 use reel_abr::eval::evaluate;
 use reel_abr::load::{parse_chunk_sizes, parse_trace};
 use reel_abr::mpc::{ChunkIndexing, RobustMpc};
 use reel_abr::optimum::optimal;
 use reel_abr::player::Algorithm;
 use reel_abr::qoe::QoeMetric;
-use reel_abr::rate::{RateBased, Throughput};
 use reel_abr::reel::Reel;
 use reel_abr::sim::{simulate, Setup, SimConfig};
 use reel_abr::trace::Trace;
@@ -105,14 +102,10 @@ fn reference_scores() -> HashMap<(String, String, String), f64> {
 
 fn algorithm(name: &str) -> Box<dyn Algorithm> {
     match name {
-        "bb" => Box::new(BufferBased),
-        "rb" => Box::new(RateBased),
-        "bola" => Box::new(Bola),
-        "rmpc" => Box::new(RobustMpc::new()),
         "rmpc-p" => Box::new(RobustMpc::with_indexing(ChunkIndexing::PensieveSlip)),
-        "throughput" => Box::new(Throughput::new()),
-        "reel" => Box::new(Reel::new()),
-        other => panic!("unknown algorithm {other}"),
+        other => {
+            reel_abr::catalog::by_name(other).unwrap_or_else(|| panic!("unknown algorithm {other}"))
+        }
     }
 }
 
