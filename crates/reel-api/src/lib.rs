@@ -169,7 +169,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v/{id}/{*path}",
-            get(origin::serve_object).options(origin::preflight),
+            get(origin::serve_object).options(|| async { reel_http::cors::preflight() }),
         )
         .route("/v1/uploads", post(uploads::create_upload))
         .route(
