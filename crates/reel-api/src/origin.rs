@@ -106,7 +106,7 @@ pub(crate) async fn serve_object(
     let meta = match state.objects.head(&location).await {
         Ok(meta) => meta,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(&id, &path)),
-        Err(error) => return Err(ApiError::Internal(format!("reading {location}: {error}"))),
+        Err(error) => return Err(ApiError::internal("reading the file", &error)),
     };
     let etag = format!(
         "\"{}\"",
@@ -165,7 +165,7 @@ pub(crate) async fn serve_object(
     let result = match state.objects.get_opts(&location, options).await {
         Ok(result) => result,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(&id, &path)),
-        Err(error) => return Err(ApiError::Internal(format!("reading {location}: {error}"))),
+        Err(error) => return Err(ApiError::internal("reading the file", &error)),
     };
     let stream = result.into_stream().map_err(std::io::Error::other);
     Ok((status, response_headers, Body::from_stream(stream)).into_response())
