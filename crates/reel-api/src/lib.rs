@@ -25,6 +25,7 @@ use serde_json::json;
 
 mod companion;
 mod origin;
+mod request_id;
 pub mod steering;
 pub mod uploads;
 mod videos;
@@ -77,11 +78,24 @@ pub enum ApiError {
     Unprocessable(String),
     /// The feature is not available with this configuration.
     NotImplemented(String),
-    /// Something failed on the server side.
+    /// Something failed on the server side. The message is sent to the
+    /// client: build it with [`ApiError::internal`], which keeps the
+    /// error's own text (store keys, file paths, URLs) in the log.
     Internal(String),
 }
 
 impl ApiError {
+    /// A server-side failure of `what` (for instance "reading the file"):
+    /// the log line gets the error with the request's `x-request-id` (the
+    /// request span); the client gets `what` in words and no store or
+    /// filesystem text.
+    pub fn internal(what: &str, error: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{what} failed");
+        ApiError::Internal(format!(
+            "{what} failed on the server; the server log has the details under this response's x-request-id"
+        ))
+    }
+
     /// The single mapping from error to HTTP status and stable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -144,7 +158,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::JobNotFound(id) => Self::NotFound(format!("no job with id {id}")),
             StoreError::InvalidJob(message) => Self::BadRequest(message),
-            other => Self::Internal(other.to_string()),
+            other => Self::internal("the database request", &other),
         }
     }
 }
@@ -169,7 +183,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v/{id}/{*path}",
-            get(origin::serve_object).options(origin::preflight),
+            get(origin::serve_object).options(|| async { reel_http::cors::preflight() }),
         )
         .route("/v1/uploads", post(uploads::create_upload))
         .route(
@@ -215,10 +229,11 @@ pub fn router(state: AppState) -> Router {
     // tus clients are given `/files/`; nest_service serves `/files`,
     // `/files/` and `/files/{id}` alike.
     let app = app.with_state(state).nest_service("/files", tus);
-    match s3 {
+    let app = match s3 {
         Some(s3) => app.nest("/s3", reel_s3::s3_router(s3)),
         None => app,
-    }
+    };
+    app.layer(axum::middleware::from_fn(request_id::tag))
 }
 
 /// Proof that the request carried a valid API key, with the key's name.
@@ -291,7 +306,7 @@ pub(crate) fn ingest_error(error: IngestError) -> ApiError {
             ApiError::BadRequest("the body is empty: send the file as the request body".to_string())
         }
         IngestError::Body(_) => ApiError::BadRequest(error.to_string()),
-        other => ApiError::Internal(other.to_string()),
+        other => ApiError::internal("storing the upload", &other),
     }
 }
 

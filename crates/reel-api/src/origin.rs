@@ -5,8 +5,12 @@
 //! they are `immutable`; manifests change while the video is processing (the
 //! multivariant playlist grows), so they get a max-age of a few seconds until
 //! the job has succeeded. Every response has an ETag and answers conditional
-//! GETs; single byte ranges get 206; CORS allows any origin to read and
-//! exposes the headers players need.
+//! GETs (`If-None-Match`, `If-Modified-Since`); single byte ranges get 206,
+//! guarded by `If-Range`; CORS allows any origin to read and exposes the
+//! headers players need. The HTTP semantics are `reel-http`'s, shared with
+//! the edge.
+
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore};
+use reel_http::range::{content_range, unsatisfiable_content_range};
+use reel_http::{cors, date, RangeAnswer, Validators};
 use reel_jobs::store::JobState;
 
 use crate::videos::parse_video_id;
@@ -29,36 +35,6 @@ const MANIFEST_PROCESSING: &str = "public, max-age=2, stale-if-error=60";
 /// Cache-Control of manifests of a finished video: edges refresh them in the
 /// background and keep serving them for a day while the origin is down.
 const MANIFEST_FINAL: &str = "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400";
-
-pub(crate) async fn preflight() -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
-    add_cors(headers);
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Range, If-None-Match, If-Modified-Since, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    response
-}
-
-fn add_cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, Cache-Control"),
-    );
-}
 
 /// What kind of file a path names, by its extension.
 fn content_type(path: &str) -> Option<(&'static str, bool)> {
@@ -89,40 +65,6 @@ fn valid_path(path: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
-}
-
-/// Parses a single `bytes=` range; `Ok(None)` for no or an ignorable header
-/// (several ranges are answered with the whole object, as RFC 9110 allows).
-fn parse_range(headers: &HeaderMap) -> Result<Option<GetRange>, ()> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| ())?;
-    let spec = text.trim().strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (start, end) = spec.split_once('-').ok_or(())?;
-    let (start, end) = (start.trim(), end.trim());
-    match (start.is_empty(), end.is_empty()) {
-        (false, true) => Ok(Some(GetRange::Offset(start.parse().map_err(|_| ())?))),
-        (true, false) => {
-            let suffix: u64 = end.parse().map_err(|_| ())?;
-            if suffix == 0 {
-                return Err(());
-            }
-            Ok(Some(GetRange::Suffix(suffix)))
-        }
-        (false, false) => {
-            let first: u64 = start.parse().map_err(|_| ())?;
-            let last: u64 = end.parse().map_err(|_| ())?;
-            if last < first {
-                return Err(());
-            }
-            Ok(Some(GetRange::Bounded(first..last.saturating_add(1))))
-        }
-        (true, true) => Err(()),
-    }
 }
 
 fn not_found(video: &str, path: &str) -> ApiError {
@@ -164,7 +106,7 @@ pub(crate) async fn serve_object(
     let meta = match state.objects.head(&location).await {
         Ok(meta) => meta,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(&id, &path)),
-        Err(error) => return Err(ApiError::Internal(format!("reading {location}: {error}"))),
+        Err(error) => return Err(ApiError::internal("reading the file", &error)),
     };
     let etag = format!(
         "\"{}\"",
@@ -177,72 +119,36 @@ pub(crate) async fn serve_object(
             ))
             .trim_matches('"')
     );
-    let last_modified = meta
-        .last_modified
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
+    let modified = SystemTime::from(meta.last_modified);
+    let validators = Validators::new(HeaderValue::from_str(&etag).ok(), Some(modified));
     let mut response_headers = HeaderMap::new();
-    add_cors(&mut response_headers);
+    cors::add_read_headers(&mut response_headers);
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     response_headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response_headers.insert(header::ETAG, value);
+    if let Some(etag) = &validators.etag {
+        response_headers.insert(header::ETAG, etag.clone());
     }
-    if let Ok(value) = HeaderValue::from_str(&last_modified) {
-        response_headers.insert(header::LAST_MODIFIED, value);
-    }
-    if let Some(if_none_match) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        let matches = if_none_match
-            .split(',')
-            .map(|tag| tag.trim().trim_start_matches("W/"))
-            .any(|tag| tag == "*" || tag == etag);
-        if matches {
-            return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
-        }
-    } else if let Some(since) = headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_http_date)
-    {
-        if meta.last_modified.timestamp() <= since {
-            return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
-        }
+    response_headers.insert(header::LAST_MODIFIED, date::header_value(modified));
+    if reel_http::is_not_modified(&headers, &validators) {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
     let size = meta.size;
-    // An invalid Range header is ignored (RFC 9110): the whole object is sent.
-    let range = parse_range(&headers).unwrap_or_default();
-    let resolved = match &range {
-        None => None,
-        Some(GetRange::Bounded(bounds)) if bounds.start < size => {
-            Some(bounds.start..bounds.end.min(size))
-        }
-        Some(GetRange::Offset(start)) if *start < size => Some(*start..size),
-        Some(GetRange::Suffix(suffix)) if size > 0 => Some(size.saturating_sub(*suffix)..size),
-        Some(_) => {
-            response_headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii header"),
-            );
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
-        }
-    };
-    let (status, body_range) = match resolved {
-        Some(bounds) => {
-            response_headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {}-{}/{size}", bounds.start, bounds.end - 1))
-                    .expect("ascii header"),
-            );
+    // A Range header the origin does not handle is ignored (RFC 9110): the
+    // whole object is sent; so is a stale If-Range.
+    let (status, body_range) = match reel_http::range_answer(&headers, &validators, size) {
+        RangeAnswer::Full => (StatusCode::OK, 0..size),
+        RangeAnswer::Partial(bounds) => {
+            response_headers.insert(header::CONTENT_RANGE, content_range(&bounds, size));
             (StatusCode::PARTIAL_CONTENT, bounds)
         }
-        None => (StatusCode::OK, 0..size),
+        RangeAnswer::Unsatisfiable => {
+            response_headers.insert(header::CONTENT_RANGE, unsatisfiable_content_range(size));
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
+        }
     };
     response_headers.insert(
         header::CONTENT_LENGTH,
@@ -259,39 +165,15 @@ pub(crate) async fn serve_object(
     let result = match state.objects.get_opts(&location, options).await {
         Ok(result) => result,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(&id, &path)),
-        Err(error) => return Err(ApiError::Internal(format!("reading {location}: {error}"))),
+        Err(error) => return Err(ApiError::internal("reading the file", &error)),
     };
     let stream = result.into_stream().map_err(std::io::Error::other);
     Ok((status, response_headers, Body::from_stream(stream)).into_response())
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
-fn parse_http_date(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc2822(text)
-        .ok()
-        .map(|date| date.timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn range(text: &str) -> Result<Option<GetRange>, ()> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RANGE, HeaderValue::from_str(text).unwrap());
-        parse_range(&headers)
-    }
-
-    #[test]
-    fn parses_single_ranges() {
-        assert_eq!(range("bytes=0-99"), Ok(Some(GetRange::Bounded(0..100))));
-        assert_eq!(range("bytes=100-"), Ok(Some(GetRange::Offset(100))));
-        assert_eq!(range("bytes=-5"), Ok(Some(GetRange::Suffix(5))));
-        assert_eq!(range("bytes=0-1,5-6"), Ok(None));
-        assert_eq!(range("bytes=9-3"), Err(()));
-        assert_eq!(range("items=0-1"), Err(()));
-        assert_eq!(range("bytes=-"), Err(()));
-    }
 
     #[test]
     fn refuses_traversal_and_odd_names() {

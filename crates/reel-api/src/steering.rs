@@ -288,11 +288,11 @@ fn pathways(state: &AppState, request: &Request, video: &str) -> Result<Vec<Path
     for (name, url) in state.edges.ranked(client) {
         let base = url
             .join(&format!("v/{video}/"))
-            .map_err(|error| ApiError::Internal(format!("edge URL: {error}")))?;
+            .map_err(|error| ApiError::internal("building the edge URL", &error))?;
         pathways.push(Pathway { id: name, base });
     }
     let base = url::Url::parse(&format!("{origin}/v/{video}/"))
-        .map_err(|error| ApiError::Internal(format!("origin URL: {error}")))?;
+        .map_err(|error| ApiError::internal("building the origin URL", &error))?;
     pathways.push(Pathway {
         id: ORIGIN_PATHWAY.to_string(),
         base,
@@ -310,12 +310,12 @@ async fn stored_manifest(state: &AppState, video: &str, name: &str) -> Result<St
     let result = match state.objects.get(&location).await {
         Ok(result) => result,
         Err(object_store::Error::NotFound { .. }) => return Err(missing()),
-        Err(error) => return Err(ApiError::Internal(format!("reading {name}: {error}"))),
+        Err(error) => return Err(ApiError::internal("reading the stored manifest", &error)),
     };
     let bytes = result
         .bytes()
         .await
-        .map_err(|error| ApiError::Internal(format!("reading {name}: {error}")))?;
+        .map_err(|error| ApiError::internal("reading the stored manifest", &error))?;
     String::from_utf8(bytes.to_vec()).map_err(|_| missing())
 }
 
@@ -331,7 +331,7 @@ fn no_store(mut response: Response, content_type: &'static str) -> Response {
 }
 
 fn steer_error(error: reel_steer::SteerError) -> ApiError {
-    ApiError::Internal(error.to_string())
+    ApiError::internal("steering the stored manifest", &error)
 }
 
 pub(crate) async fn play_hls(

@@ -109,7 +109,7 @@ pub(crate) fn s3_error(error: reel_s3::OperationError) -> ApiError {
     match error.status {
         404 => ApiError::NotFound(format!("storage has no such upload ({})", error.message)),
         400..=499 => ApiError::Conflict(format!("storage refused: {}", error.message)),
-        _ => ApiError::Internal(error.to_string()),
+        _ => ApiError::internal("the storage request", &error),
     }
 }
 
@@ -407,7 +407,7 @@ pub(crate) fn presign_part(
         part_number,
         PART_URL_LIFETIME,
     )
-    .map_err(|error| ApiError::Internal(format!("presigning: {error}")))
+    .map_err(|error| ApiError::internal("presigning the part URLs", &error))
 }
 
 /// The hex SHA-256 of a stored object, read in blocks hashed off the async
@@ -417,7 +417,7 @@ async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, 
     use sha2::{Digest, Sha256};
     const BLOCK: usize = 8 << 20;
     let failed = |error: object_store::Error| {
-        ApiError::Internal(format!("reading the completed upload back: {error}"))
+        ApiError::internal("reading the completed upload back", &error)
     };
     let mut stream = state
         .objects
@@ -441,7 +441,7 @@ async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, 
                 hasher
             })
             .await
-            .map_err(|error| ApiError::Internal(format!("hashing: {error}")))?;
+            .map_err(|error| ApiError::internal("hashing the upload", &error))?;
             block.reserve(BLOCK);
         }
         if done {
@@ -453,7 +453,7 @@ async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, 
 /// The embedded S3 endpoint as this request reached the server.
 fn embedded_endpoint(headers: &HeaderMap) -> Result<url::Url, ApiError> {
     url::Url::parse(&format!("{}/s3", base_url(headers)))
-        .map_err(|error| ApiError::Internal(format!("building the storage URL: {error}")))
+        .map_err(|error| ApiError::internal("building the storage URL", &error))
 }
 
 pub(crate) async fn complete_upload(

@@ -176,14 +176,15 @@ pub(crate) async fn delete_video(
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|error| ApiError::Internal(format!("listing the video's objects: {error}")))?;
+            .map_err(|error| ApiError::internal("listing the video's objects", &error))?;
         for location in locations {
             match state.objects.delete(&location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
                 Err(error) => {
-                    return Err(ApiError::Internal(format!(
-                        "removing {location}: {error}; retry the delete"
-                    )))
+                    return Err(ApiError::internal(
+                        "removing the video's files (retry the delete)",
+                        &error,
+                    ))
                 }
             }
         }

@@ -205,11 +205,6 @@ pub(crate) fn initial_age(headers: &HeaderMap) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// Parses an HTTP date (IMF-fixdate and the two obsolete forms).
-pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
-    httpdate::parse_http_date(text.trim()).ok()
-}
-
 /// A `Vary` is safe to ignore when it names nothing, or only
 /// `Accept-Encoding`: the edge always asks the upstream for `identity`.
 fn vary_is_safe(headers: &HeaderMap) -> bool {
@@ -226,7 +221,7 @@ fn vary_is_safe(headers: &HeaderMap) -> bool {
 fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let expires = headers.get(header::EXPIRES)?.to_str().ok()?;
     // RFC 9111 5.3: an invalid Expires means "already expired".
-    let Some(expires) = parse_http_date(expires) else {
+    let Some(expires) = reel_http::date::parse(expires) else {
         return Some(Duration::ZERO);
     };
     let date = header_date(headers, header::DATE).unwrap_or(now);
@@ -241,7 +236,7 @@ fn heuristic_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> 
 }
 
 fn header_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
-    parse_http_date(headers.get(name)?.to_str().ok()?)
+    reel_http::date::parse(headers.get(name)?.to_str().ok()?)
 }
 
 /// Splits a comma-separated header list, keeping commas inside quotes.

@@ -23,12 +23,12 @@ use futures::StreamExt;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::cache_control::{initial_age, storable_freshness, Freshness, NotStored};
-use crate::conditional::Validators;
 use crate::key::{upstream_url, CacheKey};
 use crate::store::{
     CachedObject, CachedObjectKey, DiskFile, ObjectMeta, Reservation, TierKind, DISK_FILE_SUFFIX,
 };
 use crate::Edge;
+use reel_http::Validators;
 
 /// How long a key stays pass-through after an uncacheable answer.
 const PASS_DURATION: Duration = Duration::from_secs(10);

@@ -42,7 +42,6 @@ use tokio_util::task::TaskTracker;
 mod admin;
 mod cache_control;
 mod cmcd;
-mod conditional;
 mod fill;
 mod key;
 mod metrics;

@@ -23,8 +23,10 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use reel_http::range::{content_range, unsatisfiable_content_range};
+use reel_http::{cors, percent_decode, RangeAnswer};
+
 use crate::cmcd::cmcd_from_request;
-use crate::conditional::{if_range_allows, is_not_modified, resolve_range, RangeAnswer};
 use crate::fill::{
     fetch_upstream, response_meta, spawn_fill, upstream_body, Fill, FillHead, UpstreamError,
 };
@@ -114,7 +116,7 @@ pub(crate) async fn route(State(edge): State<Arc<Edge>>, request: Request) -> Re
         return admin::handle(&edge, &parts);
     }
     if parts.method == Method::OPTIONS {
-        return preflight();
+        return cors::preflight();
     }
     if !is_read {
         let mut response = text_response(
@@ -276,30 +278,20 @@ async fn respond(
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
     }
     let is_ok = meta.status == StatusCode::OK;
-    if is_ok && is_not_modified(&request.headers, &meta.validators) {
+    if is_ok && reel_http::is_not_modified(&request.headers, &meta.validators) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     let (status, range) = match (is_ok, meta.length) {
         (true, Some(length)) => {
             headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            let answer = if if_range_allows(&request.headers, &meta.validators) {
-                resolve_range(request.headers.get(header::RANGE), length)
-            } else {
-                RangeAnswer::Full
-            };
-            match answer {
+            match reel_http::range_answer(&request.headers, &meta.validators, length) {
                 RangeAnswer::Full => (StatusCode::OK, Some(0..length)),
                 RangeAnswer::Partial(range) => {
-                    let content_range = format!("bytes {}-{}/{length}", range.start, range.end - 1);
-                    if let Ok(value) = HeaderValue::from_str(&content_range) {
-                        headers.insert(header::CONTENT_RANGE, value);
-                    }
+                    headers.insert(header::CONTENT_RANGE, content_range(&range, length));
                     (StatusCode::PARTIAL_CONTENT, Some(range))
                 }
                 RangeAnswer::Unsatisfiable => {
-                    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
-                        headers.insert(header::CONTENT_RANGE, value);
-                    }
+                    headers.insert(header::CONTENT_RANGE, unsatisfiable_content_range(length));
                     headers.remove(header::CONTENT_TYPE);
                     return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
                 }
@@ -523,56 +515,6 @@ fn prefetch(edge: &Arc<Edge>, key: CacheKey) {
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut byte_idx = 0;
-    while byte_idx < bytes.len() {
-        let byte = bytes[byte_idx];
-        let hex = |offset: usize| {
-            bytes
-                .get(byte_idx + offset)
-                .and_then(|digit| (*digit as char).to_digit(16))
-        };
-        if byte == b'%' {
-            if let (Some(high), Some(low)) = (hex(1), hex(2)) {
-                decoded.push((high * 16 + low) as u8);
-                byte_idx += 3;
-                continue;
-            }
-        }
-        decoded.push(byte);
-        byte_idx += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-/// CORS preflight: the edge serves reads only, to any origin, like the
-/// reel origin does.
-fn preflight() -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(
-            "Range, If-None-Match, If-Modified-Since, If-Range, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session",
-        ),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    response
-}
-
 /// The one place that turns an upstream failure into a status and code.
 fn upstream_error_response(
     edge: &Edge,
@@ -649,15 +591,5 @@ mod tests {
         assert_eq!(slices(&chunks, 3..6), b"def");
         assert_eq!(slices(&chunks, 9..10), b"j");
         assert_eq!(slices(&chunks, 4..4), b"");
-    }
-
-    #[test]
-    fn decodes_percent_escapes() {
-        assert_eq!(
-            percent_decode("..%2F300kbps%2Fseg%2035.m4v"),
-            "../300kbps/seg 35.m4v"
-        );
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz%"), "%zz%");
     }
 }

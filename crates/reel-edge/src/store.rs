@@ -22,10 +22,10 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
 use crate::cache_control::{Freshness, FreshnessState};
-use crate::conditional::Validators;
 use crate::fill::Fill;
 use crate::key::CacheKey;
 use crate::policy::{new_policy, EvictionPolicy, PolicyKind};
+use reel_http::Validators;
 
 /// Hit-for-pass markers kept at most; older ones are dropped first.
 const MAX_PASS_MARKERS: usize = 10_000;

@@ -380,3 +380,42 @@ async fn browser_sessions_and_the_web_app() {
         assert_eq!(response.status(), 404, "{escape}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_errors_tell_clients_what_failed_without_store_text() {
+    let env = Env::sqlite();
+    let (server, url) = env.serve(0);
+    // A real store failure: the video's folder is a file, so reading a
+    // segment under it fails with "Not a directory" and the file's path.
+    let video = "0b6f3c2e-4c5d-4e7f-8a9b-0c1d2e3f4a5b";
+    let videos_dir = env.objects_dir().join("videos");
+    std::fs::create_dir_all(&videos_dir).expect("videos dir");
+    std::fs::write(videos_dir.join(video), b"not a folder").expect("blocking file");
+    let response = reqwest::Client::new()
+        .get(format!("{url}/v/{video}/h264-720p/seg-00001.m4s"))
+        .header("x-request-id", "test-request-42")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-request-id"], "test-request-42");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("reading the file failed"), "{message}");
+    let objects = env.objects_dir().display().to_string();
+    for leak in [
+        objects.as_str(),
+        "videos/",
+        video,
+        "directory",
+        "os error",
+        "/tmp",
+    ] {
+        assert!(!message.contains(leak), "{leak:?} in {message}");
+    }
+    // The log keeps the detail, under the request's id.
+    let line = server.wait_for_line("reading the file failed", Duration::from_secs(5));
+    assert!(line.contains("test-request-42"), "{line}");
+    assert!(line.contains(video), "{line}");
+}

@@ -858,6 +858,26 @@ async fn origin_serves_with_cache_headers_ranges_and_cors() {
         format!("bytes 8-99/{}", body.len()).as_str()
     );
     assert_eq!(partial.bytes().await.expect("body"), body.slice(8..100));
+    // If-Range: the current ETag keeps the range, another one gets the
+    // whole object; If-Modified-Since with the object's date is a 304.
+    for (if_range, status) in [(etag.as_str(), 206), ("\"other\"", 200)] {
+        let guarded = client
+            .get(&segment_url)
+            .header("Range", "bytes=8-99")
+            .header("If-Range", if_range)
+            .send()
+            .await
+            .expect("if-range");
+        assert_eq!(guarded.status(), status, "If-Range {if_range}");
+    }
+    let last_modified = headers["last-modified"].to_str().expect("date").to_string();
+    let since = client
+        .get(&segment_url)
+        .header("If-Modified-Since", &last_modified)
+        .send()
+        .await
+        .expect("if-modified-since");
+    assert_eq!(since.status(), 304);
     let unsatisfiable = client
         .get(&segment_url)
         .header("Range", format!("bytes={}-", body.len() + 10))

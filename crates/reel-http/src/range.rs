@@ -1,16 +1,13 @@
-//! Range requests and conditional requests answered by the edge itself
-//! (RFC 9110 13 and 14), against a stored or streaming response.
+//! Single byte ranges (RFC 9110 14): parsing against a body of known
+//! length, and the `Content-Range` values of 206 and 416 answers.
 
 use std::ops::Range;
-use std::time::SystemTime;
 
-use axum::http::{header, HeaderMap, HeaderValue};
-
-use crate::cache_control::parse_http_date;
+use axum::http::HeaderValue;
 
 /// How to answer a request's `Range` for a body of known length.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RangeAnswer {
+pub enum RangeAnswer {
     /// No usable range: send the whole body (200).
     Full,
     /// Send these bytes (206).
@@ -22,7 +19,7 @@ pub(crate) enum RangeAnswer {
 /// Resolves a `Range` header against a body of `length` bytes. Syntax the
 /// edge does not handle (other units, several ranges, garbage) is ignored,
 /// as RFC 9110 14.2 allows, and answered with the full body.
-pub(crate) fn resolve_range(value: Option<&HeaderValue>, length: u64) -> RangeAnswer {
+pub fn resolve_range(value: Option<&HeaderValue>, length: u64) -> RangeAnswer {
     let Some(text) = value.and_then(|value| value.to_str().ok()) else {
         return RangeAnswer::Full;
     };
@@ -67,80 +64,19 @@ pub(crate) fn resolve_range(value: Option<&HeaderValue>, length: u64) -> RangeAn
     }
 }
 
-/// The validators of a response.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Validators {
-    pub(crate) etag: Option<HeaderValue>,
-    pub(crate) last_modified: Option<SystemTime>,
+/// `Content-Range` of a 206 answer with `range` of a body of `length` bytes.
+pub fn content_range(range: &Range<u64>, length: u64) -> HeaderValue {
+    let text = format!(
+        "bytes {}-{}/{length}",
+        range.start,
+        range.end.saturating_sub(1)
+    );
+    HeaderValue::from_str(&text).expect("digits are ASCII")
 }
 
-impl Validators {
-    pub(crate) fn of(headers: &HeaderMap) -> Validators {
-        Validators {
-            etag: headers.get(header::ETAG).cloned(),
-            last_modified: headers
-                .get(header::LAST_MODIFIED)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_http_date),
-        }
-    }
-}
-
-/// Whether a GET/HEAD with these headers is answered 304 (RFC 9110 13.2.2:
-/// `If-None-Match` wins over `If-Modified-Since`).
-pub(crate) fn is_not_modified(request: &HeaderMap, validators: &Validators) -> bool {
-    if let Some(if_none_match) = request.get(header::IF_NONE_MATCH) {
-        let Ok(text) = if_none_match.to_str() else {
-            return false;
-        };
-        if text.trim() == "*" {
-            return true;
-        }
-        let Some(etag) = validators.etag.as_ref().and_then(|etag| etag.to_str().ok()) else {
-            return false;
-        };
-        let etag = weak_form(etag);
-        return text
-            .split(',')
-            .any(|candidate| weak_form(candidate) == etag);
-    }
-    let Some(since) = request
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_http_date)
-    else {
-        return false;
-    };
-    validators
-        .last_modified
-        .is_some_and(|last_modified| last_modified <= since)
-}
-
-/// Whether `If-Range` (if any) allows answering the `Range` (RFC 9110
-/// 13.1.5: a strong ETag match, or an exact Last-Modified date).
-pub(crate) fn if_range_allows(request: &HeaderMap, validators: &Validators) -> bool {
-    let Some(value) = request.get(header::IF_RANGE) else {
-        return true;
-    };
-    let Ok(text) = value.to_str() else {
-        return false;
-    };
-    let text = text.trim();
-    if text.starts_with('"') || text.starts_with("W/") {
-        let Some(etag) = validators.etag.as_ref().and_then(|etag| etag.to_str().ok()) else {
-            return false;
-        };
-        return !text.starts_with("W/") && !etag.trim().starts_with("W/") && text == etag.trim();
-    }
-    match (parse_http_date(text), validators.last_modified) {
-        (Some(date), Some(last_modified)) => date == last_modified,
-        _ => false,
-    }
-}
-
-fn weak_form(tag: &str) -> &str {
-    let tag = tag.trim();
-    tag.strip_prefix("W/").unwrap_or(tag)
+/// `Content-Range` of a 416 answer for a body of `length` bytes.
+pub fn unsatisfiable_content_range(length: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("bytes */{length}")).expect("digits are ASCII")
 }
 
 #[cfg(test)]
@@ -187,6 +123,12 @@ mod tests {
     }
 
     #[test]
+    fn content_ranges() {
+        assert_eq!(content_range(&(0..100), 1000), "bytes 0-99/1000");
+        assert_eq!(unsatisfiable_content_range(10), "bytes */10");
+    }
+
+    #[test]
     fn range_parsing_survives_arbitrary_input() {
         let alphabet = ['b', 'y', 't', 'e', 's', '=', '-', ',', '0', '9', ' ', '1'];
         let mut state = 7u64;
@@ -207,51 +149,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn request(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(
-                name.clone(),
-                HeaderValue::from_str(value).expect("test value"),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn answers_conditionals() {
-        let validators = Validators {
-            etag: Some(HeaderValue::from_static("\"abc\"")),
-            last_modified: parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-        };
-        let not_modified =
-            |pairs: &[(header::HeaderName, &str)]| is_not_modified(&request(pairs), &validators);
-        assert!(not_modified(&[(header::IF_NONE_MATCH, "\"abc\"")]));
-        assert!(not_modified(&[(header::IF_NONE_MATCH, "\"x\", W/\"abc\"")]));
-        assert!(not_modified(&[(header::IF_NONE_MATCH, "*")]));
-        assert!(!not_modified(&[(header::IF_NONE_MATCH, "\"abd\"")]));
-        assert!(not_modified(&[(
-            header::IF_MODIFIED_SINCE,
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        )]));
-        assert!(!not_modified(&[(
-            header::IF_MODIFIED_SINCE,
-            "Sat, 05 Nov 1994 08:49:37 GMT"
-        )]));
-        assert!(!not_modified(&[
-            (header::IF_NONE_MATCH, "\"other\""),
-            (header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT"),
-        ]));
-        assert!(!not_modified(&[(header::IF_MODIFIED_SINCE, "garbage")]));
-        let if_range =
-            |value: &str| if_range_allows(&request(&[(header::IF_RANGE, value)]), &validators);
-        assert!(if_range("\"abc\""));
-        assert!(!if_range("W/\"abc\""));
-        assert!(!if_range("\"x\""));
-        assert!(if_range("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert!(!if_range("Sun, 06 Nov 1994 08:49:38 GMT"));
-        assert!(if_range_allows(&HeaderMap::new(), &validators));
     }
 }
