@@ -30,6 +30,7 @@ pub mod steering;
 pub mod uploads;
 mod videos;
 mod web;
+mod webhooks;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -209,6 +210,14 @@ pub fn router(state: AppState) -> Router {
             get(web::show_session)
                 .post(web::sign_in)
                 .delete(web::sign_out),
+        )
+        .route(
+            "/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            axum::routing::delete(webhooks::delete_webhook),
         )
         .route("/v1/companion/s3/multipart", post(companion::create))
         .route(

@@ -189,7 +189,17 @@ pub(crate) async fn delete_video(
             }
         }
     }
-    state.store.delete_video(video_id).await?;
+    if state.store.delete_video(video_id).await? {
+        // The row is gone, so no watcher can see this transition: enqueued here.
+        // The video is gone either way: a failed enqueue is logged, not
+        // turned into an error the client could only retry into a 404.
+        if let Err(error) = crate::webhooks::webhook_store(&state)
+            .video_deleted(&video_id.to_string(), row.created_at)
+            .await
+        {
+            tracing::error!(%video_id, %error, "recording the video.deleted webhook event failed");
+        }
+    }
     Ok(Json(json!({"id": video_id, "deleted": true, "objects_removed": removed})).into_response())
 }
 

@@ -313,7 +313,12 @@ impl std::fmt::Debug for JobStore {
     }
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    // Other crates (reel-webhooks: versions 3000 and up) keep their own
+    // migration sets in this database; their versions are not ours to know.
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 impl JobStore {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite

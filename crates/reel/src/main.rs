@@ -744,6 +744,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tus: tus.clone(),
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
     };
+    let webhooks = reel_webhooks::WebhookStore::new(store.pool().clone());
+    webhooks
+        .migrate()
+        .await
+        .context("preparing the webhook tables")?;
+    let dispatcher = tokio::spawn(reel_webhooks::run(
+        webhooks,
+        reel_webhooks::DispatchSettings::default(),
+        shutdown.clone(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     if config.server.workers > 0 {
         let registry = registry(&config, objects.clone(), config.server.workers)?;
@@ -785,6 +795,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .context("serving HTTP")?;
     shutdown.cancel();
     let _ = reaper.await;
+    let _ = dispatcher.await;
     while let Some(result) = tasks.join_next().await {
         result.context("worker pool panicked")??;
     }
