@@ -19,13 +19,14 @@ use object_store::ObjectStore;
 use reel_core::{JobId, TaskId};
 use reel_jobs::metrics::Metrics;
 use reel_jobs::store::{JobStore, StoreError};
-use reel_pipeline::jobs::{IngestError, SelftestSpec, MAX_SELFTEST_TASKS};
+use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
 
 mod companion;
 mod origin;
 mod request_id;
+pub mod same_origin;
 pub mod steering;
 pub mod uploads;
 mod videos;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub edges: Arc<steering::Edges>,
     /// The built web app (`web/dist`), served at `/`; `None`: no web app.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Where browsers reach the server (`server.public_url`).
+    pub public_origin: same_origin::PublicOrigin,
 }
 
 /// Errors of the API.
@@ -235,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::fallback);
     let tus = reel_upload::tus_router(state.tus.clone());
     let s3 = state.s3.clone();
+    let public_origin = state.public_origin.clone();
     // tus clients are given `/files/`; nest_service serves `/files`,
     // `/files/` and `/files/{id}` alike.
     let app = app.with_state(state).nest_service("/files", tus);
@@ -242,7 +246,11 @@ pub fn router(state: AppState) -> Router {
         Some(s3) => app.nest("/s3", reel_s3::s3_router(s3)),
         None => app,
     };
-    app.layer(axum::middleware::from_fn(request_id::tag))
+    app.layer(axum::middleware::from_fn_with_state(
+        public_origin,
+        same_origin::check_origin,
+    ))
+    .layer(axum::middleware::from_fn(request_id::tag))
 }
 
 /// Proof that the request carried a valid API key, with the key's name.
@@ -395,18 +403,7 @@ async fn create_selftest_job(
             "invalid selftest spec: {error}; expected {{\"tasks\": N, \"delay_ms\": MS}}"
         ))
     })?;
-    if spec.tasks == 0 || spec.tasks > MAX_SELFTEST_TASKS {
-        return Err(ApiError::BadRequest(format!(
-            "tasks must be between 1 and {MAX_SELFTEST_TASKS}"
-        )));
-    }
-    if let Some(fail) = &spec.fail {
-        if fail != "retryable" && fail != "permanent" {
-            return Err(ApiError::BadRequest(format!(
-                "fail must be \"retryable\" or \"permanent\", not {fail:?}"
-            )));
-        }
-    }
+    spec.check().map_err(ApiError::BadRequest)?;
     let job_id = state
         .store
         .create_job(reel_pipeline::jobs::selftest_job(&spec))

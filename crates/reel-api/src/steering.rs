@@ -167,7 +167,8 @@ impl Edges {
         edges.len() != before
     }
 
-    /// Checks every edge's `/healthz` once.
+    /// Checks every edge's `/healthz` once: a 2xx is healthy; a redirect,
+    /// another status, an error or a timeout is a failure.
     pub async fn check_all(&self, client: &reqwest::Client) {
         let targets: Vec<(String, url::Url)> = self
             .read()
@@ -215,10 +216,14 @@ impl Edges {
     pub fn spawn_health_checks(self: Arc<Self>, shutdown: CancellationToken) {
         let interval = self.settings.health_interval;
         tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(interval.max(Duration::from_millis(200)))
-                .build()
-                .unwrap_or_default();
+            let client = match health_check_client(interval) {
+                Ok(client) => client,
+                Err(error) => {
+                    // Edges stay unchecked, so none is steered to.
+                    tracing::error!(%error, "building the edge health-check client");
+                    return;
+                }
+            };
             loop {
                 self.check_all(&client).await;
                 tokio::select! {
@@ -268,6 +273,19 @@ impl Edges {
             })
             .collect()
     }
+}
+
+/// The health checker's client: it follows no redirect (a 3xx is
+/// unhealthy, so an edge URL cannot make the server fetch another URL), and
+/// its requests are bounded in time; only the status is read, never the
+/// body.
+fn health_check_client(interval: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let limit = interval.clamp(Duration::from_millis(200), Duration::from_secs(5));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(limit)
+        .connect_timeout(limit)
+        .build()
 }
 
 /// The client's location, from its address: the TCP peer (forwarded
@@ -418,21 +436,29 @@ pub(crate) async fn redirect(
     Path((id, path)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let video = parse_video_id(&id)?.to_string();
-    if path
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        return Err(ApiError::BadRequest(format!("bad path {path:?}")));
+    let video_id = parse_video_id(&id)?;
+    if !is_media_path(&path) {
+        return Err(ApiError::BadRequest(format!(
+            "bad path {path:?}: /r/ takes a video's relative media path, such as master.m3u8 or v0/seg-00001.m4s"
+        )));
     }
+    if state.store.video(video_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no video with id {video_id}")));
+    }
+    let video = video_id.to_string();
     let best = pathways(&state, &request, &video)?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("no pathway".to_string()))?;
+    // The path is plain segments, so the join stays under the base; checked
+    // again so that no future change of the rule turns this into an open
+    // redirect.
     let target = best
         .base
         .join(&path)
-        .map_err(|_| ApiError::BadRequest(format!("bad path {path:?}")))?;
+        .ok()
+        .filter(|target| target.as_str().starts_with(best.base.as_str()))
+        .ok_or_else(|| ApiError::BadRequest(format!("bad path {path:?}")))?;
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -446,6 +472,22 @@ pub(crate) async fn redirect(
         HeaderValue::from_static("*"),
     );
     Ok(response)
+}
+
+/// Whether `path` is a relative media path under a video's base: 1 to 16
+/// segments of 1 to 200 of A-Z a-z 0-9 . _ -, none `.` or `..`. So no
+/// scheme, no `//`, no `..`, no `:`, no backslash, no query.
+fn is_media_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments.len() <= 16
+        && segments.iter().all(|segment| {
+            (1..=200).contains(&segment.len())
+                && *segment != "."
+                && *segment != ".."
+                && segment
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+        })
 }
 
 pub(crate) async fn list_edges(

@@ -26,9 +26,15 @@ pub(crate) struct SignIn {
     api_key: String,
 }
 
-fn session_cookie(token: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
+/// The session cookie; `Secure` when `server.public_url` is https.
+fn session_cookie(state: &AppState, token: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
+    let secure = if state.public_origin.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
     ))
     .map_err(|_| ApiError::Internal("building the session cookie".to_string()))
 }
@@ -46,7 +52,7 @@ pub(crate) async fn sign_in(
     let mut response = Json(json!({"key_name": name})).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session_cookie(&token, SESSION_LIFETIME.as_secs())?,
+        session_cookie(&state, &token, SESSION_LIFETIME.as_secs())?,
     );
     Ok(response)
 }
@@ -69,7 +75,7 @@ pub(crate) async fn sign_out(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", 0)?);
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0)?);
     Ok(response)
 }
 

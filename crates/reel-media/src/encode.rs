@@ -113,7 +113,9 @@ pub async fn run_ffmpeg(
     mut on_progress: impl FnMut(FfmpegProgress) + Send,
 ) -> Result<(), MediaError> {
     let mut command = Command::new("ffmpeg");
-    command.args(["-nostats", "-progress", "pipe:1"]).args(args);
+    command
+        .args(["-nostats", "-progress", "pipe:1"])
+        .args(crate::process::with_max_pixels(args));
     let mut current = FfmpegProgress::default();
     run_lines("ffmpeg", command, limit, |line| {
         if let Some(report) = parse_progress_line(&mut current, line) {

@@ -42,6 +42,7 @@ mod process;
 pub use inspect::{
     inspect, AudioInfo, MediaInfo, MediaLimits, StreamCounts, VideoInfo, ALLOWED_DEMUXERS,
 };
+pub use process::{child_limits, set_child_limits, ChildLimits};
 pub use reel_core::redact_paths;
 
 /// Errors of running ffprobe or ffmpeg.
@@ -181,6 +182,10 @@ pub async fn probe(path: &Path, limit: Duration) -> Result<ProbeReport, MediaErr
 
 pub(crate) fn ffprobe_command() -> Command {
     let mut command = Command::new("ffprobe");
+    let max_pixels = process::child_limits()
+        .max_pixels
+        .min(i32::MAX.unsigned_abs().into());
+    command.args(["-max_pixels", &max_pixels.to_string()]);
     command.args([
         "-v",
         "error",

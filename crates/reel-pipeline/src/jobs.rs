@@ -151,13 +151,62 @@ fn default_attempts() -> u32 {
 }
 
 /// The most tasks one selftest job may fan out to.
-pub const MAX_SELFTEST_TASKS: u32 = 100_000;
+pub const MAX_SELFTEST_TASKS: u32 = 2_000;
+/// The longest a selftest task may wait.
+pub const MAX_SELFTEST_DELAY_MS: u64 = 60_000;
+/// The most slot time one selftest job may ask for: tasks × delay.
+pub const MAX_SELFTEST_TOTAL_DELAY_MS: u64 = 10 * 60_000;
+/// The most attempts per selftest task.
+pub const MAX_SELFTEST_ATTEMPTS: u32 = 5;
+/// Selftest jobs run after everything else: lower values run first, and a
+/// video's priority is its size in 16 MiB units.
+pub const SELFTEST_PRIORITY: i64 = 1 << 48;
+
+impl SelftestSpec {
+    /// Checks the bounds: 1 to [`MAX_SELFTEST_TASKS`] tasks, a delay of at
+    /// most [`MAX_SELFTEST_DELAY_MS`] and [`MAX_SELFTEST_TOTAL_DELAY_MS`]
+    /// in all, 1 to [`MAX_SELFTEST_ATTEMPTS`] attempts, and a known `fail`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.tasks == 0 || self.tasks > MAX_SELFTEST_TASKS {
+            return Err(format!(
+                "tasks must be between 1 and {MAX_SELFTEST_TASKS}, not {}",
+                self.tasks
+            ));
+        }
+        if self.delay_ms > MAX_SELFTEST_DELAY_MS {
+            return Err(format!(
+                "delay_ms must be at most {MAX_SELFTEST_DELAY_MS}, not {}",
+                self.delay_ms
+            ));
+        }
+        let total = u64::from(self.tasks).saturating_mul(self.delay_ms);
+        if total > MAX_SELFTEST_TOTAL_DELAY_MS {
+            return Err(format!(
+                "tasks × delay_ms is {total} ms, over the limit of {MAX_SELFTEST_TOTAL_DELAY_MS} ms; ask for fewer tasks or a shorter delay"
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > MAX_SELFTEST_ATTEMPTS {
+            return Err(format!(
+                "max_attempts must be between 1 and {MAX_SELFTEST_ATTEMPTS}, not {}",
+                self.max_attempts
+            ));
+        }
+        if let Some(fail) = &self.fail {
+            if fail != "retryable" && fail != "permanent" {
+                return Err(format!(
+                    "fail must be \"retryable\" or \"permanent\", not {fail:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The job that exercises the engine.
 pub fn selftest_job(spec: &SelftestSpec) -> NewJob {
     NewJob {
         kind: "selftest".to_string(),
-        priority: 0,
+        priority: SELFTEST_PRIORITY,
         input: json!(spec),
         tasks: vec![NewTask {
             key: "plan".to_string(),
@@ -428,9 +477,11 @@ impl TaskHandler for Plan {
     async fn run(&self, ctx: TaskContext) -> Result<Completion, TaskError> {
         let spec: SelftestSpec = serde_json::from_value(ctx.payload.clone())
             .map_err(|error| TaskError::permanent(format!("invalid selftest spec: {error}")))?;
+        spec.check()
+            .map_err(|error| TaskError::permanent(format!("invalid selftest spec: {error}")))?;
         let mut new_tasks = Vec::with_capacity(spec.tasks as usize + 1);
         let mut keys = Vec::with_capacity(spec.tasks as usize);
-        for task_idx in 0..spec.tasks.min(MAX_SELFTEST_TASKS) {
+        for task_idx in 0..spec.tasks {
             let key = format!("touch-{task_idx}");
             new_tasks.push(NewTask {
                 key: key.clone(),

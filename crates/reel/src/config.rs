@@ -117,6 +117,22 @@ pub struct ServerConfig {
     pub workers: usize,
     /// The built web app served at `/` (default: `web/dist` when it exists).
     pub web_dir: Option<PathBuf>,
+    /// The URL browsers reach the server at, e.g. `https://video.example.org`
+    /// behind a TLS proxy: with `https`, session cookies are `Secure`, and a
+    /// signed-in browser's Origin must match its scheme, host and port
+    /// (unset: `http://` and the request's Host).
+    pub public_url: Option<String>,
+    /// The most client connections open at once; more wait in the listen
+    /// queue until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a request body may send nothing while the server waits for
+    /// it before the request is cut.
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
 }
 
 /// The task workers.
@@ -164,6 +180,9 @@ pub struct LimitsConfig {
     pub max_streams: u32,
     /// The most bytes one API key may hold: its videos' sources plus its unfinished uploads (unset: no quota).
     pub quota_per_key: Option<ByteSize>,
+    /// The address space of one ffmpeg or ffprobe child (RLIMIT_AS); a
+    /// decode that needs more fails instead of exhausting the host.
+    pub ffmpeg_memory: ByteSize,
 }
 
 /// An S3-compatible store.
@@ -198,6 +217,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 2,
             web_dir: None,
+            public_url: None,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -226,6 +249,7 @@ impl Default for LimitsConfig {
             max_height: 8192,
             max_streams: 16,
             quota_per_key: None,
+            ffmpeg_memory: ByteSize::from_bytes(2 << 30),
         }
     }
 }
@@ -304,6 +328,18 @@ impl Config {
         if let Some(value) = var("REEL_LISTEN") {
             self.server.listen = parse("REEL_LISTEN", &value)?;
         }
+        if let Some(value) = var("REEL_SERVER_PUBLIC_URL") {
+            self.server.public_url = Some(value);
+        }
+        if let Some(value) = var("REEL_SERVER_MAX_CONNECTIONS") {
+            self.server.max_connections = parse("REEL_SERVER_MAX_CONNECTIONS", &value)?;
+        }
+        if let Some(value) = var("REEL_SERVER_HEADER_READ_TIMEOUT") {
+            self.server.header_read_timeout = duration("REEL_SERVER_HEADER_READ_TIMEOUT", &value)?;
+        }
+        if let Some(value) = var("REEL_SERVER_BODY_IDLE_TIMEOUT") {
+            self.server.body_idle_timeout = duration("REEL_SERVER_BODY_IDLE_TIMEOUT", &value)?;
+        }
         if let Some(value) = var("REEL_SERVER_WORKERS") {
             self.server.workers = parse("REEL_SERVER_WORKERS", &value)?;
         }
@@ -327,6 +363,15 @@ impl Config {
         }
         if let Some(value) = var("REEL_QUOTA_PER_KEY") {
             self.limits.quota_per_key = Some(parse("REEL_QUOTA_PER_KEY", &value)?);
+        }
+        if let Some(value) = var("REEL_MAX_WIDTH") {
+            self.limits.max_width = parse("REEL_MAX_WIDTH", &value)?;
+        }
+        if let Some(value) = var("REEL_MAX_HEIGHT") {
+            self.limits.max_height = parse("REEL_MAX_HEIGHT", &value)?;
+        }
+        if let Some(value) = var("REEL_FFMPEG_MEMORY") {
+            self.limits.ffmpeg_memory = parse("REEL_FFMPEG_MEMORY", &value)?;
         }
         if let Some(value) = var("REEL_MAX_DURATION") {
             self.limits.max_duration = duration("REEL_MAX_DURATION", &value)?;
@@ -381,6 +426,20 @@ impl Config {
         if self.worker.poll.is_zero() {
             anyhow::bail!("worker.poll must be above zero");
         }
+        self.public_url()?;
+        if self.server.max_connections == 0 {
+            anyhow::bail!("server.max_connections must be at least 1");
+        }
+        if self.server.header_read_timeout.is_zero() || self.server.body_idle_timeout.is_zero() {
+            anyhow::bail!(
+                "server.header_read_timeout and server.body_idle_timeout must be above zero"
+            );
+        }
+        if self.limits.ffmpeg_memory.bytes() < 64 << 20 {
+            anyhow::bail!(
+                "limits.ffmpeg_memory must be at least 64MiB: ffmpeg needs that much to start"
+            );
+        }
         const PRESETS: [&str; 10] = [
             "ultrafast",
             "superfast",
@@ -404,6 +463,20 @@ impl Config {
             anyhow::bail!("encode.segments_per_chunk must be between 1 and 64");
         }
         Ok(())
+    }
+
+    /// `server.public_url`, parsed: an http(s) URL with a host.
+    pub fn public_url(&self) -> anyhow::Result<Option<url::Url>> {
+        let Some(text) = &self.server.public_url else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(text)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+            .with_context(|| {
+                format!("server.public_url {text:?} must be an http(s) URL such as https://video.example.org")
+            })?;
+        Ok(Some(url))
     }
 
     /// The database URL, with the default under the data dir.
@@ -436,11 +509,17 @@ impl Config {
         }
     }
 
-    /// The resolved configuration as TOML, with passwords in URLs redacted.
+    /// The resolved configuration as TOML, with passwords and secret query
+    /// values in URLs redacted.
     pub fn redacted_toml(&self) -> anyhow::Result<String> {
         let mut resolved = self.clone();
         resolved.database = Some(redact_url(&self.database_url()?));
         resolved.storage = Some(redact_url(&self.storage_url()?));
+        resolved.s3.endpoint = self.s3.endpoint.as_deref().map(redact_url);
+        resolved.server.public_url = self.server.public_url.as_deref().map(redact_url);
+        for edge in &mut resolved.steering.edges {
+            edge.url = redact_url(&edge.url);
+        }
         Ok(toml::to_string_pretty(&resolved)?)
     }
 }
@@ -460,19 +539,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
         .join(path))
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match credentials.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
+pub use crate::redact::redact_url;
 
 #[cfg(test)]
 mod tests {

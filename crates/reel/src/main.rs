@@ -8,6 +8,8 @@ mod edge;
 mod hls;
 mod ingest;
 mod play;
+mod redact;
+mod serve;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -421,7 +423,13 @@ async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Job
     }
     JobStore::connect(&url, max_connections)
         .await
-        .with_context(|| format!("opening database {}", config::redact_url(&url)))
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "opening database {}: {}",
+                redact::redact_url(&url),
+                redact::redact_url_in(&error.to_string(), &url)
+            )
+        })
 }
 
 fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
@@ -543,6 +551,10 @@ fn registry(
     objects: Arc<dyn object_store::ObjectStore>,
     slots: usize,
 ) -> anyhow::Result<reel_jobs::worker::Registry> {
+    reel_media::set_child_limits(reel_media::ChildLimits {
+        max_pixels: u64::from(config.limits.max_width) * u64::from(config.limits.max_height),
+        memory_bytes: config.limits.ffmpeg_memory.bytes(),
+    });
     let mut registry = reel_pipeline::jobs::registry(objects.clone(), pipeline_settings(config)?);
     reel_pipeline::video::register(&mut registry, objects, video_settings(config, slots)?);
     Ok(registry)
@@ -743,6 +755,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .or_else(|| Some(PathBuf::from("web/dist")).filter(|dir| dir.is_dir())),
         tus: tus.clone(),
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
+        public_origin: reel_api::same_origin::PublicOrigin {
+            url: config.public_url()?,
+        },
     };
     let webhooks = reel_webhooks::WebhookStore::new(store.pool().clone());
     webhooks
@@ -785,14 +800,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let server_shutdown = shutdown.clone();
-    axum::serve(
-        listener,
-        reel_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-    .await
-    .context("serving HTTP")?;
+    let limits = serve::HttpLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        body_idle_timeout: config.server.body_idle_timeout,
+    };
+    serve::serve_http(listener, reel_api::router(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = reaper.await;
     let _ = dispatcher.await;

@@ -6,6 +6,7 @@ mod api;
 mod common;
 mod delivery;
 mod engine;
+mod hostile;
 mod upload;
 mod video;
 mod web;

@@ -1,0 +1,165 @@
+//! Findings 4 and 5: the edge health checker follows no redirect, and
+//! `/r/{id}/{path}` redirects only to a video's media path under an edge.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Env, Process};
+
+/// The admin key `reel serve` prints on its first start.
+pub fn admin_key(server: &Process) -> String {
+    let line = server.wait_for_line("created the admin API key", Duration::from_secs(30));
+    line.rsplit(' ').next().expect("key").trim().to_string()
+}
+
+/// A loopback HTTP server answering every request with `response` (built
+/// from its own URL) and counting requests.
+async fn spawn_http(
+    response: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let own_url = url.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n_read) => head.extend_from_slice(&buffer[..n_read]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(response(&own_url).as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_health_check_follows_no_redirect_to_a_canary() {
+    let env = Env::sqlite();
+    let (server, url) = env.serve_with(0, &[("REEL_STEERING_HEALTH_INTERVAL", "200ms")]);
+    let admin = admin_key(&server);
+    let (canary, canary_hits) = spawn_http(|_| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string()
+    })
+    .await;
+    let target = format!("{canary}/healthz");
+    let (redirector, redirector_hits) = spawn_http(move |_| {
+        format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{url}/v1/edges"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "redirecting", "url": redirector}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redirector_hits.load(Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the edge was never health-checked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let edges: Value = client
+        .get(format!("{url}/v1/edges"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let edge = &edges["edges"][0];
+    assert_eq!(edge["name"], "redirecting", "{edges}");
+    assert_eq!(edge["checked"], true, "{edges}");
+    assert_eq!(edge["healthy"], false, "a 3xx is unhealthy: {edges}");
+    assert_eq!(
+        canary_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect target was fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redirect_route_is_no_open_redirect() {
+    let env = Env::sqlite();
+    let (server, url) = env.serve(0);
+    let admin = admin_key(&server);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let created: Value = client
+        .post(format!("{url}/v1/videos?title=x"))
+        .bearer_auth(&admin)
+        .body(vec![0u8; 1000])
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("video id").to_string();
+    for path in [
+        "https:evil.example",
+        "https:%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "javascript:alert(1)",
+        "/evil.example/x",
+        "%2F%2Fevil.example",
+        "..%2F..%2Fv%2Fother",
+        "a%5C..%5Cevil",
+        "master.m3u8%3Fx=1",
+    ] {
+        let response = client
+            .get(format!("{url}/r/{id}/{path}"))
+            .send()
+            .await
+            .expect("get");
+        assert!(
+            response.status() == 400 || response.status() == 404,
+            "{path}: {}",
+            response.status()
+        );
+        assert!(
+            response.headers().get("location").is_none(),
+            "{path}: Location {:?}",
+            response.headers().get("location")
+        );
+    }
+    let unknown = client
+        .get(format!(
+            "{url}/r/{}/master.m3u8",
+            reel_core::VideoId::new_random()
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.headers().get("location").is_none());
+    let valid = client
+        .get(format!("{url}/r/{id}/v0/seg-00001.m4s"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(valid.status(), 302);
+    let location = valid.headers()["location"].to_str().expect("ascii");
+    assert_eq!(location, format!("{url}/v/{id}/v0/seg-00001.m4s"));
+}
