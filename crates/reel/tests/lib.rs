@@ -9,3 +9,4 @@ mod engine;
 mod upload;
 mod video;
 mod web;
+mod webhooks;
