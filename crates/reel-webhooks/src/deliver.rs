@@ -75,6 +75,7 @@ pub async fn run(store: WebhookStore, settings: DispatchSettings, shutdown: Canc
         }
     };
     let mut watcher = Watcher::default();
+    let mut caught_up = false;
     let mut in_flight = JoinSet::new();
     let mut ticker = tokio::time::interval(settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,8 +85,15 @@ pub async fn run(store: WebhookStore, settings: DispatchSettings, shutdown: Canc
             _ = ticker.tick() => {}
         }
         while in_flight.try_join_next().is_some() {}
-        if let Err(error) = watcher.scan(&store).await {
-            tracing::warn!(%error, "webhook watcher round failed; retrying next round");
+        match watcher.scan(&store).await {
+            Ok(added) if !caught_up => {
+                caught_up = true;
+                tracing::info!(added, "webhook watcher caught up");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "webhook watcher round failed; retrying next round")
+            }
         }
         let room = settings.max_in_flight.saturating_sub(in_flight.len());
         if room == 0 {

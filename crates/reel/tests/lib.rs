@@ -10,3 +10,4 @@ mod hostile;
 mod upload;
 mod video;
 mod web;
+mod webhooks;
