@@ -25,6 +25,7 @@ use reel_jobs::store::JobState;
 
 use crate::videos::parse_video_id;
 use crate::{ApiError, AppState};
+use reel_pipeline::video::VideoLayout;
 
 /// Cache-Control of objects that never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -102,7 +103,7 @@ pub(crate) async fn serve_object(
     } else {
         IMMUTABLE
     };
-    let location = ObjectPath::from(format!("videos/{video_id}/{path}"));
+    let location = ObjectPath::from(VideoLayout::new(video_id).object(&path));
     let meta = match state.objects.head(&location).await {
         Ok(meta) => meta,
         Err(object_store::Error::NotFound { .. }) => return Err(not_found(&id, &path)),

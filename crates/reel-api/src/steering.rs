@@ -20,6 +20,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
+use reel_core::VideoId;
+use reel_pipeline::video::VideoLayout;
 use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -318,8 +320,8 @@ fn pathways(state: &AppState, request: &Request, video: &str) -> Result<Vec<Path
     Ok(pathways)
 }
 
-async fn stored_manifest(state: &AppState, video: &str, name: &str) -> Result<String, ApiError> {
-    let location = ObjectPath::from(format!("videos/{video}/{name}"));
+async fn stored_manifest(state: &AppState, video: VideoId, name: &str) -> Result<String, ApiError> {
+    let location = ObjectPath::from(VideoLayout::new(video).object(name));
     let missing = || {
         ApiError::NotFound(format!(
             "video {video} has no {name} yet; wait until it is playable"
@@ -357,8 +359,9 @@ pub(crate) async fn play_hls(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let video = parse_video_id(&id)?.to_string();
-    let master = stored_manifest(&state, &video, "master.m3u8").await?;
+    let video_id = parse_video_id(&id)?;
+    let video = video_id.to_string();
+    let master = stored_manifest(&state, video_id, "master.m3u8").await?;
     let pathways = pathways(&state, &request, &video)?;
     let initial = pathways[0].id.clone();
     let steered = reel_steer::steer_hls(
@@ -379,8 +382,9 @@ pub(crate) async fn play_dash(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let video = parse_video_id(&id)?.to_string();
-    let mpd = stored_manifest(&state, &video, "manifest.mpd").await?;
+    let video_id = parse_video_id(&id)?;
+    let video = video_id.to_string();
+    let mpd = stored_manifest(&state, video_id, "manifest.mpd").await?;
     let pathways = pathways(&state, &request, &video)?;
     let initial = pathways[0].id.clone();
     let server = format!(
@@ -403,7 +407,8 @@ pub(crate) async fn steering(
     Query(query): Query<SteeringQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let video = parse_video_id(&id)?.to_string();
+    let video_id = parse_video_id(&id)?;
+    let video = video_id.to_string();
     let protocol = match query.proto.as_deref() {
         Some("hls") | None => Protocol::Hls,
         Some("dash") => Protocol::Dash,

@@ -13,9 +13,9 @@ use axum::Json;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
-use reel_jobs::store::{JobState, JobView};
+use reel_jobs::store::TaskState;
 use reel_jobs::videos::{NewVideo, VideoRow};
-use reel_pipeline::video::{video_job, video_prefix, video_source_key, ProbeOutput, Publication};
+use reel_pipeline::video::{video_job, video_progress, video_source_key, JobLayout, VideoLayout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub struct VideoView {
     audio: bool,
     urls: serde_json::Value,
     /// The pipeline's steps, in order: `{name, done, total}` counts of tasks.
-    steps: Vec<serde_json::Value>,
+    steps: Vec<reel_pipeline::video::PipelineStep>,
     error: Option<serde_json::Value>,
 }
 
@@ -152,7 +152,11 @@ pub(crate) async fn delete_video(
         let deadline = tokio::time::Instant::now() + DELETE_DRAIN_LIMIT;
         loop {
             let job = state.store.job(job_id).await?;
-            if !job.tasks.iter().any(|task| task.state == "running") {
+            if !job
+                .tasks
+                .iter()
+                .any(|task| task.state == TaskState::Running)
+            {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -163,9 +167,10 @@ pub(crate) async fn delete_video(
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    let mut prefixes = vec![video_prefix(video_id), format!("sources/{video_id}")];
+    let layout = VideoLayout::new(video_id);
+    let mut prefixes = vec![layout.prefix(), layout.source_prefix()];
     if let Some(job_id) = row.job_id {
-        prefixes.push(format!("jobs/{job_id}"));
+        prefixes.push(JobLayout::new(job_id).prefix());
     }
     let mut removed = 0usize;
     for prefix in prefixes {
@@ -229,69 +234,6 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// The video's state, derived from its job.
-pub(crate) fn video_state(job: &JobView) -> &'static str {
-    match job.state {
-        JobState::Succeeded => "ready",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        JobState::Queued | JobState::Running if !job.published.is_empty() => "playable",
-        JobState::Queued | JobState::Running => "processing",
-    }
-}
-
-/// Percent done: the probe is the first 5 %; then every task counts, an
-/// encode task (the expensive ones) ten times as much as the others.
-/// The pipeline steps of a video job and how many of each step's tasks
-/// have finished.
-fn pipeline_steps(job: &JobView) -> Vec<serde_json::Value> {
-    const STEPS: [(&str, &[&str]); 5] = [
-        ("probe", &["media-probe"]),
-        ("encode", &["encode", "audio"]),
-        ("thumbnails", &["thumbnails"]),
-        ("package", &["package"]),
-        ("publish", &["publish"]),
-    ];
-    STEPS
-        .iter()
-        .map(|(name, kinds)| {
-            let tasks = job
-                .tasks
-                .iter()
-                .filter(|task| kinds.contains(&task.kind.as_str()));
-            let (done, total) = tasks.fold((0, 0), |(done, total), task| {
-                (done + usize::from(task.state == "succeeded"), total + 1)
-            });
-            json!({"name": name, "done": done, "total": total})
-        })
-        .collect()
-}
-
-fn percent_done(job: &JobView) -> f64 {
-    if job.state == JobState::Succeeded {
-        return 100.0;
-    }
-    let weight = |kind: &str| if kind == "encode" { 10.0 } else { 1.0 };
-    let mut probe_done = 0.0;
-    let mut total = 0.0;
-    let mut done = 0.0;
-    for task in &job.tasks {
-        let progress = if task.state == "succeeded" {
-            1.0
-        } else {
-            task.progress.clamp(0.0, 1.0)
-        };
-        if task.kind == "media-probe" {
-            probe_done = progress;
-            continue;
-        }
-        total += weight(&task.kind);
-        done += weight(&task.kind) * progress;
-    }
-    let rest = if total > 0.0 { done / total } else { 0.0 };
-    ((5.0 * probe_done + 95.0 * rest) * 10.0).round() / 10.0
-}
-
 pub(crate) async fn video_view(
     state: &AppState,
     headers: &HeaderMap,
@@ -318,32 +260,22 @@ pub(crate) async fn video_view(
         return Ok(view);
     };
     let job = state.store.job(job_id).await?;
-    view.state = video_state(&job);
-    view.percent = percent_done(&job);
-    view.steps = pipeline_steps(&job);
-    if let Some(probe) = job
-        .tasks
-        .iter()
-        .find(|task| task.kind == "media-probe")
-        .and_then(|task| task.output.clone())
-    {
-        if let Ok(probe) = serde_json::from_value::<ProbeOutput>(probe) {
-            view.duration_seconds = Some(probe.plan.duration_seconds);
-        }
-    }
-    if let Some(latest) = job.published.last() {
-        if let Ok(publication) = serde_json::from_value::<Publication>(latest.clone()) {
-            view.renditions = publication.renditions;
-            view.audio = publication.audio;
-            view.urls = json!({
-                "hls": format!("{prefix}/master.m3u8"),
-                "dash": format!("{prefix}/manifest.mpd"),
-                "poster": publication.poster.map(|path| format!("{prefix}/{path}")),
-                "storyboard": publication.storyboard.map(|path| format!("{prefix}/{path}")),
-                "play_hls": format!("{base}/v1/videos/{}/play.m3u8", row.id),
-                "play_dash": format!("{base}/v1/videos/{}/play.mpd", row.id),
-            });
-        }
+    let progress = video_progress(&job);
+    view.state = progress.state.as_str();
+    view.percent = progress.percent;
+    view.steps = progress.steps;
+    view.duration_seconds = progress.duration_seconds;
+    if let Some(publication) = progress.publication {
+        view.renditions = publication.renditions;
+        view.audio = publication.audio;
+        view.urls = json!({
+            "hls": format!("{prefix}/master.m3u8"),
+            "dash": format!("{prefix}/manifest.mpd"),
+            "poster": publication.poster.map(|path| format!("{prefix}/{path}")),
+            "storyboard": publication.storyboard.map(|path| format!("{prefix}/{path}")),
+            "play_hls": format!("{base}/v1/videos/{}/play.m3u8", row.id),
+            "play_dash": format!("{base}/v1/videos/{}/play.mpd", row.id),
+        });
     }
     if let Some(failure) = &job.error {
         view.error = Some(json!({

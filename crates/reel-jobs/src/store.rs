@@ -215,6 +215,76 @@ impl JobState {
     }
 }
 
+/// The state of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waits for tasks it depends on.
+    Blocked,
+    /// May be claimed (once its retry delay is over).
+    Ready,
+    /// Claimed by a worker.
+    Running,
+    /// Done, with its output.
+    Succeeded,
+    /// Failed permanently or ran out of attempts.
+    Failed,
+    /// Cancelled with its job, or never to run because its job failed.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Every state.
+    pub const ALL: [TaskState; 6] = [
+        Self::Blocked,
+        Self::Ready,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    /// The name stored in the `tasks` table.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Blocked => "blocked",
+            Self::Ready => "ready",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "tasks",
+                detail: format!("unknown state {text:?}"),
+            })
+    }
+}
+
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<str> for TaskState {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TaskState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Why a job failed: the task, its step and the error text.
 #[derive(Clone, Debug, Serialize)]
 pub struct JobFailure {
@@ -235,8 +305,8 @@ pub struct TaskView {
     pub key: String,
     /// Its handler kind.
     pub kind: String,
-    /// blocked, ready, running, succeeded, failed or cancelled.
-    pub state: String,
+    /// Its state.
+    pub state: TaskState,
     /// Attempts made so far.
     pub attempt: i64,
     /// Attempts allowed.
@@ -976,7 +1046,7 @@ async fn insert_tasks(
                     .bind(dep)
                     .fetch_optional(&mut **tx)
                     .await?;
-            if state.as_deref() != Some("succeeded") {
+            if state.as_deref() != Some(TaskState::Succeeded.as_str()) {
                 deps_remaining += 1;
             }
             sqlx::query("INSERT INTO task_deps (job_id, task_key, dep_key) VALUES ($1, $2, $3)")
@@ -1084,7 +1154,7 @@ fn task_from_row(row: &AnyRow) -> Result<TaskView, StoreError> {
         id: parse_id(row, "id", "tasks")?,
         key: row.try_get("task_key")?,
         kind: row.try_get("kind")?,
-        state: row.try_get("state")?,
+        state: TaskState::parse(&row.try_get::<String, _>("state")?)?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
         worker: row.try_get("worker_id")?,

@@ -121,7 +121,9 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
 fn write_segment_template(out: &mut String, segments: &[SegmentRef], timescale: u32) {
     let _ = writeln!(
         out,
-        "        <SegmentTemplate timescale=\"{timescale}\" initialization=\"$RepresentationID$/init.mp4\" media=\"$RepresentationID$/seg-$Number%05d$.m4s\" startNumber=\"1\">"
+        "        <SegmentTemplate timescale=\"{timescale}\" initialization=\"$RepresentationID$/{}\" media=\"$RepresentationID$/{}\" startNumber=\"1\">",
+        crate::paths::INIT_SEGMENT,
+        crate::paths::DASH_SEGMENT_TEMPLATE,
     );
     out.push_str("          <SegmentTimeline>\n");
     let mut segment_idx = 0;

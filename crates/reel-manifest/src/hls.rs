@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 
+use crate::paths::{segment_file_name, IFRAME_PLAYLIST, MEDIA_PLAYLIST};
 use crate::timing::{
     bits_per_second, interval_micros, seconds_text, segment_micros, target_duration,
 };
-use crate::{segment_file_name, ByteRange, Presentation, SegmentRef, VideoRendition};
+use crate::{ByteRange, Presentation, SegmentRef, VideoRendition};
 
 /// Writes the multivariant playlist (`master.m3u8`).
 ///
@@ -23,7 +24,7 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
             // Apple 8.10: non-video EXT-X-MEDIA entries carry LANGUAGE.
             let _ = writeln!(
                 out,
-                "\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/index.m3u8\"",
+                "\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/{MEDIA_PLAYLIST}\"",
                 quoted(&audio.name),
                 quoted(audio.language.as_deref().unwrap_or("und")),
                 audio.channels,
@@ -38,7 +39,7 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
         if let Some(audio) = audio {
             let _ = writeln!(
                 out,
-                "\n#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/index.m3u8",
+                "\n#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{MEDIA_PLAYLIST}",
                 audio.peak_bitrate,
                 audio.average_bitrate,
                 quoted(&audio.codec),
@@ -75,7 +76,7 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
         if audio.is_some() {
             out.push_str(",AUDIO=\"audio\"");
         }
-        let _ = writeln!(out, "\n{}/index.m3u8", quoted(&rendition.id));
+        let _ = writeln!(out, "\n{}/{MEDIA_PLAYLIST}", quoted(&rendition.id));
     }
     let mut wrote_iframe_header = false;
     for rendition in &video {
@@ -96,7 +97,7 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
         let total_micros = entries.iter().map(|entry| entry.duration_micros).sum();
         let _ = writeln!(
             out,
-            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},URI=\"{}/iframes.m3u8\"",
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},URI=\"{}/{IFRAME_PLAYLIST}\"",
             bits_per_second(total_bytes, total_micros),
             quoted(&rendition.codec),
             rendition.width,
@@ -161,7 +162,7 @@ fn playlist_header(target_duration: u64, iframes_only: bool) -> String {
     } else {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
-    out.push_str("#EXT-X-MAP:URI=\"init.mp4\"\n");
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", crate::paths::INIT_SEGMENT);
     out
 }
 

@@ -20,6 +20,7 @@
 
 mod dash;
 mod hls;
+pub mod paths;
 mod timing;
 
 pub use dash::dash_mpd;
@@ -110,11 +111,6 @@ pub struct ByteRange {
     pub offset: u64,
     /// The number of bytes.
     pub length: u64,
-}
-
-/// The media segment file name for 1-based segment `number`.
-fn segment_file_name(number: usize) -> String {
-    format!("seg-{number:05}.m4s")
 }
 
 #[cfg(test)]

@@ -158,6 +158,9 @@ pub struct WorkerSection {
     pub retry_max: Duration,
     /// Scratch directory for local copies of media (default: `DATA_DIR/scratch`).
     pub scratch_dir: Option<PathBuf>,
+    /// The most bytes of source copies a worker keeps in its scratch
+    /// directory (with `s3://` storage); least recently used go first.
+    pub source_cache: ByteSize,
 }
 
 /// Limits.
@@ -235,6 +238,7 @@ impl Default for WorkerSection {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
             scratch_dir: None,
+            source_cache: ByteSize::from_bytes(reel_pipeline::video::DEFAULT_SOURCE_CACHE_BYTES),
         }
     }
 }
@@ -354,6 +358,9 @@ impl Config {
         }
         if let Some(value) = var("REEL_WORKER_POLL") {
             self.worker.poll = duration("REEL_WORKER_POLL", &value)?;
+        }
+        if let Some(value) = var("REEL_WORKER_SOURCE_CACHE") {
+            self.worker.source_cache = parse("REEL_WORKER_SOURCE_CACHE", &value)?;
         }
         if let Some(value) = var("REEL_WORKER_RETRY_BASE") {
             self.worker.retry_base = duration("REEL_WORKER_RETRY_BASE", &value)?;
@@ -499,6 +506,11 @@ impl Config {
                 absolute(&self.data_dir)?.join("objects").display()
             )),
         }
+    }
+
+    /// The parsed storage URL.
+    pub fn storage(&self) -> anyhow::Result<reel_pipeline::storage::StorageUrl> {
+        Ok(self.storage_url()?.parse()?)
     }
 
     /// The scratch directory for local media copies.

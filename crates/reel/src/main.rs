@@ -26,7 +26,7 @@ use reel_media::encode::EncodeSettings;
 use reel_media::plan::PlanSettings;
 use reel_media::MediaLimits;
 use reel_pipeline::jobs::PipelineSettings;
-use reel_pipeline::storage::{open_object_store, S3Settings};
+use reel_pipeline::storage::{S3Settings, StorageUrl};
 use reel_pipeline::video::VideoSettings;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -437,7 +437,7 @@ fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectS
         endpoint: config.s3.endpoint.clone(),
         region: config.s3.region.clone(),
     };
-    open_object_store(&config.storage_url()?, &settings).context("opening the object store")
+    reel_pipeline::storage::open(&config.storage()?, &settings).context("opening the object store")
 }
 
 fn worker_config(config: &Config, name: String, slots: usize) -> WorkerConfig {
@@ -473,9 +473,9 @@ const UPLOAD_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); `None` without them.
 fn remote_multipart(
     config: &config::Config,
-    storage_url: &str,
+    storage: &StorageUrl,
 ) -> anyhow::Result<Option<reel_s3::RemoteS3>> {
-    let Some(bucket) = storage_url.strip_prefix("s3://") else {
+    let Some(bucket) = storage.s3_bucket() else {
         return Ok(None);
     };
     let (Ok(access_key_id), Ok(secret_access_key)) = (
@@ -499,7 +499,7 @@ fn remote_multipart(
         .with_context(|| format!("s3.endpoint {endpoint:?} is not a URL"))?;
     Ok(Some(reel_s3::RemoteS3::new(
         endpoint,
-        bucket.trim_end_matches('/').to_string(),
+        bucket.to_string(),
         reel_s3::S3Credentials {
             access_key_id,
             secret_access_key,
@@ -573,7 +573,7 @@ fn x264_threads(configured: u32, slots: usize) -> u32 {
 }
 
 fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings> {
-    let storage = config.storage_url()?;
+    let storage = config.storage()?;
     Ok(VideoSettings {
         limits: MediaLimits {
             max_size_bytes: config.limits.max_upload_size.bytes(),
@@ -595,7 +595,8 @@ fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings
         probe_timeout: config.limits.probe_timeout,
         ffmpeg_time_per_media_second: config.encode.time_per_media_second,
         scratch_dir: config.scratch_dir()?,
-        local_store_root: storage.strip_prefix("file://").map(PathBuf::from),
+        local_store_root: storage.local_root().map(Path::to_path_buf),
+        source_cache_bytes: config.worker.source_cache.bytes(),
         lowest_rendition_first: config.encode.lowest_rendition_first,
     })
 }
@@ -676,11 +677,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let address = listener.local_addr()?;
     println!("reel serve listening on http://{address}");
-    let storage_url = config.storage_url()?;
+    let storage = config.storage()?;
     // The embedded S3 endpoint serves presigned multipart uploads into the
     // local store; its signing secret lives in the data dir, so URLs stay
     // valid across restarts and for every API process sharing the dir.
-    let s3 = if let Some(local_files) = reel_pipeline::storage::local_file_system(&storage_url)? {
+    let s3 = if let Some(local_files) = reel_pipeline::storage::local_file_system(&storage)? {
         let credentials = reel_s3::S3Credentials {
             access_key_id: "reel-embedded".to_string(),
             secret_access_key: embedded_s3_secret(&config)?,
@@ -716,7 +717,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let multipart = match &s3 {
         Some(embedded) => Some(reel_s3::MultipartStore::Embedded(embedded.clone())),
-        None => remote_multipart(&config, &storage_url)?.map(reel_s3::MultipartStore::Remote),
+        None => remote_multipart(&config, &storage)?.map(reel_s3::MultipartStore::Remote),
     };
     let configured_edges: Vec<reel_api::steering::EdgeSpec> = config
         .steering

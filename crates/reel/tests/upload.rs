@@ -757,9 +757,9 @@ fn urlencode(text: &str) -> String {
 }
 
 /// moto's S3 server on a free loopback port, with one bucket.
-struct S3Server {
+pub(crate) struct S3Server {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for S3Server {
@@ -769,7 +769,7 @@ impl Drop for S3Server {
     }
 }
 
-async fn start_s3_server(bucket: &str) -> S3Server {
+pub(crate) async fn start_s3_server(bucket: &str) -> S3Server {
     let port = free_port();
     let child = Command::new(clients_dir().join(".venv/bin/python"))
         .args([

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -1131,4 +1132,89 @@ async fn a_worker_killed_during_an_encode_still_yields_a_complete_video() {
         .filter(|task| task["kind"] == "encode" && task["attempt"].as_i64().unwrap_or(0) >= 2)
         .count();
     assert!(redone >= 1, "no encode task was redone: {job:#}");
+}
+
+/// The bytes of the files directly in `dir` (0 when it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(|meta| meta.is_file())
+                .map(|meta| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// With `s3://` storage each worker copies sources into its scratch
+/// directory; over 20 videos the copies stay within `worker.source_cache`
+/// (here room for 2 sources), least recently used ones evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storage_keeps_the_video_source_cache_within_its_budget() {
+    let s3 = crate::upload::start_s3_server("reel-cache").await;
+    let mut env = Env::sqlite();
+    env.storage = "s3://reel-cache".to_string();
+    let dir = env.dir.path().to_path_buf();
+    let source = make_source(
+        &dir,
+        &Source {
+            name: "small",
+            args: lavfi_video("160x90", "25", 1.0, X264),
+            extension: "mp4",
+        },
+    );
+    let size = std::fs::metadata(&source).expect("source").len();
+    // Two sources fit, a third does not.
+    let budget = 2 * size + size / 2;
+    let budget_text = budget.to_string();
+    let envs = [
+        ("REEL_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("REEL_S3_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "reel-test"),
+        ("AWS_SECRET_ACCESS_KEY", "reel-test-secret"),
+        ("REEL_WORKER_SOURCE_CACHE", budget_text.as_str()),
+    ];
+    let server = Arc::new(Server::start_in(env, 2, &envs));
+    let cache = dir.join("scratch/sources");
+
+    // The cache's size after every change the sampler sees.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let cache = cache.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut peak, mut samples) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(dir_bytes(&cache));
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (peak.max(dir_bytes(&cache)), samples)
+        })
+    };
+    let ingests: Vec<_> = (0..20)
+        .map(|_| {
+            let server = server.clone();
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || server.ingest(&source))
+        })
+        .collect();
+    for ingest in ingests {
+        let video = ingest.await.expect("ingest thread");
+        assert_eq!(video["state"], "ready", "{video:#}");
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (peak, samples) = sampler.join().expect("sampler");
+    let copies = std::fs::read_dir(&cache).expect("cache dir").count();
+    assert!(
+        samples > 0 && peak >= size,
+        "the cache was used: peak {peak} bytes"
+    );
+    assert!(
+        peak <= budget,
+        "the source cache reached {peak} bytes, over its budget of {budget} ({size} per source)"
+    );
+    assert!(copies <= 2, "{copies} copies kept, room for 2");
 }

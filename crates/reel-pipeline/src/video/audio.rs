@@ -1,0 +1,95 @@
+//! `audio`: encodes the audio track once and packages it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reel_jobs::store::Completion;
+use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
+use reel_manifest::AudioRendition;
+use reel_media::encode::FfmpegProgress;
+use serde_json::json;
+
+use super::scratch::Scratch;
+use super::{io_error, media_error, payload, AudioPayload, Shared, VideoLayout};
+
+/// The audio track's id and directory.
+const AUDIO_RENDITION: &str = "audio";
+
+pub(super) struct AudioTask(pub(super) Arc<Shared>);
+
+#[async_trait]
+impl TaskHandler for AudioTask {
+    async fn run(&self, ctx: TaskContext) -> Result<Completion, TaskError> {
+        let input: AudioPayload = payload(&ctx)?;
+        let shared = &self.0;
+        let source = shared.sources.get(&input.source).await?;
+        let scratch = Scratch::create(&shared.settings.scratch_dir, &ctx).await?;
+        let output = scratch.path().join("audio.mp4");
+        let args = reel_media::encode::audio_args(source.path(), &input.plan, &output);
+        let duration = input.plan.duration_seconds;
+        let progress_ctx = ctx.clone();
+        reel_media::encode::run_ffmpeg(
+            args,
+            shared.ffmpeg_limit(duration / 10.0),
+            move |progress: FfmpegProgress| {
+                if let Some(done) = progress.out_time {
+                    progress_ctx.set_progress(done.as_secs_f64() / duration.max(0.001));
+                }
+            },
+        )
+        .await
+        .map_err(|error| media_error("encode audio", error))?;
+        let data = Bytes::from(
+            tokio::fs::read(&output)
+                .await
+                .map_err(io_error("reading the encoded audio"))?,
+        );
+        let track = tokio::task::spawn_blocking(move || -> Result<reel_cmaf::Track, String> {
+            let parsed = reel_cmaf::parse_fragmented(data).map_err(|error| error.to_string())?;
+            reel_cmaf::assemble(vec![parsed]).map_err(|error| error.to_string())
+        })
+        .await
+        .map_err(|error| TaskError::retryable(format!("packaging thread: {error}")))?
+        .map_err(|error| TaskError::permanent(format!("package audio: {error}")))?;
+        let (channels, sample_rate) = match track.info.kind {
+            reel_cmaf::TrackKind::Audio {
+                channels,
+                sample_rate,
+            } => (channels, sample_rate),
+            reel_cmaf::TrackKind::Video { .. } => {
+                return Err(TaskError::permanent(
+                    "package audio: the encoder wrote video, not audio",
+                ))
+            }
+        };
+        let segments = shared
+            .write_track(
+                VideoLayout::new(input.video),
+                AUDIO_RENDITION,
+                &track,
+                false,
+            )
+            .await?;
+        let language = input
+            .language
+            .clone()
+            .filter(|language| !language.is_empty() && language != "und");
+        let rendition = AudioRendition {
+            id: AUDIO_RENDITION.to_string(),
+            codec: track.info.codec.clone(),
+            name: language.clone().unwrap_or_else(|| "Audio".to_string()),
+            language,
+            channels,
+            sample_rate,
+            timescale: track.info.timescale,
+            average_bitrate: track.average_bitrate(),
+            peak_bitrate: track.peak_bitrate(),
+            segments,
+        };
+        Ok(Completion {
+            output: json!({"rendition": rendition}),
+            ..Completion::default()
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The video job's DAG after the probe: a pure function of the plan, so the
+//! task graph is unit-tested without media or a database.
+
+use std::collections::HashMap;
+
+use reel_jobs::store::NewTask;
+use reel_media::plan::{ChunkPlan, Plan, RenditionPlan};
+use reel_media::MediaInfo;
+use serde_json::json;
+
+use super::{
+    AudioPayload, EncodePayload, PackagePayload, PublishPayload, TaskKind, ThumbnailPayload,
+    VideoTaskInput,
+};
+
+/// The key of the audio task.
+pub(super) const AUDIO_KEY: &str = "audio";
+/// The key of the thumbnails task.
+pub(super) const THUMBNAILS_KEY: &str = "thumbnails";
+
+/// The key of a rendition's package task.
+pub(super) fn package_key(rendition: &str) -> String {
+    format!("package-{rendition}")
+}
+
+/// The tasks after the probe: encodes, audio, packaging, thumbnails and the
+/// publish chain.
+pub(super) fn fan_out(
+    input: &VideoTaskInput,
+    info: &MediaInfo,
+    plan: &Plan,
+    lowest_rendition_first: bool,
+) -> Vec<NewTask> {
+    let mut tasks = Vec::new();
+    let mut publish_deps: Vec<Vec<String>> = Vec::new();
+    let mut publish_renditions: Vec<String> = Vec::new();
+    if let Some(audio) = &plan.audio {
+        tasks.push(NewTask {
+            key: AUDIO_KEY.to_string(),
+            kind: TaskKind::Audio.as_str().to_string(),
+            priority: 0,
+            payload: json!(AudioPayload {
+                video: input.video,
+                source: input.source.clone(),
+                plan: audio.clone(),
+                language: info.audio.as_ref().and_then(|audio| audio.language.clone()),
+            }),
+            depends_on: Vec::new(),
+            max_attempts: 3,
+        });
+    }
+    let mut thumbnails_key = None;
+    if let Some(video) = &plan.video {
+        // Renditions lowest first; groups of renditions encoded from one decode.
+        let mut renditions = video.renditions.clone();
+        renditions
+            .sort_by_key(|rendition| u64::from(rendition.width) * u64::from(rendition.height));
+        // (name, renditions, priority, chunks): the low pass is off the
+        // critical path, so it takes bigger chunks (fewer process starts
+        // and seeks); its chunks are whole runs of the plan's chunks, so
+        // segments still line up.
+        let mut groups: Vec<(String, Vec<RenditionPlan>, i64, Vec<ChunkPlan>)> = Vec::new();
+        if lowest_rendition_first && renditions.len() > 1 {
+            groups.push((
+                "low".to_string(),
+                renditions[..1].to_vec(),
+                0,
+                merge_chunks(&video.chunks, LOW_PASS_CHUNKS_PER_TASK),
+            ));
+            groups.push((
+                "main".to_string(),
+                renditions[1..].to_vec(),
+                20,
+                video.chunks.clone(),
+            ));
+        } else {
+            groups.push((
+                "all".to_string(),
+                renditions.clone(),
+                10,
+                video.chunks.clone(),
+            ));
+        }
+        let mut plan_without_chunks = video.clone();
+        plan_without_chunks.chunks = Vec::new();
+        let mut encode_keys_by_rendition: HashMap<String, Vec<String>> = HashMap::new();
+        let mut chunks_by_rendition: HashMap<String, usize> = HashMap::new();
+        for (group, members, priority, chunks) in &groups {
+            for member in members {
+                chunks_by_rendition.insert(member.name.clone(), chunks.len());
+            }
+            for chunk in chunks {
+                let key = format!("encode-{group}-{:05}", chunk.index);
+                for member in members {
+                    encode_keys_by_rendition
+                        .entry(member.name.clone())
+                        .or_default()
+                        .push(key.clone());
+                }
+                tasks.push(NewTask {
+                    key,
+                    kind: TaskKind::Encode.as_str().to_string(),
+                    priority: *priority,
+                    payload: json!(EncodePayload {
+                        video: input.video,
+                        source: input.source.clone(),
+                        plan: plan_without_chunks.clone(),
+                        chunk: chunk.clone(),
+                        renditions: members.iter().map(|member| member.name.clone()).collect(),
+                    }),
+                    depends_on: Vec::new(),
+                    max_attempts: 4,
+                });
+            }
+        }
+        for rendition in &renditions {
+            let key = package_key(&rendition.name);
+            tasks.push(NewTask {
+                key: key.clone(),
+                kind: TaskKind::Package.as_str().to_string(),
+                priority: 0,
+                payload: json!(PackagePayload {
+                    video: input.video,
+                    rendition: rendition.clone(),
+                    frame_rate: video.frame_rate,
+                    chunks: chunks_by_rendition
+                        .get(&rendition.name)
+                        .copied()
+                        .unwrap_or(video.chunks.len()),
+                    planned_frames: video.total_frames,
+                }),
+                depends_on: encode_keys_by_rendition
+                    .remove(&rendition.name)
+                    .unwrap_or_default(),
+                max_attempts: 3,
+            });
+            publish_renditions.push(rendition.name.clone());
+            publish_deps.push(vec![key]);
+        }
+        tasks.push(NewTask {
+            key: THUMBNAILS_KEY.to_string(),
+            kind: TaskKind::Thumbnails.as_str().to_string(),
+            priority: 15,
+            payload: json!(ThumbnailPayload {
+                video: input.video,
+                source: input.source.clone(),
+                plan: plan_without_chunks.clone(),
+            }),
+            depends_on: Vec::new(),
+            max_attempts: 3,
+        });
+        thumbnails_key = Some(THUMBNAILS_KEY.to_string());
+    }
+    let has_audio = plan.audio.is_some();
+    if publish_deps.is_empty() {
+        // Audio only: one publication.
+        publish_deps.push(Vec::new());
+    }
+    let n_steps = publish_deps.len();
+    let mut previous: Option<String> = None;
+    for (step_idx, step_deps) in publish_deps.into_iter().enumerate() {
+        let complete = step_idx + 1 == n_steps;
+        let key = format!("publish-{}", step_idx + 1);
+        let mut depends_on = step_deps;
+        // Every publication lists all renditions so far, so it depends on
+        // their package tasks, and follows the previous publication.
+        for earlier in publish_renditions.iter().take(step_idx) {
+            depends_on.push(package_key(earlier));
+        }
+        if has_audio {
+            depends_on.push(AUDIO_KEY.to_string());
+        }
+        if let Some(previous) = &previous {
+            depends_on.push(previous.clone());
+        }
+        if complete {
+            if let Some(thumbnails) = &thumbnails_key {
+                depends_on.push(thumbnails.clone());
+            }
+        }
+        tasks.push(NewTask {
+            key: key.clone(),
+            kind: TaskKind::Publish.as_str().to_string(),
+            priority: 0,
+            payload: json!(PublishPayload {
+                video: input.video,
+                complete,
+                renditions: publish_renditions
+                    .iter()
+                    .take(step_idx + 1)
+                    .cloned()
+                    .collect(),
+                audio: has_audio,
+            }),
+            depends_on,
+            max_attempts: 3,
+        });
+        previous = Some(key);
+    }
+    tasks
+}
+
+/// How many of the plan's chunks one task of the lowest-rendition pass
+/// encodes.
+const LOW_PASS_CHUNKS_PER_TASK: usize = 3;
+
+/// Joins runs of `per_task` consecutive chunks into one (renumbered from 0).
+fn merge_chunks(chunks: &[ChunkPlan], per_task: usize) -> Vec<ChunkPlan> {
+    chunks
+        .chunks(per_task.max(1))
+        .enumerate()
+        .map(|(merged_idx, run)| ChunkPlan {
+            index: merged_idx as u32,
+            start_frame: run[0].start_frame,
+            frame_count: run.iter().map(|chunk| chunk.frame_count).sum(),
+            start_seconds: run[0].start_seconds,
+            seek_seconds: run[0].seek_seconds,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_chunks_cover_the_same_frames_in_whole_runs() {
+        let chunks: Vec<ChunkPlan> = (0..7u32)
+            .map(|idx| ChunkPlan {
+                index: idx,
+                start_frame: u64::from(idx) * 120,
+                frame_count: if idx == 6 { 45 } else { 120 },
+                start_seconds: f64::from(idx) * 4.0,
+                seek_seconds: Some(f64::from(idx) * 4.0 - 0.5),
+            })
+            .collect();
+        let merged = merge_chunks(&chunks, 3);
+        let summary: Vec<(u32, u64, u32, Option<f64>)> = merged
+            .iter()
+            .map(|chunk| {
+                (
+                    chunk.index,
+                    chunk.start_frame,
+                    chunk.frame_count,
+                    chunk.seek_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, 0, 360, Some(-0.5)),
+                (1, 360, 360, Some(11.5)),
+                (2, 720, 45, Some(23.5)),
+            ]
+        );
+    }
+}
