@@ -23,6 +23,7 @@ use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
 
+mod access;
 mod companion;
 mod origin;
 mod request_id;
@@ -66,6 +67,8 @@ pub struct AppState {
 pub enum ApiError {
     /// No or a wrong API key.
     Unauthorized(String),
+    /// Authenticated, or a playback token was checked, but not allowed.
+    Forbidden(String),
     /// Nothing at that id.
     NotFound(String),
     /// The request is malformed.
@@ -104,6 +107,7 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -120,6 +124,7 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match self {
             Self::Unauthorized(message)
+            | Self::Forbidden(message)
             | Self::NotFound(message)
             | Self::BadRequest(message)
             | Self::TooLarge(message)
@@ -183,7 +188,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/videos/{id}",
-            get(videos::show_video).delete(videos::delete_video),
+            get(videos::show_video)
+                .delete(videos::delete_video)
+                .patch(access::patch_video),
         )
         .route(
             "/v/{id}/{*path}",
