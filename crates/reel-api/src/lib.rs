@@ -26,6 +26,7 @@ use serde_json::json;
 mod access;
 mod companion;
 mod origin;
+pub mod playback;
 mod request_id;
 pub mod same_origin;
 pub mod steering;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub web_dir: Option<std::path::PathBuf>,
     /// Where browsers reach the server (`server.public_url`).
     pub public_origin: same_origin::PublicOrigin,
+    /// Signing keys and the edge credential of signed playback.
+    pub playback: Arc<playback::Playback>,
 }
 
 /// Errors of the API.
@@ -203,6 +206,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
         .route("/v1/uploads/{id}/complete", post(uploads::complete_upload))
+        .route("/v1/videos/{id}/playback", post(playback::mint))
+        .route(reel_token::JWKS_PATH, get(playback::jwks))
         .route("/v1/videos/{id}/play.m3u8", get(steering::play_hls))
         .route("/v1/videos/{id}/play.mpd", get(steering::play_dash))
         .route("/v1/steering/{id}", get(steering::steering))

@@ -42,6 +42,13 @@ pub struct VideoView {
     error: Option<serde_json::Value>,
 }
 
+impl VideoView {
+    /// Its media URLs (`hls`, `dash`, `poster`, `storyboard`, ...).
+    pub(crate) fn urls(&self) -> &serde_json::Value {
+        &self.urls
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CreateQuery {
     title: Option<String>,

@@ -209,6 +209,14 @@ enum KeysCommand {
     },
     /// List API keys (never their secrets).
     List,
+    /// Add a new playback signing key to `DATA_DIR/signing-keys.json`: it
+    /// signs new tokens after the server restarts; tokens signed by older
+    /// keys keep verifying until they expire. `--remove KID` drops a key.
+    RotateSigning {
+        /// Remove this key id instead (its tokens stop verifying).
+        #[arg(long)]
+        remove: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -461,6 +469,31 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         checksum_range: 1 << 20,
         scratch_dir: config.scratch_dir()?,
     })
+}
+
+/// The playback signing keys: a private JWK set, created on first start.
+fn signing_keys_path(config: &Config) -> PathBuf {
+    config.data_dir.join("signing-keys.json")
+}
+
+fn rotate_signing(config: &Config, remove: Option<&str>) -> anyhow::Result<()> {
+    let path = signing_keys_path(config);
+    let mut keys = reel_token::SigningKeySet::load_or_generate(&path)?;
+    match remove {
+        Some(kid) => {
+            if !keys.remove(kid)? {
+                anyhow::bail!("no signing key {kid:?} in {}", path.display());
+            }
+            eprintln!("removed signing key {kid}; tokens it signed no longer verify");
+        }
+        None => {
+            let kid = keys.rotate();
+            eprintln!("added signing key {kid}: it signs new tokens once the server restarts");
+        }
+    }
+    keys.save(&path)?;
+    println!("{}", keys.kids().join("\n"));
+    Ok(())
 }
 
 /// How often expired uploads are reaped.
@@ -741,7 +774,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("steering.edges: {}", error.message()))?,
     );
     edges.clone().spawn_health_checks(shutdown.clone());
+    let signing = reel_token::SigningKeySet::load_or_generate(&signing_keys_path(&config))
+        .context("loading the playback signing keys")?;
     let state = reel_api::AppState {
+        playback: reel_api::playback::shared(signing, config.server.edge_secret.clone()),
         store: store.clone(),
         objects: objects.clone(),
         metrics: metrics.clone(),
@@ -930,6 +966,9 @@ fn print_job(job: &JobView) {
 }
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    if let KeysCommand::RotateSigning { remove } = command {
+        return rotate_signing(&config, remove.as_deref());
+    }
     let store = open_store(&config, 2).await?;
     match command {
         KeysCommand::Create { name, json } => {
@@ -941,6 +980,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
                 eprintln!("created API key {name:?}; it is shown only this once. Send it as `Authorization: Bearer KEY`.");
             }
         }
+        KeysCommand::RotateSigning { .. } => {}
         KeysCommand::List => {
             for key in reel_jobs::keys::list_keys(&store).await? {
                 println!(
