@@ -341,3 +341,153 @@ async fn the_origin_serves_private_media_only_with_a_valid_token() {
         .expect("post");
     assert_eq!(stranger_mint.status(), StatusCode::FORBIDDEN);
 }
+
+/// `reel_edge_upstream_requests_total` of an edge.
+async fn upstream_requests(edge: &str) -> u64 {
+    let metrics = reqwest::get(format!("{edge}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("reel_edge_upstream_requests_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn mint(client: &reqwest::Client, url: &str, key: &str, id: &str, ttl: u64) -> Value {
+    client
+        .post(format!("{url}/v1/videos/{id}/playback"))
+        .bearer_auth(key)
+        .json(&json!({"ttl_seconds": ttl}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+            ("REEL_EDGE_SECRET", EDGE_SECRET),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let id = ready_video(&env, &client, &url, &key, "private").await;
+    let edge = env.spawn(&[
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &url,
+        "--name",
+        "edge-1",
+        "--origin-secret",
+        EDGE_SECRET,
+    ]);
+    let line = edge.wait_for_line("listening on http://", Duration::from_secs(30));
+    let edge_url = line
+        .split("listening on ")
+        .nth(1)
+        .expect("url")
+        .trim()
+        .to_string();
+    edge.wait_for_line("playback keys updated", Duration::from_secs(30));
+
+    // Two viewers' tokens (Ed25519 is deterministic: other claims, other token).
+    let first = mint(&client, &url, &key, &id, 600).await;
+    let second = mint(&client, &url, &key, &id, 900).await;
+    let (token_1, token_2) = (
+        first["token"].as_str().expect("token").to_string(),
+        second["token"].as_str().expect("token").to_string(),
+    );
+    assert_ne!(token_1, token_2);
+    let master_1 = first["hls"]
+        .as_str()
+        .expect("hls")
+        .replacen(&url, &edge_url, 1);
+    // Not yet cached, no token: refused (the origin marks it private).
+    let unsigned_master = format!("{edge_url}/v/{id}/master.m3u8");
+    assert_eq!(
+        status(&client, &unsigned_master).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(status(&client, &master_1).await, StatusCode::OK);
+    let variant = first_uri(&client, &master_1).await;
+    let segment_1 = first_uri(&client, &variant).await;
+    assert!(
+        segment_1.starts_with(&edge_url) && segment_1.contains(&token_1),
+        "{segment_1}"
+    );
+
+    let response = client.get(&segment_1).send().await.expect("segment");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body_1 = response.bytes().await.expect("body");
+    let fetched = upstream_requests(&edge_url).await;
+
+    // Another viewer, another token: the same cached copy, no origin fetch.
+    let segment_2 = segment_1.replace(&token_1, &token_2);
+    let response = client.get(&segment_2).send().await.expect("segment");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-cache"], "HIT");
+    assert_eq!(response.bytes().await.expect("body"), body_1);
+    assert_eq!(
+        upstream_requests(&edge_url).await,
+        fetched,
+        "one origin fetch for two viewers"
+    );
+
+    // The cached segment is refused without a valid token.
+    let now = reel_token::unix_now();
+    let expired = mint_with_data_dir_keys(&env, &id, 1, now - 100);
+    let other_video =
+        mint_with_data_dir_keys(&env, "00000000-0000-4000-8000-000000000000", 600, now);
+    let at = token_1.rfind('.').expect("signature") + 1;
+    let mut tampered = token_1.clone();
+    tampered.replace_range(
+        at..at + 1,
+        if token_1[at..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        },
+    );
+    let unsigned_segment = segment_1.replace(&format!("t/{token_1}/"), "");
+    for (what, target, code) in [
+        ("no token", unsigned_segment.clone(), "token_missing"),
+        (
+            "expired",
+            segment_1.replace(&token_1, &expired),
+            "token_expired",
+        ),
+        (
+            "tampered",
+            segment_1.replace(&token_1, &tampered),
+            "token_bad_signature",
+        ),
+        (
+            "other video",
+            segment_1.replace(&token_1, &other_video),
+            "token_wrong_video",
+        ),
+    ] {
+        let response = client.get(&target).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}: {target}");
+        let text = response.text().await.expect("text");
+        assert!(text.contains(code), "{what}: {text}");
+    }
+    assert_eq!(
+        upstream_requests(&edge_url).await,
+        fetched,
+        "refusals fetch nothing"
+    );
+}
