@@ -10,6 +10,7 @@ mod ingest;
 mod play;
 mod redact;
 mod serve;
+mod signing;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -471,31 +472,6 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     })
 }
 
-/// The playback signing keys: a private JWK set, created on first start.
-fn signing_keys_path(config: &Config) -> PathBuf {
-    config.data_dir.join("signing-keys.json")
-}
-
-fn rotate_signing(config: &Config, remove: Option<&str>) -> anyhow::Result<()> {
-    let path = signing_keys_path(config);
-    let mut keys = reel_token::SigningKeySet::load_or_generate(&path)?;
-    match remove {
-        Some(kid) => {
-            if !keys.remove(kid)? {
-                anyhow::bail!("no signing key {kid:?} in {}", path.display());
-            }
-            eprintln!("removed signing key {kid}; tokens it signed no longer verify");
-        }
-        None => {
-            let kid = keys.rotate();
-            eprintln!("added signing key {kid}: it signs new tokens once the server restarts");
-        }
-    }
-    keys.save(&path)?;
-    println!("{}", keys.kids().join("\n"));
-    Ok(())
-}
-
 /// How often expired uploads are reaped.
 const UPLOAD_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -774,7 +750,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("steering.edges: {}", error.message()))?,
     );
     edges.clone().spawn_health_checks(shutdown.clone());
-    let signing = reel_token::SigningKeySet::load_or_generate(&signing_keys_path(&config))
+    let signing = reel_token::SigningKeySet::load_or_generate(&signing::signing_keys_path(&config))
         .context("loading the playback signing keys")?;
     let state = reel_api::AppState {
         playback: reel_api::playback::shared(signing, config.server.edge_secret.clone()),
@@ -967,7 +943,7 @@ fn print_job(job: &JobView) {
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     if let KeysCommand::RotateSigning { remove } = command {
-        return rotate_signing(&config, remove.as_deref());
+        return signing::rotate_signing(&config, remove.as_deref());
     }
     let store = open_store(&config, 2).await?;
     match command {
