@@ -23,8 +23,10 @@ use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
 
+mod access;
 mod companion;
 mod origin;
+pub mod playback;
 mod request_id;
 pub mod same_origin;
 pub mod steering;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub web_dir: Option<std::path::PathBuf>,
     /// Where browsers reach the server (`server.public_url`).
     pub public_origin: same_origin::PublicOrigin,
+    /// Signing keys and the edge credential of signed playback.
+    pub playback: Arc<playback::Playback>,
 }
 
 /// Errors of the API.
@@ -66,6 +70,8 @@ pub struct AppState {
 pub enum ApiError {
     /// No or a wrong API key.
     Unauthorized(String),
+    /// Authenticated, or a playback token was checked, but not allowed.
+    Forbidden(String),
     /// Nothing at that id.
     NotFound(String),
     /// The request is malformed.
@@ -104,6 +110,7 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -120,6 +127,7 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match self {
             Self::Unauthorized(message)
+            | Self::Forbidden(message)
             | Self::NotFound(message)
             | Self::BadRequest(message)
             | Self::TooLarge(message)
@@ -183,7 +191,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/videos/{id}",
-            get(videos::show_video).delete(videos::delete_video),
+            get(videos::show_video)
+                .delete(videos::delete_video)
+                .patch(access::patch_video),
         )
         .route(
             "/v/{id}/{*path}",
@@ -196,6 +206,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
         .route("/v1/uploads/{id}/complete", post(uploads::complete_upload))
+        .route("/v1/videos/{id}/playback", post(playback::mint))
+        .route(reel_token::JWKS_PATH, get(playback::jwks))
         .route("/v1/videos/{id}/play.m3u8", get(steering::play_hls))
         .route("/v1/videos/{id}/play.mpd", get(steering::play_dash))
         .route("/v1/steering/{id}", get(steering::steering))

@@ -81,6 +81,16 @@ pub(crate) async fn serve_object(
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
+    // `/v/{id}/t/{token}/{path}`: the signed form of `/v/{id}/{path}`.
+    let (token, path) = match path
+        .strip_prefix("t/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((token, file)) => (Some(token.to_owned()), file.to_owned()),
+        None => (None, path),
+    };
+    let visibility =
+        crate::playback::check_access(&state, video_id, token.as_deref(), &headers).await?;
     if !valid_path(&path) {
         return Err(ApiError::BadRequest(format!(
             "{path:?} is not a valid file path inside a video"
@@ -124,6 +134,7 @@ pub(crate) async fn serve_object(
     let validators = Validators::new(HeaderValue::from_str(&etag).ok(), Some(modified));
     let mut response_headers = HeaderMap::new();
     cors::add_read_headers(&mut response_headers);
+    crate::playback::mark(&mut response_headers, visibility);
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     response_headers.insert(
         header::CACHE_CONTROL,

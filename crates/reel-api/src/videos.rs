@@ -26,6 +26,7 @@ use crate::{check_declared_length, ingest_error, ApiError, AppState, Authenticat
 pub struct VideoView {
     id: VideoId,
     title: String,
+    visibility: reel_jobs::visibility::Visibility,
     state: &'static str,
     /// 0 to 100.
     percent: f64,
@@ -41,9 +42,17 @@ pub struct VideoView {
     error: Option<serde_json::Value>,
 }
 
+impl VideoView {
+    /// Its media URLs (`hls`, `dash`, `poster`, `storyboard`, ...).
+    pub(crate) fn urls(&self) -> &serde_json::Value {
+        &self.urls
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CreateQuery {
     title: Option<String>,
+    visibility: Option<String>,
 }
 
 /// How long a delete waits for the video's running tasks to stop.
@@ -60,6 +69,7 @@ pub(crate) async fn create_video(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_declared_length(&headers, state.max_upload_bytes)?;
+    let visibility = crate::access::parse_visibility(query.visibility.as_deref())?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
@@ -109,11 +119,16 @@ pub(crate) async fn create_video(
         owner: Some(owner),
     };
     state.store.insert_video(&video, job_id).await?;
+    state
+        .store
+        .set_video_visibility(video_id, visibility)
+        .await?;
     let view = video_view(&state, &headers, video_row(&state, video_id).await?).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 pub(crate) async fn list_videos(
+    crate::access::MaybeCaller(caller): crate::access::MaybeCaller,
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
@@ -122,18 +137,27 @@ pub(crate) async fn list_videos(
     let rows = state.store.list_videos(limit).await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
+        let visibility = crate::access::visibility_of(&state, row.id).await?;
+        if !crate::access::listed_to(&row, visibility, caller.as_deref()) {
+            continue;
+        }
         views.push(video_view(&state, &headers, row).await?);
     }
     Ok(Json(json!({"videos": views})).into_response())
 }
 
 pub(crate) async fn show_video(
+    crate::access::MaybeCaller(caller): crate::access::MaybeCaller,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
     let row = video_row(&state, video_id).await?;
+    let visibility = crate::access::visibility_of(&state, video_id).await?;
+    if !crate::access::readable_by(&row, visibility, caller.as_deref()) {
+        return Err(ApiError::NotFound(format!("no video with id {video_id}")));
+    }
     Ok(Json(video_view(&state, &headers, row).await?).into_response())
 }
 
@@ -241,9 +265,11 @@ pub(crate) async fn video_view(
 ) -> Result<VideoView, ApiError> {
     let base = base_url(headers);
     let prefix = format!("{base}/v/{}", row.id);
+    let visibility = crate::access::visibility_of(state, row.id).await?;
     let mut view = VideoView {
         id: row.id,
         title: row.title,
+        visibility,
         state: "processing",
         percent: 0.0,
         duration_seconds: None,

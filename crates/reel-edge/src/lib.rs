@@ -39,6 +39,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use access::EdgeAccess;
+
+mod access;
 mod admin;
 mod cache_control;
 mod cmcd;
@@ -90,6 +93,8 @@ pub struct EdgeConfig {
     pub error_ttl: Duration,
     /// CMCD `nor` prefetches in flight at once; more are skipped.
     pub max_prefetches: usize,
+    /// Signed playback: where the keys come from, the upstream credential.
+    pub access: EdgeAccess,
 }
 
 impl fmt::Debug for EdgeConfig {
@@ -180,6 +185,14 @@ pub async fn serve(
     if let Some(via) = fill::via_value(&settings.name) {
         default_headers.insert(header::VIA, via);
     }
+    if let Some(secret) = &config.access.upstream_secret {
+        let mut value = HeaderValue::from_str(secret).map_err(|_| {
+            EdgeError::Config("the upstream secret must be printable ASCII".to_owned())
+        })?;
+        value.set_sensitive(true);
+        default_headers.insert(access::SECRET_HEADER, value);
+    }
+    let tokens = access::Tokens::load(&config.access)?;
     let client = reqwest::Client::builder()
         .user_agent(format!(
             "reel-edge/{} ({})",
@@ -207,8 +220,10 @@ pub async fn serve(
         disk_writes: Arc::new(Semaphore::new(MAX_DISK_WRITES)),
         tasks: TaskTracker::new(),
         cancel: CancellationToken::new(),
+        tokens,
         settings,
     });
+    access::spawn_refresh(&edge, &config.access);
     let router = Router::new()
         .fallback(proxy::route)
         .with_state(edge.clone());
@@ -254,6 +269,7 @@ pub(crate) struct Edge {
     pub(crate) disk_writes: Arc<Semaphore>,
     pub(crate) tasks: TaskTracker,
     pub(crate) cancel: CancellationToken,
+    pub(crate) tokens: access::Tokens,
 }
 
 impl Edge {

@@ -89,6 +89,8 @@ impl CacheResult {
 struct ClientRequest {
     head_only: bool,
     headers: HeaderMap,
+    /// The request carried a playback token that verified.
+    token_verified: bool,
 }
 
 /// Where a response body comes from.
@@ -137,21 +139,35 @@ pub(crate) async fn route(State(edge): State<Arc<Edge>>, request: Request) -> Re
 }
 
 async fn proxy(edge: Arc<Edge>, parts: Parts) -> Response {
-    let Some(key) = parts
-        .uri
-        .path_and_query()
-        .and_then(|target| cache_key(target.as_str()))
-    else {
+    // `/v/{video}/t/{token}/{file}` is cached as `/v/{video}/{file}`.
+    let signed = reel_token::split_signed_path(parts.uri.path());
+    let target = match (&signed, parts.uri.query()) {
+        (Some(signed), Some(query)) => Some(format!("{}?{query}", signed.unsigned())),
+        (Some(signed), None) => Some(signed.unsigned()),
+        (None, _) => parts.uri.path_and_query().map(|target| target.to_string()),
+    };
+    let Some(key) = target.as_deref().and_then(cache_key) else {
         return text_response(
             StatusCode::BAD_REQUEST,
             Some("bad_target"),
             format!("request target {} is not a path\n", parts.uri),
         );
     };
+    let token_verified = match signed {
+        Some(signed) => match edge
+            .tokens
+            .check(signed.token, signed.video, &parts.headers)
+        {
+            Ok(()) => true,
+            Err(error) => return token_refused(&error),
+        },
+        None => false,
+    };
     observe_cmcd(&edge, &parts);
     let request = ClientRequest {
         head_only: parts.method == Method::HEAD,
         headers: parts.headers,
+        token_verified,
     };
     let now = Instant::now();
     match edge.store.claim(&key, now) {
@@ -271,6 +287,9 @@ async fn respond(
     request: &ClientRequest,
     result: CacheResult,
 ) -> Response {
+    if !request.token_verified && crate::access::is_private(&meta.headers) {
+        return token_refused(&reel_token::TokenError::Missing);
+    }
     result.count(edge);
     let mut headers = meta.headers.clone();
     headers.insert(X_CACHE.clone(), result.header_value());
@@ -546,6 +565,17 @@ fn upstream_error_response(
 }
 
 /// A plain-text response that no cache may store.
+fn token_refused(error: &reel_token::TokenError) -> Response {
+    text_response(
+        StatusCode::FORBIDDEN,
+        Some(error.code()),
+        format!(
+            "{error} ({}): this object needs a valid playback URL\n",
+            error.code()
+        ),
+    )
+}
+
 pub(crate) fn text_response(
     status: StatusCode,
     code: Option<&'static str>,

@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod store;
 pub mod uploads;
 pub mod videos;
+pub mod visibility;
 pub mod worker;

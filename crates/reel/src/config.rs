@@ -133,6 +133,9 @@ pub struct ServerConfig {
     /// it before the request is cut.
     #[serde(with = "humantime_serde")]
     pub body_idle_timeout: Duration,
+    /// The credential `reel edge --origin-secret` sends (`reel-edge-secret`
+    /// header) to fetch private videos' objects without a viewer token.
+    pub edge_secret: Option<String>,
 }
 
 /// The task workers.
@@ -224,6 +227,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(60),
+            edge_secret: None,
         }
     }
 }
@@ -328,6 +332,9 @@ impl Config {
         }
         if let Some(value) = var("REEL_WEB_DIR") {
             self.server.web_dir = Some(PathBuf::from(value));
+        }
+        if let Some(value) = var("REEL_EDGE_SECRET") {
+            self.server.edge_secret = Some(value);
         }
         if let Some(value) = var("REEL_LISTEN") {
             self.server.listen = parse("REEL_LISTEN", &value)?;
@@ -531,6 +538,9 @@ impl Config {
         resolved.server.public_url = self.server.public_url.as_deref().map(redact_url);
         for edge in &mut resolved.steering.edges {
             edge.url = redact_url(&edge.url);
+        }
+        if resolved.server.edge_secret.is_some() {
+            resolved.server.edge_secret = Some("REDACTED".into());
         }
         Ok(toml::to_string_pretty(&resolved)?)
     }

@@ -47,6 +47,14 @@ pub struct EdgeArgs {
     /// An admin API key of the server given to --register.
     #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Verify playback tokens with this JWKS file instead of fetching the
+    /// origin's `/.well-known/reel-jwks.json` (at start and every minute).
+    #[arg(long)]
+    pub jwks: Option<PathBuf>,
+    /// The origin's `server.edge_secret`, sent as `reel-edge-secret` so it
+    /// serves private videos' objects to this edge (which checks viewers' tokens).
+    #[arg(long, env = "REEL_EDGE_SECRET", hide_env_values = true)]
+    pub origin_secret: Option<String>,
 }
 
 /// Parses `LAT,LON` in degrees.
@@ -88,6 +96,10 @@ pub async fn run(args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<
         max_object_fraction: 0.125,
         error_ttl: Duration::from_secs(2),
         max_prefetches: 8,
+        access: reel_edge::EdgeAccess {
+            jwks_file: args.jwks.clone(),
+            upstream_secret: args.origin_secret.clone(),
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

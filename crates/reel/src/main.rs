@@ -10,6 +10,7 @@ mod ingest;
 mod play;
 mod redact;
 mod serve;
+mod signing;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -209,6 +210,14 @@ enum KeysCommand {
     },
     /// List API keys (never their secrets).
     List,
+    /// Add a new playback signing key to `DATA_DIR/signing-keys.json`: it
+    /// signs new tokens after the server restarts; tokens signed by older
+    /// keys keep verifying until they expire. `--remove KID` drops a key.
+    RotateSigning {
+        /// Remove this key id instead (its tokens stop verifying).
+        #[arg(long)]
+        remove: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -741,7 +750,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("steering.edges: {}", error.message()))?,
     );
     edges.clone().spawn_health_checks(shutdown.clone());
+    let signing = reel_token::SigningKeySet::load_or_generate(&signing::signing_keys_path(&config))
+        .context("loading the playback signing keys")?;
     let state = reel_api::AppState {
+        playback: reel_api::playback::shared(signing, config.server.edge_secret.clone()),
         store: store.clone(),
         objects: objects.clone(),
         metrics: metrics.clone(),
@@ -930,6 +942,9 @@ fn print_job(job: &JobView) {
 }
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    if let KeysCommand::RotateSigning { remove } = command {
+        return signing::rotate_signing(&config, remove.as_deref());
+    }
     let store = open_store(&config, 2).await?;
     match command {
         KeysCommand::Create { name, json } => {
@@ -941,6 +956,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
                 eprintln!("created API key {name:?}; it is shown only this once. Send it as `Authorization: Bearer KEY`.");
             }
         }
+        KeysCommand::RotateSigning { .. } => {}
         KeysCommand::List => {
             for key in reel_jobs::keys::list_keys(&store).await? {
                 println!(

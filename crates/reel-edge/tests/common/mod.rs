@@ -334,6 +334,7 @@ pub fn edge_config(name: &str, upstream: &str) -> EdgeConfig {
         max_object_fraction: 0.25,
         error_ttl: Duration::from_secs(1),
         max_prefetches: 4,
+        access: Default::default(),
     }
 }
 

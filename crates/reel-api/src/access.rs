@@ -1,0 +1,112 @@
+//! Who may see a video: visibility (`public | unlisted | private`) and
+//! `PATCH /v1/videos/{id}`.
+//!
+//! Public videos are listed to everyone; unlisted and private ones only to
+//! their owner. Unlisted videos play by id; private ones only with a signed
+//! playback token (see [`crate::playback`]).
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use reel_core::VideoId;
+use reel_jobs::videos::VideoRow;
+use reel_jobs::visibility::Visibility;
+use serde::Deserialize;
+
+use crate::videos::{parse_video_id, video_view};
+use crate::{ApiError, AppState, Authenticated};
+
+/// The caller's key name when the request carries a valid key or session,
+/// `None` for anonymous (or refused) requests, on routes open to anyone.
+pub struct MaybeCaller(pub Option<String>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match reel_upload::authenticate_request(&state.store, parts).await? {
+            reel_jobs::keys::Caller::Key(name) => Ok(Self(Some(name))),
+            _ => Ok(Self(None)),
+        }
+    }
+}
+
+/// Parses `?visibility=`; absent means public.
+pub(crate) fn parse_visibility(text: Option<&str>) -> Result<Visibility, ApiError> {
+    match text {
+        None => Ok(Visibility::Public),
+        Some(text) => text.parse().map_err(ApiError::BadRequest),
+    }
+}
+
+/// A video's visibility (public when the row vanished meanwhile).
+pub(crate) async fn visibility_of(state: &AppState, id: VideoId) -> Result<Visibility, ApiError> {
+    Ok(state.store.video_visibility(id).await?.unwrap_or_default())
+}
+
+/// Whether `caller` owns the video.
+pub(crate) fn owns(row: &VideoRow, caller: Option<&str>) -> bool {
+    caller.is_some() && row.owner.as_deref() == caller
+}
+
+/// Whether the video appears in `caller`'s listing.
+pub(crate) fn listed_to(row: &VideoRow, visibility: Visibility, caller: Option<&str>) -> bool {
+    visibility == Visibility::Public || owns(row, caller)
+}
+
+/// Whether `caller` may read the video's record (`GET /v1/videos/{id}`):
+/// private videos exist only for their owner.
+pub(crate) fn readable_by(row: &VideoRow, visibility: Visibility, caller: Option<&str>) -> bool {
+    visibility != Visibility::Private || owns(row, caller)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchVideo {
+    visibility: Option<String>,
+}
+
+/// `PATCH /v1/videos/{id}` `{"visibility": "public|unlisted|private"}`, by its owner.
+pub(crate) async fn patch_video(
+    Authenticated(caller): Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(patch): Json<PatchVideo>,
+) -> Result<Response, ApiError> {
+    let video_id = parse_video_id(&id)?;
+    let row = owned_video(&state, video_id, &caller).await?;
+    if let Some(visibility) = patch.visibility.as_deref() {
+        let visibility = parse_visibility(Some(visibility))?;
+        state
+            .store
+            .set_video_visibility(video_id, visibility)
+            .await?;
+    }
+    Ok(Json(video_view(&state, &headers, row).await?).into_response())
+}
+
+/// The video if `caller` owns it; 404 when it is private to someone else
+/// (its existence is not revealed), 403 otherwise.
+pub(crate) async fn owned_video(
+    state: &AppState,
+    video_id: VideoId,
+    caller: &str,
+) -> Result<VideoRow, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no video with id {video_id}"));
+    let row = state.store.video(video_id).await?.ok_or_else(not_found)?;
+    if owns(&row, Some(caller)) {
+        return Ok(row);
+    }
+    if visibility_of(state, video_id).await? == Visibility::Private {
+        return Err(not_found());
+    }
+    Err(ApiError::Forbidden(format!(
+        "video {video_id} belongs to another key: only its owner may change it or mint playback tokens"
+    )))
+}
