@@ -7,6 +7,7 @@ mod common;
 mod delivery;
 mod engine;
 mod hostile;
+mod player;
 mod upload;
 mod video;
 mod web;
