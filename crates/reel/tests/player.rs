@@ -37,6 +37,8 @@ async fn play(url: String, args: &'static [&'static str]) -> Run {
     tokio::task::spawn_blocking(move || {
         let stdout = tempfile::NamedTempFile::new().expect("stdout file");
         let stderr = tempfile::NamedTempFile::new().expect("stderr file");
+        // Reaped by wait4 below, which also gives the rusage.
+        #[allow(clippy::zombie_processes)]
         let child = Command::new(REEL)
             .arg("play")
             .args(args)
