@@ -5,53 +5,58 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use reel_abr::bb::BufferBased;
-use reel_abr::bola::Bola;
 use reel_abr::eval::{evaluate, evaluate_optimum, Evaluation};
 use reel_abr::load::{parse_chunk_sizes, parse_trace};
-use reel_abr::mpc::RobustMpc;
-use reel_abr::player::Algorithm;
 use reel_abr::qoe::QoeMetric;
-use reel_abr::rate::{RateBased, Throughput};
-use reel_abr::reel::Reel;
 use reel_abr::sim::{Setup, SimConfig};
 use reel_abr::trace::Trace;
 use reel_abr::video::{Bitrate, Video};
 use serde_json::json;
 
 /// The algorithms `--algorithm` accepts, in the order they are reported.
-pub const ALGORITHMS: [&str; 7] = ["bb", "rb", "throughput", "bola", "rmpc", "reel", "optimum"];
+const ALGORITHMS: [&str; 7] = ["bb", "rb", "throughput", "bola", "rmpc", "reel", "optimum"];
 
-/// What `reel abr simulate` was asked.
-pub struct SimulateArgs {
-    /// Folders of trace files (one trace set each).
+/// Run ABR algorithms over folders of traces (Pensieve's simulation setup) and print mean QoE, bitrate, rebuffering and switches.
+#[derive(clap::Args)]
+pub struct AbrArgs {
+    /// A folder of trace files (seconds and Mbit/s per line); repeat for several trace sets.
+    #[arg(long, required = true)]
     pub traces: Vec<PathBuf>,
-    /// The video: a folder of chunk-size files, or a reel video's sizes.
-    pub video: VideoSource,
-    /// Bitrate ladder in kbit/s, lowest first.
-    pub ladder_kbps: Vec<u64>,
-    /// One algorithm, or all.
+    /// A folder with one `*_sizes_<level>.txt` chunk-size file per ladder level, or the URL of a reel video's HLS playlist (its real segment sizes and ladder; --ladder is then ignored).
+    #[arg(long)]
+    pub video: String,
+    /// The ladder in kbit/s, lowest first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "300,750,1200,1850,2850,4300"
+    )]
+    pub ladder: Vec<u64>,
+    /// One of bb, rb, throughput, bola, rmpc, reel, optimum (default: all).
+    #[arg(long)]
     pub algorithm: Option<String>,
-    /// lin, log or hd.
+    /// QoE metric: lin, log or hd.
+    #[arg(long, default_value = "lin")]
     pub metric: String,
-    /// Print JSON.
+    /// Print a JSON list with `algorithm` and `mean_qoe` per trace set.
+    #[arg(long)]
     pub json: bool,
 }
 
-/// The algorithms a player can run (all but the offline optimum).
-pub const PLAYABLE: [&str; 6] = ["bb", "rb", "throughput", "bola", "rmpc", "reel"];
-
-/// A fresh instance of a named algorithm.
-pub(crate) fn algorithm(name: &str) -> Option<Box<dyn Algorithm>> {
-    Some(match name {
-        "bb" => Box::new(BufferBased),
-        "rb" => Box::new(RateBased),
-        "throughput" => Box::new(Throughput::new()),
-        "bola" => Box::new(Bola),
-        "rmpc" => Box::new(RobustMpc::new()),
-        "reel" => Box::new(Reel::new()),
-        _ => return None,
-    })
+/// Loads the video (a folder, or a reel video's URL through `reel-player`) and runs the
+/// simulation on a blocking thread.
+pub async fn run(args: AbrArgs) -> anyhow::Result<()> {
+    let video = if args.video.starts_with("http://") || args.video.starts_with("https://") {
+        VideoSource::Loaded(
+            reel_player::video_from_url(&args.video, &reel_player::ManifestLimits::default())
+                .await?,
+        )
+    } else {
+        VideoSource::Folder(PathBuf::from(&args.video))
+    };
+    tokio::task::spawn_blocking(move || simulate(args, video))
+        .await
+        .context("simulation thread")?
 }
 
 fn load_video(dir: &Path, ladder_kbps: &[u64]) -> anyhow::Result<Video> {
@@ -101,7 +106,7 @@ fn load_traces(dir: &Path) -> anyhow::Result<Vec<Trace>> {
 }
 
 /// Where the chunk sizes come from.
-pub enum VideoSource {
+enum VideoSource {
     /// A folder with one `*_sizes_<level>.txt` file per ladder level.
     Folder(PathBuf),
     /// A reel video's real segment sizes (read from its HLS playlists).
@@ -109,7 +114,7 @@ pub enum VideoSource {
 }
 
 /// Runs the simulation and prints a table or JSON.
-pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+fn simulate(args: AbrArgs, video: VideoSource) -> anyhow::Result<()> {
     let metric = match args.metric.as_str() {
         "lin" => QoeMetric::Linear,
         "log" => QoeMetric::Log,
@@ -124,8 +129,8 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         ),
         None => ALGORITHMS.to_vec(),
     };
-    let (video, config) = match args.video {
-        VideoSource::Folder(dir) => (load_video(&dir, &args.ladder_kbps)?, SimConfig::pensieve()),
+    let (video, config) = match video {
+        VideoSource::Folder(dir) => (load_video(&dir, &args.ladder)?, SimConfig::pensieve()),
         VideoSource::Loaded(video) => {
             let config = SimConfig {
                 n_chunks: video.n_chunks().min(SimConfig::pensieve().n_chunks),
@@ -140,7 +145,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     for folder in &args.traces {
         let traces = load_traces(folder)?;
         for name in &names {
-            let evaluation: Evaluation = match algorithm(name) {
+            let evaluation: Evaluation = match reel_abr::catalog::by_name(name) {
                 Some(mut policy) => evaluate(&setup, &traces, policy.as_mut()),
                 None => evaluate_optimum(&setup, &traces),
             };

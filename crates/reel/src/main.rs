@@ -3,9 +3,7 @@
 
 mod abr;
 mod config;
-mod dash;
 mod edge;
-mod hls;
 mod ingest;
 mod play;
 mod redact;
@@ -148,28 +146,7 @@ enum Command {
     /// Run a caching edge in front of a reel origin (or another edge, for tiers).
     Edge(edge::EdgeArgs),
     /// Play a reel video headlessly with an ABR algorithm and report start-up, stalls, switches and QoE.
-    Play {
-        /// The multivariant playlist or the MPD, e.g. http://server/v1/videos/ID/play.m3u8 (steered) or …/v/ID/master.m3u8, …/manifest.mpd.
-        url: String,
-        /// The ABR algorithm: bb, rb, throughput, bola, rmpc or reel.
-        #[arg(long, default_value = "reel")]
-        algorithm: String,
-        /// Shape the download rate to this network trace (`seconds Mbit/s` per line), as the simulator does.
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        /// Run media and trace time this many times faster than the wall clock (tests use 4).
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
-        /// Play at most this many segments.
-        #[arg(long)]
-        max_chunks: Option<usize>,
-        /// The level of the first segment (0 is the lowest).
-        #[arg(long, default_value_t = 0)]
-        first_level: usize,
-        /// Print the report (and the simulator's, with --trace) as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Play(play::PlayArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -223,30 +200,7 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum AbrCommand {
     /// Run ABR algorithms over folders of traces (Pensieve's simulation setup) and print mean QoE, bitrate, rebuffering and switches.
-    Simulate {
-        /// A folder of trace files (seconds and Mbit/s per line); repeat for several trace sets.
-        #[arg(long, required = true)]
-        traces: Vec<PathBuf>,
-        /// A folder with one `*_sizes_<level>.txt` chunk-size file per ladder level, or the URL of a reel video's HLS playlist (its real segment sizes and ladder; --ladder is then ignored).
-        #[arg(long)]
-        video: String,
-        /// The ladder in kbit/s, lowest first.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "300,750,1200,1850,2850,4300"
-        )]
-        ladder: Vec<u64>,
-        /// One of bb, rb, throughput, bola, rmpc, reel, optimum (default: all).
-        #[arg(long)]
-        algorithm: Option<String>,
-        /// QoE metric: lin, log or hd.
-        #[arg(long, default_value = "lin")]
-        metric: String,
-        /// Print a JSON list with `algorithm` and `mean_qoe` per trace set.
-        #[arg(long)]
-        json: bool,
-    },
+    Simulate(abr::AbrArgs),
 }
 
 #[derive(Subcommand)]
@@ -300,54 +254,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let command = match cli.command {
         Command::Abr {
-            command:
-                AbrCommand::Simulate {
-                    traces,
-                    video,
-                    ladder,
-                    algorithm,
-                    metric,
-                    json,
-                },
+            command: AbrCommand::Simulate(args),
         } => {
             // Pure computation: no configuration, database or storage involved.
-            let video = if video.starts_with("http://") || video.starts_with("https://") {
-                abr::VideoSource::Loaded(play::video_from_url(&video).await?)
-            } else {
-                abr::VideoSource::Folder(PathBuf::from(video))
-            };
-            let args = abr::SimulateArgs {
-                traces,
-                video,
-                ladder_kbps: ladder,
-                algorithm,
-                metric,
-                json,
-            };
-            return tokio::task::spawn_blocking(move || abr::simulate(args))
-                .await
-                .context("simulation thread")?;
+            return abr::run(args).await;
         }
-        Command::Play {
-            url,
-            algorithm,
-            trace,
-            speed,
-            max_chunks,
-            first_level,
-            json,
-        } => {
-            return play::play(play::PlayArgs {
-                url,
-                algorithm,
-                trace,
-                speed,
-                max_chunks,
-                first_level,
-                json,
-            })
-            .await;
-        }
+        Command::Play(args) => return play::run(args).await,
         Command::Edge(args) => {
             // An edge needs no database or storage of its own.
             return edge::run(args, shutdown_on_signal()).await;
@@ -412,7 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Abr { .. } | Command::Edge(_) | Command::Play { .. } => Ok(()),
+        Command::Abr { .. } | Command::Edge(_) | Command::Play(_) => Ok(()),
         Command::Config {
             command: ConfigCommand::Check,
         } => {

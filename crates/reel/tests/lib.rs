@@ -8,6 +8,7 @@ mod delivery;
 mod engine;
 mod hostile;
 mod playback;
+mod player;
 mod upload;
 mod video;
 mod web;
