@@ -58,6 +58,17 @@ pub(crate) enum UpstreamError {
     Aborted,
 }
 
+impl UpstreamError {
+    /// What failed, in words for clients: no URL, address or OS text.
+    pub(crate) fn summary(&self) -> String {
+        match self {
+            UpstreamError::Unreachable(_) => "is unreachable".to_string(),
+            UpstreamError::Body(_) => "broke off the body".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What waiters learn once the upstream has answered.
 #[derive(Debug, Clone)]
 pub(crate) enum FillHead {

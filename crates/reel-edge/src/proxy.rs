@@ -549,6 +549,12 @@ fn upstream_error_response(
         | UpstreamError::Body(_)
         | UpstreamError::Truncated { .. } => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
     };
+    tracing::warn!(
+        key = %key,
+        upstream = %edge.settings.upstream_base,
+        error = %error,
+        "upstream failed"
+    );
     let stale_note = if had_stale_copy {
         "; the cached copy is too old to stand in (past its stale-if-error window)"
     } else {
@@ -557,9 +563,12 @@ fn upstream_error_response(
     text_response(
         status,
         Some(code),
+        // In words only: the error's own text carries the upstream's URLs
+        // and addresses, which stay in the log.
         format!(
-            "edge {}: upstream {} {error} for {key}{stale_note}\n",
-            edge.settings.name, edge.settings.upstream_base
+            "edge {}: the upstream {} for {key}{stale_note}\n",
+            edge.settings.name,
+            error.summary()
         ),
     )
 }

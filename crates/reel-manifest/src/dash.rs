@@ -170,20 +170,18 @@ fn faster(left: FrameRate, right: FrameRate) -> FrameRate {
     }
 }
 
-/// Escapes text for an XML attribute value.
+/// Escapes text for an XML attribute value (quick-xml's escaping).
 fn escape(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for character in value.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even when escaped.
-            control if control.is_control() => escaped.push(' '),
-            other => escaped.push(other),
-        }
-    }
-    escaped
+    // XML 1.0 forbids most control characters even when escaped.
+    let printable: String = value
+        .chars()
+        .map(|character| {
+            if character.is_control() {
+                ' '
+            } else {
+                character
+            }
+        })
+        .collect();
+    quick_xml::escape::escape(&printable).into_owned()
 }

@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::xml::escape;
+use crate::xml::{to_document, ErrorDocument};
 
 /// The S3 error codes this endpoint returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,12 +97,12 @@ impl S3Error {
             request_id,
             "s3 request refused"
         );
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
-            escape(&self.message),
-            escape(resource),
-            escape(request_id),
-        );
+        let body = to_document(&ErrorDocument {
+            code: code.to_string(),
+            message: Some(self.message),
+            resource: resource.to_string(),
+            request_id: request_id.to_string(),
+        });
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -14,7 +14,7 @@ use axum::http::Method;
 use url::Url;
 
 use crate::handlers::{OperationError, StoredPart};
-use crate::xml::escape;
+use crate::xml::{self, from_document, Refused};
 use crate::{presign, PresignRequest, S3Credentials};
 
 /// How long the signature of one API call lives.
@@ -93,15 +93,22 @@ impl RemoteS3 {
             failure(
                 503,
                 "ServiceUnavailable",
-                format!("the store did not answer: {error}"),
+                // Without the URL: it carries the presigned signature.
+                format!("the store did not answer: {}", error.without_url()),
             )
         })?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         // CompleteMultipartUpload may answer 200 with an error document.
         if !(200..300).contains(&status) || text.contains("<Error>") {
-            let code = element(&text, "Code").unwrap_or_else(|| "InternalError".to_string());
-            let message = element(&text, "Message").unwrap_or_else(|| text.clone());
+            let error: Option<xml::ErrorDocument> = from_document(&text, "Error").ok();
+            let code = error
+                .as_ref()
+                .map_or("InternalError", |error| error.code.as_str())
+                .to_string();
+            let message = error
+                .and_then(|error| error.message)
+                .unwrap_or_else(|| format!("HTTP {status}"));
             let status = if status < 300 { 500 } else { status };
             return Err(OperationError {
                 code: static_code(&code),
@@ -117,13 +124,15 @@ impl RemoteS3 {
         let text = self
             .call(Method::POST, key, &[("uploads", "")], None)
             .await?;
-        element(&text, "UploadId").ok_or_else(|| {
-            failure(
-                502,
-                "InternalError",
-                "the store's CreateMultipartUpload answer has no UploadId".to_string(),
-            )
-        })
+        from_document::<xml::InitiateResult>(&text, "InitiateMultipartUploadResult")
+            .map(|result| result.upload_id.trim().to_string())
+            .map_err(|Refused(why)| {
+                failure(
+                    502,
+                    "InternalError",
+                    format!("the store's CreateMultipartUpload answer has no UploadId: {why}"),
+                )
+            })
     }
 
     /// ListParts, every page: the parts the store holds.
@@ -149,38 +158,27 @@ impl RemoteS3 {
                     None,
                 )
                 .await?;
-            let document = roxmltree::Document::parse(&text).map_err(|error| {
-                failure(
-                    502,
-                    "InternalError",
-                    format!("the store's ListParts answer is not XML: {error}"),
-                )
-            })?;
-            for part in document
-                .descendants()
-                .filter(|node| node.has_tag_name("Part"))
-            {
-                let child = |name: &str| {
-                    part.children()
-                        .find(|node| node.has_tag_name(name))
-                        .and_then(|node| node.text())
-                        .map(str::trim)
-                };
-                let (Some(number), Some(size), Some(etag)) = (
-                    child("PartNumber").and_then(|text| text.parse().ok()),
-                    child("Size").and_then(|text| text.parse().ok()),
-                    child("ETag"),
-                ) else {
+            let listing: xml::StoreListParts =
+                from_document(&text, "ListPartsResult").map_err(|Refused(why)| {
+                    failure(
+                        502,
+                        "InternalError",
+                        format!("the store's ListParts answer is not valid: {why}"),
+                    )
+                })?;
+            for part in listing.parts {
+                let (Some(number), Some(size), Some(etag)) =
+                    (part.part_number, part.size, part.etag)
+                else {
                     continue;
                 };
                 parts.push(StoredPart {
                     part_number: number,
                     size,
-                    etag: etag.trim_matches('"').to_string(),
+                    etag: etag.trim().trim_matches('"').to_string(),
                 });
             }
-            let truncated = element(&text, "IsTruncated").as_deref() == Some("true");
-            let next = element(&text, "NextPartNumberMarker").and_then(|text| text.parse().ok());
+            let (truncated, next) = (listing.is_truncated, listing.next_part_number_marker);
             match next {
                 Some(next) if truncated && next > marker => marker = next,
                 _ => break,
@@ -198,20 +196,15 @@ impl RemoteS3 {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> Result<String, OperationError> {
-        let mut body = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in parts {
-            body.push_str(&format!(
-                "<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>",
-                escape(etag.trim_matches('"'))
-            ));
-        }
-        body.push_str("</CompleteMultipartUpload>");
+        let body = xml::complete_request_body(parts);
         let text = self
             .call(Method::POST, key, &[("uploadId", upload_id)], Some(body))
             .await?;
-        Ok(element(&text, "ETag")
-            .map(|etag| etag.trim_matches('"').to_string())
-            .unwrap_or_default())
+        Ok(
+            from_document::<xml::CompleteResult>(&text, "CompleteMultipartUploadResult")
+                .map(|result| result.etag.trim().trim_matches('"').to_string())
+                .unwrap_or_default(),
+        )
     }
 
     /// AbortMultipartUpload.
@@ -244,16 +237,6 @@ fn static_code(code: &str) -> &'static str {
     }
 }
 
-/// The text of the first `<name>` element of an XML document.
-fn element(xml: &str, name: &str) -> Option<String> {
-    let document = roxmltree::Document::parse(xml).ok()?;
-    document
-        .descendants()
-        .find(|node| node.has_tag_name(name))
-        .and_then(|node| node.text())
-        .map(|text| text.trim().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,9 +244,21 @@ mod tests {
     #[test]
     fn elements_are_read_from_s3_documents() {
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>k</Key><UploadId>abc123</UploadId></InitiateMultipartUploadResult>"#;
-        assert_eq!(element(xml, "UploadId").as_deref(), Some("abc123"));
-        assert_eq!(element(xml, "Missing"), None);
-        assert_eq!(element("not xml", "UploadId"), None);
+        let upload_id = |text: &str| {
+            from_document::<xml::InitiateResult>(text, "InitiateMultipartUploadResult")
+                .ok()
+                .map(|result| result.upload_id.to_string())
+        };
+        assert_eq!(upload_id(xml).as_deref(), Some("abc123"));
+        assert_eq!(upload_id("<InitiateMultipartUploadResult/>"), None);
+        assert_eq!(upload_id("not xml"), None);
+        let listing = r#"<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker><Part><PartNumber>1</PartNumber><LastModified>x</LastModified><ETag>"a"</ETag><Size>5</Size></Part><Part><PartNumber>2</PartNumber><Size>7</Size></Part><Owner><ID>o</ID></Owner></ListPartsResult>"#;
+        let listing: xml::StoreListParts =
+            from_document(listing, "ListPartsResult").expect("listing");
+        assert!(listing.is_truncated);
+        assert_eq!(listing.next_part_number_marker, Some(2));
+        assert_eq!(listing.parts.len(), 2);
+        assert_eq!(listing.parts[1].etag, None);
     }
 
     #[test]

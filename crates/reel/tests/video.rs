@@ -255,39 +255,73 @@ fn decoded_frames(url: &str, stream: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Sums of SegmentTimeline durations per Representation id, in ticks.
+/// Sums of SegmentTimeline durations per Representation id, in ticks (a
+/// Representation's own SegmentTemplate, else its AdaptationSet's).
 fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
-    let document = roxmltree::Document::parse(mpd).expect("the MPD is XML");
+    use quick_xml::events::{BytesStart, Event};
+    let attribute = |element: &BytesStart<'_>, name: &str| -> Option<String> {
+        element
+            .try_get_attribute(name)
+            .expect("attributes")
+            .map(|value| value.unescape_value().expect("value").into_owned())
+    };
+    let mut reader = quick_xml::Reader::from_str(mpd);
     let mut out = Vec::new();
-    for representation in document
-        .descendants()
-        .filter(|node| node.has_tag_name("Representation"))
-    {
-        let id = representation.attribute("id").expect("id").to_string();
-        let template = representation
-            .descendants()
-            .chain(
-                representation
-                    .parent()
-                    .into_iter()
-                    .flat_map(|p| p.children()),
-            )
-            .find(|node| node.has_tag_name("SegmentTemplate"))
-            .expect("SegmentTemplate");
-        let mut total = 0;
-        for segment in template.descendants().filter(|node| node.has_tag_name("S")) {
-            let duration: u64 = segment
-                .attribute("d")
-                .expect("d")
-                .parse()
-                .expect("d number");
-            let repeat: u64 = segment
-                .attribute("r")
-                .map(|r| r.parse().expect("r"))
-                .unwrap_or(0);
-            total += duration * (repeat + 1);
+    // Per AdaptationSet: its representations with their own totals, and
+    // the set's total; `in_representation` says where an S counts.
+    let mut representations: Vec<(String, Option<u64>)> = Vec::new();
+    let mut set_total: Option<u64> = None;
+    let mut in_representation = false;
+    loop {
+        let (element, is_start) = match reader.read_event().expect("the MPD is XML") {
+            Event::Start(element) => (element, true),
+            Event::Empty(element) => (element, false),
+            Event::End(end) => {
+                match end.local_name().as_ref() {
+                    b"Representation" => in_representation = false,
+                    b"AdaptationSet" => {
+                        for (id, own) in representations.drain(..) {
+                            out.push((id, own.or(set_total).expect("SegmentTemplate")));
+                        }
+                        set_total = None;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match element.local_name().as_ref() {
+            b"Representation" => {
+                representations.push((attribute(&element, "id").expect("id"), None));
+                in_representation = is_start;
+            }
+            b"SegmentTemplate" if in_representation => {
+                representations.last_mut().expect("representation").1 = Some(0);
+            }
+            b"SegmentTemplate" => set_total = Some(0),
+            b"S" => {
+                let duration: u64 = attribute(&element, "d")
+                    .expect("d")
+                    .parse()
+                    .expect("d number");
+                let repeat: u64 = attribute(&element, "r")
+                    .map(|r| r.parse().expect("r"))
+                    .unwrap_or(0);
+                let total = if in_representation {
+                    representations
+                        .last_mut()
+                        .expect("representation")
+                        .1
+                        .as_mut()
+                } else {
+                    set_total.as_mut()
+                };
+                *total.expect("S inside a SegmentTemplate") += duration * (repeat + 1);
+            }
+            _ => {}
         }
-        out.push((id, total));
     }
     out
 }
