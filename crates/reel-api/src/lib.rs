@@ -19,10 +19,12 @@ use object_store::ObjectStore;
 use reel_core::{JobId, TaskId};
 use reel_jobs::metrics::Metrics;
 use reel_jobs::store::{JobStore, StoreError};
+use reel_model::Uploads as _;
 use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
 
+pub mod auth;
 mod companion;
 mod origin;
 mod request_id;
@@ -236,7 +238,10 @@ pub fn router(state: AppState) -> Router {
             post(companion::complete),
         )
         .fallback(web::fallback);
-    let tus = reel_upload::tus_router(state.tus.clone());
+    // The tus server gets its caller from the API's authentication.
+    let tus = reel_upload::tus_router(state.tus.clone()).layer(
+        axum::middleware::from_fn_with_state(state.store.clone(), auth::with_caller),
+    );
     let s3 = state.s3.clone();
     let public_origin = state.public_origin.clone();
     // tus clients are given `/files/`; nest_service serves `/files`,
@@ -264,12 +269,12 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         const HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
-        match reel_upload::authenticate_request(&state.store, parts).await? {
-            reel_jobs::keys::Caller::Key(name) => Ok(Authenticated(name)),
-            reel_jobs::keys::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
+        match auth::authenticate_request(&state.store, parts).await? {
+            reel_model::Caller::Key(principal) => Ok(Authenticated(principal.name)),
+            reel_model::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
                 "this route needs an API key: {HINT}"
             ))),
-            reel_jobs::keys::Caller::Refused(reason) => {
+            reel_model::Caller::Refused(reason) => {
                 Err(ApiError::Unauthorized(format!("{reason}: {HINT}")))
             }
         }

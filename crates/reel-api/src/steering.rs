@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
+use reel_model::Videos as _;
 use reel_pipeline::video::VideoLayout;
 use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;

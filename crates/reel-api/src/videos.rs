@@ -14,7 +14,8 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
 use reel_jobs::store::TaskState;
-use reel_jobs::videos::{NewVideo, VideoRow};
+use reel_model::videos::{NewVideo, VideoRow};
+use reel_model::Videos as _;
 use reel_pipeline::video::{video_job, video_progress, video_source_key, JobLayout, VideoLayout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -99,7 +100,6 @@ pub(crate) async fn create_video(
             return Err(error);
         }
     }
-    let job_id = state.store.create_job(video_job(video_id, &stored)).await?;
     let video = NewVideo {
         id: video_id,
         title,
@@ -108,7 +108,7 @@ pub(crate) async fn create_video(
         source_sha256: stored.sha256.clone(),
         owner: Some(owner),
     };
-    state.store.insert_video(&video, job_id).await?;
+    reel_model::create_video(&state.store, &video, video_job(video_id, &stored)).await?;
     let view = video_view(&state, &headers, video_row(&state, video_id).await?).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

@@ -12,10 +12,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reel_jobs::keys::{self, SESSION_COOKIE};
+use reel_model::keys;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::{session_token, SESSION_COOKIE};
 use crate::{ApiError, AppState, Authenticated};
 
 /// How long a browser session lasts.
@@ -68,7 +69,7 @@ pub(crate) async fn sign_out(
     if let Some(token) = headers
         .get(header::COOKIE)
         .and_then(|value| value.to_str().ok())
-        .and_then(keys::session_token)
+        .and_then(session_token)
     {
         keys::delete_session(&state.store, token).await?;
     }

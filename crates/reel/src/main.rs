@@ -421,7 +421,7 @@ async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Job
                 .with_context(|| format!("creating data directory {}", parent.display()))?;
         }
     }
-    JobStore::connect(&url, max_connections)
+    reel_model::connect(&url, max_connections)
         .await
         .map_err(|error| {
             anyhow::anyhow!(
@@ -661,8 +661,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let locator = client_locator(&config.steering).await?;
     let store = open_store(&config, 16).await?;
     let objects = open_objects(&config)?;
-    if reel_jobs::keys::count_keys(&store).await? == 0 {
-        let secret = reel_jobs::keys::create_key(&store, "admin").await?;
+    if reel_model::keys::count_keys(&store).await? == 0 {
+        let secret = reel_model::keys::create_key(&store, "admin").await?;
         println!("created the admin API key (shown once; keep it): {secret}");
     }
     let metrics = Arc::new(Metrics::new());
@@ -933,7 +933,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(&config, 2).await?;
     match command {
         KeysCommand::Create { name, json } => {
-            let secret = reel_jobs::keys::create_key(&store, &name).await?;
+            let secret = reel_model::keys::create_key(&store, &name).await?;
             if json {
                 println!("{}", serde_json::json!({"name": name, "key": secret}));
             } else {
@@ -942,7 +942,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::List => {
-            for key in reel_jobs::keys::list_keys(&store).await? {
+            for key in reel_model::keys::list_keys(&store).await? {
                 println!(
                     "{}  {}…  {}",
                     key.name,

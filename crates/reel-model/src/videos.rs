@@ -3,13 +3,14 @@
 //! A video's processing state is its job's state; this table holds what
 //! outlives or precedes the job: title, source object, owner. Deleting a
 //! video removes its row (its job is cancelled and its objects removed by the
-//! caller).
+//! caller). Videos are created with [`crate::create_video`], together
+//! with their job.
 
 use reel_core::{JobId, Timestamp, VideoId};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{JobStore, StoreError};
+use reel_jobs::store::{JobStore, StoreError};
 
 /// A video row.
 #[derive(Clone, Debug, Serialize)]
@@ -49,48 +50,57 @@ pub struct NewVideo {
     pub owner: Option<String>,
 }
 
-impl JobStore {
-    /// Records a video and the job that processes it.
-    pub async fn insert_video(&self, video: &NewVideo, job_id: JobId) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO videos (id, title, state, source_key, job_id, created_at, source_size, source_sha256, owner) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8)")
-            .bind(video.id.to_string())
-            .bind(&video.title)
-            .bind(&video.source_key)
-            .bind(job_id.to_string())
-            .bind(Timestamp::now().as_micros())
-            .bind(i64::try_from(video.source_size).unwrap_or(i64::MAX))
-            .bind(&video.source_sha256)
-            .bind(&video.owner)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
+/// The `videos` table, on the engine's database.
+pub trait Videos: Sync {
+    /// The engine store whose pool holds the tables.
+    fn jobs(&self) -> &JobStore;
 
     /// One video, if it exists.
-    pub async fn video(&self, id: VideoId) -> Result<Option<VideoRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM videos WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(video_from_row).transpose()
+    fn video(
+        &self,
+        id: VideoId,
+    ) -> impl std::future::Future<Output = Result<Option<VideoRow>, StoreError>> + Send {
+        async move {
+            let row = sqlx::query("SELECT * FROM videos WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.jobs().pool())
+                .await?;
+            row.as_ref().map(video_from_row).transpose()
+        }
     }
 
     /// The newest videos.
-    pub async fn list_videos(&self, limit: i64) -> Result<Vec<VideoRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM videos ORDER BY created_at DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(video_from_row).collect()
+    fn list_videos(
+        &self,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<VideoRow>, StoreError>> + Send {
+        async move {
+            let rows = sqlx::query("SELECT * FROM videos ORDER BY created_at DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(self.jobs().pool())
+                .await?;
+            rows.iter().map(video_from_row).collect()
+        }
     }
 
     /// Removes a video's row; returns whether it existed.
-    pub async fn delete_video(&self, id: VideoId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM videos WHERE id = $1")
-            .bind(id.to_string())
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() > 0)
+    fn delete_video(
+        &self,
+        id: VideoId,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let result = sqlx::query("DELETE FROM videos WHERE id = $1")
+                .bind(id.to_string())
+                .execute(self.jobs().pool())
+                .await?;
+            Ok(result.rows_affected() > 0)
+        }
+    }
+}
+
+impl Videos for JobStore {
+    fn jobs(&self) -> &JobStore {
+        self
     }
 }
 

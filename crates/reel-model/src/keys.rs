@@ -1,4 +1,6 @@
-//! API keys: created once, shown once, stored only as a SHA-256 hash.
+//! API keys (created once, shown once, stored only as a SHA-256 hash) and
+//! browser sessions (a random token, stored only as its SHA-256). Reading
+//! them from a request (headers, cookies, Origin) is `reel-api`'s.
 
 use rand::RngCore;
 use reel_core::Timestamp;
@@ -6,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::store::{JobStore, StoreError};
+use reel_jobs::store::{JobStore, StoreError};
 
 /// The prefix of every key, so that leaked keys are easy to scan for.
 pub const KEY_PREFIX: &str = "reel_";
@@ -90,8 +92,6 @@ pub async fn count_keys(store: &JobStore) -> Result<i64, StoreError> {
     )
 }
 
-/// The cookie that carries a browser session.
-pub const SESSION_COOKIE: &str = "reel_session";
 /// The prefix of every session token.
 const SESSION_PREFIX: &str = "rs_";
 
@@ -145,102 +145,4 @@ pub async fn delete_session(store: &JobStore, token: &str) -> Result<(), StoreEr
         .execute(store.pool())
         .await?;
     Ok(())
-}
-
-/// The session token in a `Cookie` header, if any.
-pub fn session_token(cookie_header: &str) -> Option<&str> {
-    cookie_header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim())
-}
-
-/// Who a request comes from.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Caller {
-    /// No credentials at all.
-    Anonymous,
-    /// A valid key or session: the key's name.
-    Key(String),
-    /// Credentials that are not valid, and why.
-    Refused(&'static str),
-}
-
-/// Authenticates a request from its `Authorization` and `Cookie` headers, its
-/// method, and its `Origin` and `Host` headers.
-///
-/// A bearer key wins over a cookie. A request that changes state on the
-/// strength of a cookie must come from the server's own pages: its
-/// `Origin` must name the same host (the cookie is also `SameSite=Strict`).
-pub async fn authenticate(
-    store: &JobStore,
-    authorization: Option<&str>,
-    cookie: Option<&str>,
-    method_is_safe: bool,
-    origin: Option<&str>,
-    host: Option<&str>,
-) -> Result<Caller, StoreError> {
-    if let Some(value) = authorization {
-        let Some(secret) = value.strip_prefix("Bearer ") else {
-            return Ok(Caller::Refused(
-                "the Authorization header must be `Bearer KEY`",
-            ));
-        };
-        return Ok(match verify_key(store, secret.trim()).await? {
-            Some(name) => Caller::Key(name),
-            None => Caller::Refused("the API key is not valid"),
-        });
-    }
-    let Some(token) = cookie.and_then(session_token) else {
-        return Ok(Caller::Anonymous);
-    };
-    if !method_is_safe && !same_origin(origin, host) {
-        return Ok(Caller::Refused(
-            "a signed-in browser may change things only from reel's own pages (Origin does not match Host)",
-        ));
-    }
-    Ok(match verify_session(store, token).await? {
-        Some(name) => Caller::Key(name),
-        None => Caller::Refused("the session has expired or was signed out; sign in again"),
-    })
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names `host` (`host[:port]`).
-fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
-    match (origin, host) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod session_tests {
-    use super::*;
-
-    #[test]
-    fn session_tokens_come_from_the_cookie_header() {
-        assert_eq!(
-            session_token("a=1; reel_session=rs_abc; b=2"),
-            Some("rs_abc")
-        );
-        assert_eq!(session_token("reel_session_x=1"), None);
-        assert_eq!(session_token(""), None);
-    }
-
-    #[test]
-    fn unsafe_cookie_requests_need_the_same_origin() {
-        assert!(same_origin(
-            Some("http://127.0.0.1:8080"),
-            Some("127.0.0.1:8080")
-        ));
-        assert!(!same_origin(
-            Some("http://evil.example"),
-            Some("127.0.0.1:8080")
-        ));
-        assert!(!same_origin(None, Some("127.0.0.1:8080")));
-        assert!(!same_origin(Some("null"), Some("127.0.0.1:8080")));
-    }
 }
