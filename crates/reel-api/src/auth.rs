@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use reel_jobs::store::{JobStore, StoreError};
-use reel_model::{keys, Caller, Principal};
+use reel_model::{keys, Caller};
 
 /// The cookie that carries a browser session.
 pub const SESSION_COOKIE: &str = "reel_session";
@@ -80,7 +80,7 @@ pub async fn authenticate(
             ));
         };
         return Ok(match keys::verify_key(store, secret.trim()).await? {
-            Some(name) => Caller::Key(Principal { name }),
+            Some(principal) => Caller::Key(principal),
             None => Caller::Refused("the API key is not valid"),
         });
     }
@@ -93,7 +93,7 @@ pub async fn authenticate(
         ));
     }
     Ok(match keys::verify_session(store, token).await? {
-        Some(name) => Caller::Key(Principal { name }),
+        Some(principal) => Caller::Key(principal),
         None => Caller::Refused("the session has expired or was signed out; sign in again"),
     })
 }

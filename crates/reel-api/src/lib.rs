@@ -19,7 +19,7 @@ use object_store::ObjectStore;
 use reel_core::{JobId, TaskId};
 use reel_jobs::metrics::Metrics;
 use reel_jobs::store::{JobStore, StoreError};
-use reel_model::Uploads as _;
+use reel_model::{Principal, Role, Uploads as _, Videos as _};
 use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
@@ -68,6 +68,8 @@ pub struct AppState {
 pub enum ApiError {
     /// No or a wrong API key.
     Unauthorized(String),
+    /// The key is valid but its role may not do this.
+    Forbidden(String),
     /// Nothing at that id.
     NotFound(String),
     /// The request is malformed.
@@ -106,6 +108,7 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -122,6 +125,7 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match self {
             Self::Unauthorized(message)
+            | Self::Forbidden(message)
             | Self::NotFound(message)
             | Self::BadRequest(message)
             | Self::TooLarge(message)
@@ -258,8 +262,30 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(request_id::tag))
 }
 
-/// Proof that the request carried a valid API key, with the key's name.
+/// Proof that the request carried a valid API key, with the key's id: the
+/// owner of what the request creates.
 pub struct Authenticated(pub String);
+
+/// The caller of a request that carried a valid API key.
+pub struct Signed(pub Principal);
+
+/// The caller of a request that carried a valid admin key; other keys get
+/// 403 with a message naming the role.
+pub struct Admin(pub Principal);
+
+const KEY_HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
+
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    match auth::authenticate_request(&state.store, parts).await? {
+        reel_model::Caller::Key(principal) => Ok(principal),
+        reel_model::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
+            "this route needs an API key: {KEY_HINT}"
+        ))),
+        reel_model::Caller::Refused(reason) => {
+            Err(ApiError::Unauthorized(format!("{reason}: {KEY_HINT}")))
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -268,16 +294,38 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        const HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
-        match auth::authenticate_request(&state.store, parts).await? {
-            reel_model::Caller::Key(principal) => Ok(Authenticated(principal.name)),
-            reel_model::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
-                "this route needs an API key: {HINT}"
-            ))),
-            reel_model::Caller::Refused(reason) => {
-                Err(ApiError::Unauthorized(format!("{reason}: {HINT}")))
-            }
+        Ok(Authenticated(principal(parts, state).await?.key_id))
+    }
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Signed(principal(parts, state).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = principal(parts, state).await?;
+        if principal.role != Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "{} {} needs the admin role; key {:?} is an uploader (an admin creates keys with `reel keys create --name NAME --role admin`)",
+                parts.method,
+                parts.uri.path(),
+                principal.name
+            )));
         }
+        Ok(Admin(principal))
     }
 }
 
@@ -337,12 +385,34 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
+/// An admin lists every job; an uploader the jobs of its videos; an
+/// anonymous caller none (reading one job by its id needs no key).
 async fn list_jobs(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let jobs = state.store.list_jobs(limit).await?;
+    let (parts, _) = request.into_parts();
+    let jobs = match auth::authenticate_request(&state.store, &parts).await? {
+        reel_model::Caller::Key(principal) if principal.role == Role::Admin => {
+            state.store.list_jobs(limit).await?
+        }
+        reel_model::Caller::Key(principal) => {
+            let mut jobs = Vec::new();
+            for video in state
+                .store
+                .list_videos_owned(&principal.key_id, limit)
+                .await?
+            {
+                if let Some(job_id) = video.job_id {
+                    jobs.push(state.store.job(job_id).await?);
+                }
+            }
+            jobs
+        }
+        _ => Vec::new(),
+    };
     Ok(Json(json!({"jobs": jobs})).into_response())
 }
 
@@ -360,11 +430,23 @@ async fn show_job(
 }
 
 async fn cancel_job(
-    _auth: Authenticated,
+    Signed(caller): Signed,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job_id = parse_job_id(&id)?;
+    // An uploader may cancel its own videos' jobs; anything else is not
+    // its to know of.
+    if caller.role != Role::Admin {
+        let owner = state
+            .store
+            .video_of_job(job_id)
+            .await?
+            .and_then(|video| video.owner);
+        if !caller.may_act_for(owner.as_deref()) {
+            return Err(ApiError::NotFound(format!("no job with id {job_id}")));
+        }
+    }
     if !state.store.cancel_job(job_id).await? {
         return Err(ApiError::Conflict(format!(
             "job {job_id} has already ended; nothing to cancel"
@@ -374,7 +456,7 @@ async fn cancel_job(
 }
 
 async fn create_verify_job(
-    _auth: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
@@ -399,7 +481,7 @@ async fn create_verify_job(
 }
 
 async fn create_selftest_job(
-    _auth: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {

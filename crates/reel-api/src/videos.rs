@@ -15,12 +15,14 @@ use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
 use reel_jobs::store::TaskState;
 use reel_model::videos::{NewVideo, VideoRow};
-use reel_model::Videos as _;
+use reel_model::{Role, Videos as _};
 use reel_pipeline::video::{video_job, video_progress, video_source_key, JobLayout, VideoLayout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{check_declared_length, ingest_error, ApiError, AppState, Authenticated, ListQuery};
+use crate::{
+    check_declared_length, ingest_error, ApiError, AppState, Authenticated, ListQuery, Signed,
+};
 
 /// A video as the API shows it.
 #[derive(Debug, Serialize)]
@@ -113,16 +115,25 @@ pub(crate) async fn create_video(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// An uploader lists its own videos; an admin, and a caller without a key
+/// (every video is public, readable by its id), list them all.
 pub(crate) async fn list_videos(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<ListQuery>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let rows = state.store.list_videos(limit).await?;
+    let (parts, _) = request.into_parts();
+    let headers = &parts.headers;
+    let rows = match crate::auth::authenticate_request(&state.store, &parts).await? {
+        reel_model::Caller::Key(caller) if caller.role == Role::Uploader => {
+            state.store.list_videos_owned(&caller.key_id, limit).await?
+        }
+        _ => state.store.list_videos(limit).await?,
+    };
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
-        views.push(video_view(&state, &headers, row).await?);
+        views.push(video_view(&state, headers, row).await?);
     }
     Ok(Json(json!({"videos": views})).into_response())
 }
@@ -138,12 +149,16 @@ pub(crate) async fn show_video(
 }
 
 pub(crate) async fn delete_video(
-    _auth: Authenticated,
+    Signed(caller): Signed,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
     let row = video_row(&state, video_id).await?;
+    // Another key's video is not the caller's to know of.
+    if !caller.may_act_for(row.owner.as_deref()) {
+        return Err(ApiError::NotFound(format!("no video with id {video_id}")));
+    }
     if let Some(job_id) = row.job_id {
         // Cancelled first, and its running tasks given time to see it at
         // their next heartbeat, so no task writes objects after they are

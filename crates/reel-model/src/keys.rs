@@ -10,6 +10,8 @@ use sqlx::Row;
 
 use reel_jobs::store::{JobStore, StoreError};
 
+use crate::caller::{Principal, Role};
+
 /// The prefix of every key, so that leaked keys are easy to scan for.
 pub const KEY_PREFIX: &str = "reel_";
 
@@ -22,6 +24,8 @@ pub struct ApiKeyInfo {
     pub name: String,
     /// Its first characters, to recognise it.
     pub prefix: String,
+    /// What it may do.
+    pub role: Role,
     /// Creation time (µs since the epoch).
     pub created_at: i64,
 }
@@ -30,13 +34,48 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Creates a key named `name` and returns its secret, which is not stored.
-pub async fn create_key(store: &JobStore, name: &str) -> Result<String, StoreError> {
+/// Why a key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Names are unique: another key has this one.
+    #[error("a key named {0:?} already exists; pick another name")]
+    NameTaken(String),
+    /// The name is empty or too long.
+    #[error("a key name must be 1 to 100 characters, not {0:?}")]
+    BadName(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates an uploader key named `name` and returns its secret, which is not stored.
+pub async fn create_key(store: &JobStore, name: &str) -> Result<String, KeyError> {
+    create_key_with_role(store, name, Role::Uploader).await
+}
+
+/// Creates a key named `name` with `role`; returns its secret, which is not
+/// stored. Names are unique.
+pub async fn create_key_with_role(
+    store: &JobStore,
+    name: &str,
+    role: Role,
+) -> Result<String, KeyError> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(KeyError::BadName(name.to_string()));
+    }
     let mut random = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut random);
     let secret = format!("{KEY_PREFIX}{}", hex::encode(random));
-    sqlx::query(
-        "INSERT INTO api_keys (id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE name = $1")
+        .bind(name)
+        .fetch_one(store.pool())
+        .await
+        .map_err(StoreError::from)?;
+    if taken > 0 {
+        return Err(KeyError::NameTaken(name.to_string()));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO api_keys (id, name, prefix, hash, created_at, role) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(reel_core::TaskId::new_random().to_string())
     .bind(name)
@@ -48,27 +87,47 @@ pub async fn create_key(store: &JobStore, name: &str) -> Result<String, StoreErr
     )
     .bind(hash_secret(&secret))
     .bind(Timestamp::now().as_micros())
+    .bind(role.as_str())
     .execute(store.pool())
-    .await?;
-    Ok(secret)
+    .await;
+    match inserted {
+        Ok(_) => Ok(secret),
+        // Another process took the name between the check and the insert.
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            Err(KeyError::NameTaken(name.to_string()))
+        }
+        Err(error) => Err(StoreError::from(error).into()),
+    }
 }
 
-/// Whether `secret` is a valid, unrevoked key; returns its name.
-pub async fn verify_key(store: &JobStore, secret: &str) -> Result<Option<String>, StoreError> {
+fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(Principal {
+        key_id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
+            table: "api_keys",
+            detail: format!("role {role:?}"),
+        })?,
+    })
+}
+
+/// Whether `secret` is a valid, unrevoked key; returns whom it acts for.
+pub async fn verify_key(store: &JobStore, secret: &str) -> Result<Option<Principal>, StoreError> {
     if !secret.starts_with(KEY_PREFIX) || secret.len() > 200 {
         return Ok(None);
     }
-    let name: Option<String> =
-        sqlx::query_scalar("SELECT name FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+    let row =
+        sqlx::query("SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash_secret(secret))
             .fetch_optional(store.pool())
             .await?;
-    Ok(name)
+    row.as_ref().map(principal_from_row).transpose()
 }
 
 /// Every key, without secrets.
 pub async fn list_keys(store: &JobStore) -> Result<Vec<ApiKeyInfo>, StoreError> {
-    let rows = sqlx::query("SELECT id, name, prefix, created_at FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at")
+    let rows = sqlx::query("SELECT id, name, prefix, role, created_at FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at")
         .fetch_all(store.pool())
         .await?;
     rows.iter()
@@ -77,6 +136,7 @@ pub async fn list_keys(store: &JobStore) -> Result<Vec<ApiKeyInfo>, StoreError> 
                 id: row.try_get("id")?,
                 name: row.try_get("name")?,
                 prefix: row.try_get("prefix")?,
+                role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Uploader),
                 created_at: row.try_get("created_at")?,
             })
         })
@@ -95,11 +155,10 @@ pub async fn count_keys(store: &JobStore) -> Result<i64, StoreError> {
 /// The prefix of every session token.
 const SESSION_PREFIX: &str = "rs_";
 
-/// Starts a session for the key named `key_name` and returns its token
-/// (only its hash is stored).
+/// Starts a session for `key` and returns its token (only its hash is stored).
 pub async fn create_session(
     store: &JobStore,
-    key_name: &str,
+    key: &Principal,
     lifetime: std::time::Duration,
 ) -> Result<String, StoreError> {
     let mut random = [0u8; 32];
@@ -113,29 +172,35 @@ pub async fn create_session(
         .execute(store.pool())
         .await?;
     sqlx::query(
-        "INSERT INTO sessions (hash, key_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (hash, key_name, key_id, created_at, expires_at) VALUES ($1, $2, $5, $3, $4)",
     )
     .bind(hash_secret(&token))
-    .bind(key_name)
+    .bind(&key.name)
     .bind(now)
     .bind(now.saturating_add(lifetime))
+    .bind(&key.key_id)
     .execute(store.pool())
     .await?;
     Ok(token)
 }
 
-/// The key name of a live session, if `token` is one.
-pub async fn verify_session(store: &JobStore, token: &str) -> Result<Option<String>, StoreError> {
+/// The key of a live session, if `token` is one (and its key is not revoked).
+pub async fn verify_session(
+    store: &JobStore,
+    token: &str,
+) -> Result<Option<Principal>, StoreError> {
     if !token.starts_with(SESSION_PREFIX) || token.len() > 200 {
         return Ok(None);
     }
-    let name: Option<String> =
-        sqlx::query_scalar("SELECT key_name FROM sessions WHERE hash = $1 AND expires_at > $2")
-            .bind(hash_secret(token))
-            .bind(Timestamp::now().as_micros())
-            .fetch_optional(store.pool())
-            .await?;
-    Ok(name)
+    let row = sqlx::query(
+        "SELECT k.id, k.name, k.role FROM sessions s JOIN api_keys k ON k.id = s.key_id \
+         WHERE s.hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL",
+    )
+    .bind(hash_secret(token))
+    .bind(Timestamp::now().as_micros())
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(principal_from_row).transpose()
 }
 
 /// Ends a session.

@@ -22,7 +22,7 @@ pub mod videos;
 use reel_core::{JobId, Timestamp};
 use reel_jobs::store::{create_job_in, JobStore, NewJob, StoreError};
 
-pub use caller::{Caller, Principal};
+pub use caller::{Caller, Principal, Role};
 pub use uploads::Uploads;
 pub use videos::{NewVideo, VideoRow, Videos};
 

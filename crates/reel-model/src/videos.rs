@@ -83,6 +83,38 @@ pub trait Videos: Sync {
         }
     }
 
+    /// The newest videos of `owner` (a key id).
+    fn list_videos_owned(
+        &self,
+        owner: &str,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<VideoRow>, StoreError>> + Send {
+        async move {
+            let rows = sqlx::query(
+                "SELECT * FROM videos WHERE owner = $1 ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(owner)
+            .bind(limit)
+            .fetch_all(self.jobs().pool())
+            .await?;
+            rows.iter().map(video_from_row).collect()
+        }
+    }
+
+    /// The video a job processes, if it is a video job.
+    fn video_of_job(
+        &self,
+        job_id: JobId,
+    ) -> impl std::future::Future<Output = Result<Option<VideoRow>, StoreError>> + Send {
+        async move {
+            let row = sqlx::query("SELECT * FROM videos WHERE job_id = $1")
+                .bind(job_id.to_string())
+                .fetch_optional(self.jobs().pool())
+                .await?;
+            row.as_ref().map(video_from_row).transpose()
+        }
+    }
+
     /// Removes a video's row; returns whether it existed.
     fn delete_video(
         &self,

@@ -183,7 +183,7 @@ impl FromRequestParts<UploadState> for Caller {
         _state: &UploadState,
     ) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<reel_model::Caller>() {
-            Some(reel_model::Caller::Key(principal)) => Ok(Caller(principal.name.clone())),
+            Some(reel_model::Caller::Key(principal)) => Ok(Caller(principal.key_id.clone())),
             None | Some(reel_model::Caller::Anonymous) => Err(TusError::Unauthorized(format!(
                 "uploads need an API key: {KEY_HINT}"
             ))),

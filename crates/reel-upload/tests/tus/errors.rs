@@ -111,7 +111,13 @@ async fn create_head_patch_complete_with_video_id() {
         .expect("video")
         .expect("video row");
     assert_eq!(video.title, "clip.bin");
-    assert_eq!(video.owner.as_deref(), Some("tester"));
+    // Owned by the key's id (issue 13: names are not identities).
+    let tester = reel_model::keys::verify_key(&server.state.store, &server.key)
+        .await
+        .expect("verify")
+        .expect("the tester key");
+    assert_eq!(tester.name, "tester");
+    assert_eq!(video.owner.as_deref(), Some(tester.key_id.as_str()));
 }
 
 #[tokio::test]

@@ -267,7 +267,7 @@ async fn bearer_caller(
             .await
             .expect("verify key")
         {
-            Some(name) => reel_model::Caller::Key(reel_model::Principal { name }),
+            Some(principal) => reel_model::Caller::Key(principal),
             None => reel_model::Caller::Refused("the API key is not valid"),
         },
     };
