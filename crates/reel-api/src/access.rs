@@ -11,16 +11,15 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reel_core::VideoId;
-use reel_jobs::videos::VideoRow;
-use reel_jobs::visibility::Visibility;
+use reel_model::{Principal, Videos as _, Visibilities as _, Visibility, VideoRow};
 use serde::Deserialize;
 
 use crate::videos::{parse_video_id, video_view};
-use crate::{ApiError, AppState, Authenticated};
+use crate::{ApiError, AppState, Signed};
 
-/// The caller's key name when the request carries a valid key or session,
-/// `None` for anonymous (or refused) requests, on routes open to anyone.
-pub struct MaybeCaller(pub Option<String>);
+/// The caller when the request carries a valid key or session, `None` for
+/// anonymous (or refused) requests, on routes open to anyone.
+pub struct MaybeCaller(pub Option<Principal>);
 
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
@@ -29,8 +28,8 @@ impl FromRequestParts<AppState> for MaybeCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match reel_upload::authenticate_request(&state.store, parts).await? {
-            reel_jobs::keys::Caller::Key(name) => Ok(Self(Some(name))),
+        match crate::auth::authenticate_request(&state.store, parts).await? {
+            reel_model::Caller::Key(principal) => Ok(Self(Some(principal))),
             _ => Ok(Self(None)),
         }
     }
@@ -49,19 +48,19 @@ pub(crate) async fn visibility_of(state: &AppState, id: VideoId) -> Result<Visib
     Ok(state.store.video_visibility(id).await?.unwrap_or_default())
 }
 
-/// Whether `caller` owns the video.
-pub(crate) fn owns(row: &VideoRow, caller: Option<&str>) -> bool {
-    caller.is_some() && row.owner.as_deref() == caller
+/// Whether `caller` owns the video or is an admin.
+pub(crate) fn owns(row: &VideoRow, caller: Option<&Principal>) -> bool {
+    caller.is_some_and(|caller| caller.may_act_for(row.owner.as_deref()))
 }
 
 /// Whether the video appears in `caller`'s listing.
-pub(crate) fn listed_to(row: &VideoRow, visibility: Visibility, caller: Option<&str>) -> bool {
+pub(crate) fn listed_to(row: &VideoRow, visibility: Visibility, caller: Option<&Principal>) -> bool {
     visibility == Visibility::Public || owns(row, caller)
 }
 
 /// Whether `caller` may read the video's record (`GET /v1/videos/{id}`):
 /// private videos exist only for their owner.
-pub(crate) fn readable_by(row: &VideoRow, visibility: Visibility, caller: Option<&str>) -> bool {
+pub(crate) fn readable_by(row: &VideoRow, visibility: Visibility, caller: Option<&Principal>) -> bool {
     visibility != Visibility::Private || owns(row, caller)
 }
 
@@ -73,7 +72,7 @@ pub(crate) struct PatchVideo {
 
 /// `PATCH /v1/videos/{id}` `{"visibility": "public|unlisted|private"}`, by its owner.
 pub(crate) async fn patch_video(
-    Authenticated(caller): Authenticated,
+    Signed(caller): Signed,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -96,7 +95,7 @@ pub(crate) async fn patch_video(
 pub(crate) async fn owned_video(
     state: &AppState,
     video_id: VideoId,
-    caller: &str,
+    caller: &Principal,
 ) -> Result<VideoRow, ApiError> {
     let not_found = || ApiError::NotFound(format!("no video with id {video_id}"));
     let row = state.store.video(video_id).await?.ok_or_else(not_found)?;

@@ -20,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reel_jobs::uploads::UploadRow;
+use reel_model::uploads::UploadRow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -19,11 +19,13 @@ use object_store::ObjectStore;
 use reel_core::{JobId, TaskId};
 use reel_jobs::metrics::Metrics;
 use reel_jobs::store::{JobStore, StoreError};
+use reel_model::{Principal, Role, Uploads as _, Videos as _};
 use reel_pipeline::jobs::{IngestError, SelftestSpec};
 use serde::Deserialize;
 use serde_json::json;
 
 mod access;
+pub mod auth;
 mod companion;
 mod origin;
 pub mod playback;
@@ -70,7 +72,7 @@ pub struct AppState {
 pub enum ApiError {
     /// No or a wrong API key.
     Unauthorized(String),
-    /// Authenticated, or a playback token was checked, but not allowed.
+    /// The key's role may not do this, or a playback token was refused.
     Forbidden(String),
     /// Nothing at that id.
     NotFound(String),
@@ -248,7 +250,10 @@ pub fn router(state: AppState) -> Router {
             post(companion::complete),
         )
         .fallback(web::fallback);
-    let tus = reel_upload::tus_router(state.tus.clone());
+    // The tus server gets its caller from the API's authentication.
+    let tus = reel_upload::tus_router(state.tus.clone()).layer(
+        axum::middleware::from_fn_with_state(state.store.clone(), auth::with_caller),
+    );
     let s3 = state.s3.clone();
     let public_origin = state.public_origin.clone();
     // tus clients are given `/files/`; nest_service serves `/files`,
@@ -265,8 +270,30 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(request_id::tag))
 }
 
-/// Proof that the request carried a valid API key, with the key's name.
+/// Proof that the request carried a valid API key, with the key's id: the
+/// owner of what the request creates.
 pub struct Authenticated(pub String);
+
+/// The caller of a request that carried a valid API key.
+pub struct Signed(pub Principal);
+
+/// The caller of a request that carried a valid admin key; other keys get
+/// 403 with a message naming the role.
+pub struct Admin(pub Principal);
+
+const KEY_HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
+
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    match auth::authenticate_request(&state.store, parts).await? {
+        reel_model::Caller::Key(principal) => Ok(principal),
+        reel_model::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
+            "this route needs an API key: {KEY_HINT}"
+        ))),
+        reel_model::Caller::Refused(reason) => {
+            Err(ApiError::Unauthorized(format!("{reason}: {KEY_HINT}")))
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -275,16 +302,38 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        const HINT: &str = "sign in at /signin, or create a key with `reel keys create --name NAME` and send it as `Authorization: Bearer KEY`";
-        match reel_upload::authenticate_request(&state.store, parts).await? {
-            reel_jobs::keys::Caller::Key(name) => Ok(Authenticated(name)),
-            reel_jobs::keys::Caller::Anonymous => Err(ApiError::Unauthorized(format!(
-                "this route needs an API key: {HINT}"
-            ))),
-            reel_jobs::keys::Caller::Refused(reason) => {
-                Err(ApiError::Unauthorized(format!("{reason}: {HINT}")))
-            }
+        Ok(Authenticated(principal(parts, state).await?.key_id))
+    }
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Signed(principal(parts, state).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = principal(parts, state).await?;
+        if principal.role != Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "{} {} needs the admin role; key {:?} is an uploader (an admin creates keys with `reel keys create --name NAME --role admin`)",
+                parts.method,
+                parts.uri.path(),
+                principal.name
+            )));
         }
+        Ok(Admin(principal))
     }
 }
 
@@ -344,12 +393,34 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
+/// An admin lists every job; an uploader the jobs of its videos; an
+/// anonymous caller none (reading one job by its id needs no key).
 async fn list_jobs(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let jobs = state.store.list_jobs(limit).await?;
+    let (parts, _) = request.into_parts();
+    let jobs = match auth::authenticate_request(&state.store, &parts).await? {
+        reel_model::Caller::Key(principal) if principal.role == Role::Admin => {
+            state.store.list_jobs(limit).await?
+        }
+        reel_model::Caller::Key(principal) => {
+            let mut jobs = Vec::new();
+            for video in state
+                .store
+                .list_videos_owned(&principal.key_id, limit)
+                .await?
+            {
+                if let Some(job_id) = video.job_id {
+                    jobs.push(state.store.job(job_id).await?);
+                }
+            }
+            jobs
+        }
+        _ => Vec::new(),
+    };
     Ok(Json(json!({"jobs": jobs})).into_response())
 }
 
@@ -367,11 +438,23 @@ async fn show_job(
 }
 
 async fn cancel_job(
-    _auth: Authenticated,
+    Signed(caller): Signed,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job_id = parse_job_id(&id)?;
+    // An uploader may cancel its own videos' jobs; anything else is not
+    // its to know of.
+    if caller.role != Role::Admin {
+        let owner = state
+            .store
+            .video_of_job(job_id)
+            .await?
+            .and_then(|video| video.owner);
+        if !caller.may_act_for(owner.as_deref()) {
+            return Err(ApiError::NotFound(format!("no job with id {job_id}")));
+        }
+    }
     if !state.store.cancel_job(job_id).await? {
         return Err(ApiError::Conflict(format!(
             "job {job_id} has already ended; nothing to cancel"
@@ -381,7 +464,7 @@ async fn cancel_job(
 }
 
 async fn create_verify_job(
-    _auth: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
@@ -406,7 +489,7 @@ async fn create_verify_job(
 }
 
 async fn create_selftest_job(
-    _auth: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {

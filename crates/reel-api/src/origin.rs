@@ -22,6 +22,7 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 use reel_http::range::{content_range, unsatisfiable_content_range};
 use reel_http::{cors, date, RangeAnswer, Validators};
 use reel_jobs::store::JobState;
+use reel_model::Videos as _;
 
 use crate::videos::parse_video_id;
 use crate::{ApiError, AppState};

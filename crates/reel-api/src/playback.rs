@@ -16,13 +16,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reel_core::VideoId;
-use reel_jobs::visibility::Visibility;
+use reel_model::{Visibilities as _, Visibility};
 use reel_token::{unix_now, PublicKeySet, SigningKeySet, TokenError, VerifiedTokenCache};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::videos::{base_url, parse_video_id, video_view};
-use crate::{ApiError, AppState, Authenticated};
+use crate::{ApiError, AppState};
 
 /// The header an edge sends with the shared credential to fetch private objects.
 pub const EDGE_SECRET_HEADER: &str = "reel-edge-secret";
@@ -135,7 +135,7 @@ pub(crate) struct PlaybackRequest {
 /// `POST /v1/videos/{id}/playback` `{"ttl_seconds": N, "referrers": [...]}`
 /// by the owner: a token and URLs that play as they are.
 pub(crate) async fn mint(
-    Authenticated(caller): Authenticated,
+    crate::Signed(caller): crate::Signed,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,

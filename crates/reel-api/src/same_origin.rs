@@ -54,7 +54,7 @@ pub(crate) async fn check_origin(
         && headers
             .get(header::COOKIE)
             .and_then(|value| value.to_str().ok())
-            .and_then(reel_jobs::keys::session_token)
+            .and_then(crate::auth::session_token)
             .is_some();
     if by_cookie {
         let origin = headers

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
+use reel_model::Videos as _;
 use reel_pipeline::video::VideoLayout;
 use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;
@@ -28,7 +29,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::videos::{base_url, parse_video_id};
-use crate::{ApiError, AppState, Authenticated};
+use crate::{Admin, ApiError, AppState};
 
 /// An edge's health checks fail this many times in a row before it is
 /// dropped from steering answers.
@@ -496,14 +497,14 @@ fn is_media_path(path: &str) -> bool {
 }
 
 pub(crate) async fn list_edges(
-    _key: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     Ok(Json(json!({"edges": state.edges.view()})).into_response())
 }
 
 pub(crate) async fn register_edge(
-    _key: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     Json(spec): Json<EdgeSpec>,
 ) -> Result<Response, ApiError> {
@@ -512,7 +513,7 @@ pub(crate) async fn register_edge(
 }
 
 pub(crate) async fn remove_edge(
-    _key: Authenticated,
+    _admin: Admin,
     State(state): State<AppState>,
     Path(name): Path<String>,
     _headers: HeaderMap,

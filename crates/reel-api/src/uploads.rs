@@ -17,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
 use reel_core::{Timestamp, VideoId};
-use reel_jobs::uploads::{
+use reel_model::uploads::{
     NewUpload, UploadId, UploadPart, UploadProtocol, UploadRow, UploadStatus,
 };
-use reel_jobs::videos::NewVideo;
+use reel_model::videos::NewVideo;
+use reel_model::{Uploads as _, Videos as _};
 use reel_pipeline::video::{video_job, video_source_key};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -141,7 +142,7 @@ pub(crate) async fn owned_upload(
 ) -> Result<UploadRow, ApiError> {
     let id: UploadId = id
         .parse()
-        .map_err(|error: reel_jobs::uploads::ParseUploadIdError| {
+        .map_err(|error: reel_model::uploads::ParseUploadIdError| {
             ApiError::BadRequest(error.to_string())
         })?;
     let row = state
@@ -670,29 +671,26 @@ async fn complete_locked(
         size,
         sha256,
     };
-    let job_id = state
-        .store
-        .create_job(video_job(target.video_id, &stored_object))
-        .await?;
     let title = if row.filename.is_empty() {
         "Untitled".to_string()
     } else {
         row.filename.clone()
     };
-    state
-        .store
-        .insert_video(
-            &NewVideo {
-                id: target.video_id,
-                title,
-                source_key: target.key.clone(),
-                source_size: size,
-                source_sha256: stored_object.sha256.clone(),
-                owner: Some(row.owner.clone()),
-            },
-            job_id,
-        )
-        .await?;
+    let video = NewVideo {
+        id: target.video_id,
+        title,
+        source_key: target.key.clone(),
+        source_size: size,
+        source_sha256: stored_object.sha256.clone(),
+        owner: Some(row.owner.clone()),
+        visibility: reel_model::Visibility::Public,
+    };
+    reel_model::create_video(
+        &state.store,
+        &video,
+        video_job(target.video_id, &stored_object),
+    )
+    .await?;
     state.store.complete_upload(&row.id).await?;
     let video_row = state
         .store

@@ -14,19 +14,22 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
 use reel_jobs::store::TaskState;
-use reel_jobs::videos::{NewVideo, VideoRow};
+use reel_model::videos::{NewVideo, VideoRow};
+use reel_model::{Role, Videos as _};
 use reel_pipeline::video::{video_job, video_progress, video_source_key, JobLayout, VideoLayout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{check_declared_length, ingest_error, ApiError, AppState, Authenticated, ListQuery};
+use crate::{
+    check_declared_length, ingest_error, ApiError, AppState, Authenticated, ListQuery, Signed,
+};
 
 /// A video as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct VideoView {
     id: VideoId,
     title: String,
-    visibility: reel_jobs::visibility::Visibility,
+    visibility: reel_model::Visibility,
     state: &'static str,
     /// 0 to 100.
     percent: f64,
@@ -109,7 +112,6 @@ pub(crate) async fn create_video(
             return Err(error);
         }
     }
-    let job_id = state.store.create_job(video_job(video_id, &stored)).await?;
     let video = NewVideo {
         id: video_id,
         title,
@@ -117,28 +119,32 @@ pub(crate) async fn create_video(
         source_size: stored.size,
         source_sha256: stored.sha256.clone(),
         owner: Some(owner),
+        visibility,
     };
-    state.store.insert_video(&video, job_id).await?;
-    state
-        .store
-        .set_video_visibility(video_id, visibility)
-        .await?;
+    reel_model::create_video(&state.store, &video, video_job(video_id, &stored)).await?;
     let view = video_view(&state, &headers, video_row(&state, video_id).await?).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// An uploader lists its own videos; an admin lists every video; a caller
+/// without a key lists the public ones.
 pub(crate) async fn list_videos(
     crate::access::MaybeCaller(caller): crate::access::MaybeCaller,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<ListQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let rows = state.store.list_videos(limit).await?;
+    let rows = match &caller {
+        Some(caller) if caller.role == Role::Uploader => {
+            state.store.list_videos_owned(&caller.key_id, limit).await?
+        }
+        _ => state.store.list_videos(limit).await?,
+    };
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let visibility = crate::access::visibility_of(&state, row.id).await?;
-        if !crate::access::listed_to(&row, visibility, caller.as_deref()) {
+        if !crate::access::listed_to(&row, visibility, caller.as_ref()) {
             continue;
         }
         views.push(video_view(&state, &headers, row).await?);
@@ -155,19 +161,23 @@ pub(crate) async fn show_video(
     let video_id = parse_video_id(&id)?;
     let row = video_row(&state, video_id).await?;
     let visibility = crate::access::visibility_of(&state, video_id).await?;
-    if !crate::access::readable_by(&row, visibility, caller.as_deref()) {
+    if !crate::access::readable_by(&row, visibility, caller.as_ref()) {
         return Err(ApiError::NotFound(format!("no video with id {video_id}")));
     }
     Ok(Json(video_view(&state, &headers, row).await?).into_response())
 }
 
 pub(crate) async fn delete_video(
-    _auth: Authenticated,
+    Signed(caller): Signed,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
     let row = video_row(&state, video_id).await?;
+    // Another key's video is not the caller's to know of.
+    if !caller.may_act_for(row.owner.as_deref()) {
+        return Err(ApiError::NotFound(format!("no video with id {video_id}")));
+    }
     if let Some(job_id) = row.job_id {
         // Cancelled first, and its running tasks given time to see it at
         // their next heartbeat, so no task writes objects after they are

@@ -12,11 +12,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reel_jobs::keys::{self, SESSION_COOKIE};
+use reel_model::keys;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ApiError, AppState, Authenticated};
+use crate::auth::{session_token, SESSION_COOKIE};
+use crate::{ApiError, AppState, Signed};
 
 /// How long a browser session lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -43,13 +44,14 @@ pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Json(body): Json<SignIn>,
 ) -> Result<Response, ApiError> {
-    let Some(name) = keys::verify_key(&state.store, body.api_key.trim()).await? else {
+    let Some(key) = keys::verify_key(&state.store, body.api_key.trim()).await? else {
         return Err(ApiError::Unauthorized(
             "that API key is not valid: use the key `reel serve` printed or one from `reel keys create --name NAME`".to_string(),
         ));
     };
-    let token = keys::create_session(&state.store, &name, SESSION_LIFETIME).await?;
-    let mut response = Json(json!({"key_name": name})).into_response();
+    let token = keys::create_session(&state.store, &key, SESSION_LIFETIME).await?;
+    let mut response =
+        Json(json!({"key_name": key.name, "role": key.role.as_str()})).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         session_cookie(&state, &token, SESSION_LIFETIME.as_secs())?,
@@ -57,8 +59,9 @@ pub(crate) async fn sign_in(
     Ok(response)
 }
 
-pub(crate) async fn show_session(Authenticated(name): Authenticated) -> Response {
-    Json(json!({"signed_in": true, "key_name": name})).into_response()
+pub(crate) async fn show_session(Signed(key): Signed) -> Response {
+    Json(json!({"signed_in": true, "key_name": key.name, "role": key.role.as_str()}))
+        .into_response()
 }
 
 pub(crate) async fn sign_out(
@@ -68,7 +71,7 @@ pub(crate) async fn sign_out(
     if let Some(token) = headers
         .get(header::COOKIE)
         .and_then(|value| value.to_str().ok())
-        .and_then(keys::session_token)
+        .and_then(session_token)
     {
         keys::delete_session(&state.store, token).await?;
     }

@@ -15,10 +15,6 @@
 //! never media bytes.
 #![deny(missing_docs)]
 
-pub mod keys;
 pub mod metrics;
 pub mod store;
-pub mod uploads;
-pub mod videos;
-pub mod visibility;
 pub mod worker;

@@ -13,8 +13,9 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
-use reel_jobs::uploads::{UploadConcat, UploadId, UploadPart, UploadRow};
-use reel_jobs::videos::NewVideo;
+use reel_model::uploads::{UploadConcat, UploadId, UploadPart, UploadRow};
+use reel_model::videos::NewVideo;
+use reel_model::{Uploads as _, Videos as _};
 use reel_pipeline::jobs::StoredObject;
 use reel_pipeline::video::{video_job, video_source_key};
 use sha2::{Digest, Sha256};
@@ -76,7 +77,6 @@ pub(crate) async fn complete_upload(
                 return Err(TusError::ChecksumMismatch(message));
             }
         }
-        let job_id = state.store.create_job(video_job(video_id, &stored)).await?;
         let video = NewVideo {
             id: video_id,
             title: title_of(row),
@@ -84,8 +84,10 @@ pub(crate) async fn complete_upload(
             source_size: stored.size,
             source_sha256: stored.sha256.clone(),
             owner: Some(row.owner.clone()),
+            visibility: reel_model::Visibility::Public,
         };
-        state.store.insert_video(&video, job_id).await?;
+        let job_id =
+            reel_model::create_video(&state.store, &video, video_job(video_id, &stored)).await?;
         tracing::info!(upload_id = %row.id, %video_id, %job_id, size = stored.size, "upload complete");
     }
     for source in &sources {

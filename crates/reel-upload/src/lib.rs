@@ -1,6 +1,6 @@
 //! reel's resumable uploads: a tus 1.0 server over any object store.
 //!
-//! An upload is a row in the database (`reel_jobs::uploads`) plus numbered
+//! An upload is a row in the database (`reel_model::uploads`) plus numbered
 //! part objects `uploads/{id}/parts/{n:06}` in the object store. The tus
 //! server ([`tus_router`]) streams each PATCH body into parts of
 //! [`UploadSettings::part_size`], persisting a short tail as its own part
@@ -28,31 +28,6 @@ use object_store::ObjectStore;
 use reel_jobs::store::{JobStore, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// [`reel_jobs::keys::authenticate`] on a request's headers (a Bearer key,
-/// or a session cookie with its Origin check): shared by the tus routes and
-/// the rest of the API, so both read credentials the same way.
-pub async fn authenticate_request(
-    store: &JobStore,
-    parts: &axum::http::request::Parts,
-) -> Result<reel_jobs::keys::Caller, StoreError> {
-    use axum::http::header;
-    let header = |name: header::HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-    };
-    reel_jobs::keys::authenticate(
-        store,
-        header(header::AUTHORIZATION),
-        header(header::COOKIE),
-        parts.method.is_safe(),
-        header(header::ORIGIN),
-        header(header::HOST),
-    )
-    .await
-}
 
 mod complete;
 mod parts;
@@ -112,8 +87,10 @@ pub enum UploadError {
 /// `Router::nest_service("/files", tus_router(state))`: uploads are created
 /// with `POST /files/` (or `/files`) and live at `/files/{id}`. (Plain
 /// `Router::nest` would not route `/files/`, the endpoint tus clients are
-/// usually given.) Every request but OPTIONS needs an API key
-/// (`Authorization: Bearer reel_…`).
+/// usually given.) Every request but OPTIONS needs an authenticated caller:
+/// the router does not read credentials itself; whoever mounts it puts a
+/// [`reel_model::Caller`] in each request's extensions (reel-api does, from a
+/// bearer key or a session cookie). A request without one is anonymous.
 pub fn tus_router(state: UploadState) -> axum::Router {
     tus::router(state)
 }

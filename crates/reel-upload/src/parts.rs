@@ -15,7 +15,8 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
-use reel_jobs::uploads::{UploadId, UploadPart};
+use reel_model::uploads::{UploadId, UploadPart};
+use reel_model::Uploads as _;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use reel_core::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use reel_jobs::uploads::UploadId;
+use reel_model::uploads::UploadId;
+use reel_model::Uploads as _;
 
 use crate::parts::delete_upload_objects;
 use crate::{UploadError, UploadState};

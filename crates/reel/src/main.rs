@@ -181,7 +181,11 @@ enum KeysCommand {
         /// A name for the key, e.g. the person or script that uses it.
         #[arg(long)]
         name: String,
-        /// Print JSON.
+        /// What the key may do: `uploader` (its own videos and uploads) or
+        /// `admin` (anything).
+        #[arg(long, default_value = "uploader", value_parser = ["admin", "uploader"])]
+        role: String,
+        /// Print JSON (`key`, `name`, `role`).
         #[arg(long)]
         json: bool,
     },
@@ -342,7 +346,7 @@ async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Job
                 .with_context(|| format!("creating data directory {}", parent.display()))?;
         }
     }
-    JobStore::connect(&url, max_connections)
+    reel_model::connect(&url, max_connections)
         .await
         .map_err(|error| {
             anyhow::anyhow!(
@@ -582,8 +586,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let locator = client_locator(&config.steering).await?;
     let store = open_store(&config, 16).await?;
     let objects = open_objects(&config)?;
-    if reel_jobs::keys::count_keys(&store).await? == 0 {
-        let secret = reel_jobs::keys::create_key(&store, "admin").await?;
+    if reel_model::keys::count_keys(&store).await? == 0 {
+        let secret =
+            reel_model::keys::create_key_with_role(&store, "admin", reel_model::Role::Admin)
+                .await?;
         println!("created the admin API key (shown once; keep it): {secret}");
     }
     let metrics = Arc::new(Metrics::new());
@@ -859,21 +865,26 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     }
     let store = open_store(&config, 2).await?;
     match command {
-        KeysCommand::Create { name, json } => {
-            let secret = reel_jobs::keys::create_key(&store, &name).await?;
+        KeysCommand::Create { name, role, json } => {
+            let role = reel_model::Role::parse(&role).unwrap_or(reel_model::Role::Uploader);
+            let secret = reel_model::keys::create_key_with_role(&store, &name, role).await?;
             if json {
-                println!("{}", serde_json::json!({"name": name, "key": secret}));
+                println!(
+                    "{}",
+                    serde_json::json!({"key": secret, "name": name, "role": role.as_str()})
+                );
             } else {
                 println!("{secret}");
-                eprintln!("created API key {name:?}; it is shown only this once. Send it as `Authorization: Bearer KEY`.");
+                eprintln!("created {} API key {name:?}; it is shown only this once. Send it as `Authorization: Bearer KEY`.", role.as_str());
             }
         }
         KeysCommand::RotateSigning { .. } => {}
         KeysCommand::List => {
-            for key in reel_jobs::keys::list_keys(&store).await? {
+            for key in reel_model::keys::list_keys(&store).await? {
                 println!(
-                    "{}  {}…  {}",
+                    "{}  {}  {}…  {}",
                     key.name,
+                    key.role.as_str(),
                     key.prefix,
                     format_time(key.created_at)
                 );

@@ -91,8 +91,12 @@ impl Env {
         command
     }
 
+    /// An admin key with a name of its own (names are unique).
     pub fn create_key(&self) -> String {
-        let out = self.run(&["keys", "create", "--name", "test", "--json"]);
+        let name = format!("test-{}", reel_core::JobId::new_random());
+        let out = self.run(&[
+            "keys", "create", "--name", &name, "--role", "admin", "--json",
+        ]);
         let value: Value =
             serde_json::from_str(out.trim()).expect("keys create --json prints JSON");
         value["key"].as_str().expect("key").to_string()

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use reel_jobs::store::JobStore;
-use reel_jobs::uploads::UploadStatus;
+use reel_model::uploads::UploadStatus;
+use reel_model::{Uploads as _, Videos as _};
 use reqwest::Method;
 use sha1::Digest;
 
@@ -110,7 +111,13 @@ async fn create_head_patch_complete_with_video_id() {
         .expect("video")
         .expect("video row");
     assert_eq!(video.title, "clip.bin");
-    assert_eq!(video.owner.as_deref(), Some("tester"));
+    // Owned by the key's id (issue 13: names are not identities).
+    let tester = reel_model::keys::verify_key(&server.state.store, &server.key)
+        .await
+        .expect("verify")
+        .expect("the tester key");
+    assert_eq!(tester.name, "tester");
+    assert_eq!(video.owner.as_deref(), Some(tester.key_id.as_str()));
 }
 
 #[tokio::test]
@@ -348,7 +355,7 @@ async fn unknown_or_foreign_upload_is_404() {
     assert_eq!(server.head(&unknown).await.status(), 404);
     assert_eq!(server.patch(&unknown, 0, vec![1]).await.status(), 404);
     let url = server.create(100).await;
-    let other_key = reel_jobs::keys::create_key(&server.state.store, "someone-else")
+    let other_key = reel_model::keys::create_key(&server.state.store, "someone-else")
         .await
         .expect("second key");
     let response = server
@@ -510,7 +517,7 @@ async fn final_upload_refuses_another_owners_partials() {
         .expect("POST partial");
     let partial = location(&response);
     assert_eq!(server.patch(&partial, 0, vec![1; 10]).await.status(), 204);
-    let other_key = reel_jobs::keys::create_key(&server.state.store, "someone-else")
+    let other_key = reel_model::keys::create_key(&server.state.store, "someone-else")
         .await
         .expect("second key");
     let response = server

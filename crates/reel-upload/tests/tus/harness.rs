@@ -10,7 +10,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use reel_jobs::store::JobStore;
-use reel_jobs::uploads::{UploadId, UploadRow, UploadStatus};
+use reel_model::uploads::{UploadId, UploadRow, UploadStatus};
+use reel_model::{Uploads as _, Videos as _};
 use reel_upload::{tus_router, UploadSettings, UploadState};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -46,12 +47,12 @@ impl TestServer {
     pub async fn start(settings: UploadSettings) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = format!("sqlite://{}", dir.path().join("reel.db").display());
-        let store = JobStore::connect(&db_url, 8).await.expect("sqlite store");
+        let store = reel_model::connect(&db_url, 8).await.expect("sqlite store");
         let objects_dir = dir.path().join("objects");
         std::fs::create_dir_all(&objects_dir).expect("objects dir");
         let objects: Arc<dyn ObjectStore> =
             Arc::new(LocalFileSystem::new_with_prefix(&objects_dir).expect("local object store"));
-        let key = reel_jobs::keys::create_key(&store, "tester")
+        let key = reel_model::keys::create_key(&store, "tester")
             .await
             .expect("api key");
         let state = UploadState {
@@ -59,7 +60,14 @@ impl TestServer {
             objects,
             settings,
         };
-        let app = axum::Router::new().nest_service("/files", tus_router(state.clone()));
+        // The tus router gets its caller from whoever mounts it (reel-api
+        // in the server); here a bearer key is the only credential.
+        let app = axum::Router::new()
+            .nest_service("/files", tus_router(state.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                state.store.clone(),
+                bearer_caller,
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -239,4 +247,30 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// `tests/clients` at the workspace root.
 pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+/// Puts the [`reel_model::Caller`] of a request's bearer key in its extensions.
+async fn bearer_caller(
+    axum::extract::State(store): axum::extract::State<JobStore>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let bearer = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let caller = match bearer {
+        None => reel_model::Caller::Anonymous,
+        Some(secret) => match reel_model::keys::verify_key(&store, &secret)
+            .await
+            .expect("verify key")
+        {
+            Some(principal) => reel_model::Caller::Key(principal),
+            None => reel_model::Caller::Refused("the API key is not valid"),
+        },
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }

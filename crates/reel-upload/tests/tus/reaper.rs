@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use reel_core::Timestamp;
-use reel_jobs::uploads::{NewUpload, UploadId, UploadProtocol, UploadStatus};
+use reel_model::uploads::{NewUpload, UploadId, UploadProtocol, UploadStatus};
+use reel_model::Uploads as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{settings, TestServer};

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use reel_core::{Timestamp, VideoId};
 use reel_jobs::store::JobStore;
-use reel_jobs::uploads::{
+use reel_model::uploads::{
     NewUpload, UploadConcat, UploadId, UploadPart, UploadProtocol, UploadStatus,
 };
+use reel_model::Uploads as _;
 use serde_json::json;
 
 struct Backend {
@@ -21,8 +22,8 @@ async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("reel.db").display());
     Backend {
-        store: JobStore::connect(&url, 4).await.expect("sqlite store"),
-        other: JobStore::connect(&url, 4)
+        store: reel_model::connect(&url, 4).await.expect("sqlite store"),
+        other: reel_model::connect(&url, 4)
             .await
             .expect("second sqlite store"),
         _dir: Some(dir),
@@ -50,8 +51,8 @@ async fn postgres() -> Backend {
         None => panic!("database url without a path: {base}"),
     };
     Backend {
-        store: JobStore::connect(&url, 4).await.expect("postgres store"),
-        other: JobStore::connect(&url, 4)
+        store: reel_model::connect(&url, 4).await.expect("postgres store"),
+        other: reel_model::connect(&url, 4)
             .await
             .expect("second postgres store"),
         _dir: None,

@@ -4,7 +4,7 @@ use reel_core::VideoId;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::store::{JobStore, StoreError};
+use reel_jobs::store::{JobStore, StoreError};
 
 /// Who may list and play a video.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,9 +45,24 @@ impl std::str::FromStr for Visibility {
     }
 }
 
-impl JobStore {
+/// Reading and changing a video's visibility (`videos.visibility`).
+pub trait Visibilities: Sync {
     /// A video's visibility; `None` when there is no such video.
-    pub async fn video_visibility(&self, id: VideoId) -> Result<Option<Visibility>, StoreError> {
+    fn video_visibility(
+        &self,
+        id: VideoId,
+    ) -> impl std::future::Future<Output = Result<Option<Visibility>, StoreError>> + Send;
+
+    /// Sets a video's visibility; returns whether the video exists.
+    fn set_video_visibility(
+        &self,
+        id: VideoId,
+        visibility: Visibility,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl Visibilities for JobStore {
+    async fn video_visibility(&self, id: VideoId) -> Result<Option<Visibility>, StoreError> {
         let row = sqlx::query("SELECT visibility FROM videos WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(self.pool())
@@ -64,8 +79,7 @@ impl JobStore {
             })
     }
 
-    /// Sets a video's visibility; returns whether the video exists.
-    pub async fn set_video_visibility(
+    async fn set_video_visibility(
         &self,
         id: VideoId,
         visibility: Visibility,

@@ -7,361 +7,26 @@
 //! whose lease expired and was redone elsewhere therefore cannot overwrite the
 //! newer attempt's result.
 
+mod rows;
+mod types;
+
+pub use types::*;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reel_core::{JobId, TaskId, Timestamp, WorkerId};
-use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 use tokio::sync::Notify;
 
+use rows::{
+    insert_tasks, job_from_row, notify, parse_id, parse_json, task_from_row, validate_new_tasks,
+};
+
 /// The channel PostgreSQL workers LISTEN on for new ready tasks.
 pub const NOTIFY_CHANNEL: &str = "reel_tasks";
-
-/// Which database a store talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// An embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL server shared by many processes.
-    Postgres,
-}
-
-/// Errors of the job store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database URL names no supported database.
-    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
-    UnsupportedUrl(String),
-    /// The database could not be reached or a query failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Applying the schema migrations failed.
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The worker no longer holds the task: its lease expired and the task
-    /// was handed to another worker, or the job was cancelled.
-    #[error("task {task} attempt {attempt} no longer holds its lease")]
-    LeaseLost {
-        /// The task.
-        task: TaskId,
-        /// The attempt that lost its lease.
-        attempt: i64,
-    },
-    /// No job has this id.
-    #[error("no job with id {0}")]
-    JobNotFound(JobId),
-    /// A job definition is inconsistent.
-    #[error("invalid job: {0}")]
-    InvalidJob(String),
-    /// A stored row could not be decoded.
-    #[error("corrupt row in {table}: {detail}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// What was wrong.
-        detail: String,
-    },
-}
-
-/// A task to add to a job, at creation or from a running task.
-#[derive(Clone, Debug)]
-pub struct NewTask {
-    /// The task's name, unique within its job, e.g. `checksum-3`.
-    pub key: String,
-    /// The handler that runs it.
-    pub kind: String,
-    /// Lower runs first.
-    pub priority: i64,
-    /// Input for the handler (object keys and parameters, never media bytes).
-    pub payload: serde_json::Value,
-    /// Keys of tasks of the same job that must succeed first.
-    pub depends_on: Vec<String>,
-    /// Attempts before the task and its job fail.
-    pub max_attempts: u32,
-}
-
-/// A job to create.
-#[derive(Clone, Debug)]
-pub struct NewJob {
-    /// What the job does, e.g. `verify`.
-    pub kind: String,
-    /// Lower runs first; added to every task's priority.
-    pub priority: i64,
-    /// The job's input, for display.
-    pub input: serde_json::Value,
-    /// The initial tasks.
-    pub tasks: Vec<NewTask>,
-}
-
-/// A task claimed by a worker, with the lease that fences its writes.
-#[derive(Clone, Debug)]
-pub struct ClaimedTask {
-    /// The lease: task id and attempt.
-    pub lease: Lease,
-    /// The job.
-    pub job_id: JobId,
-    /// The task's key within the job.
-    pub key: String,
-    /// The handler kind.
-    pub kind: String,
-    /// The handler's input.
-    pub payload: serde_json::Value,
-    /// How long the task waited between becoming ready and being claimed.
-    pub dispatch_latency: Duration,
-}
-
-/// A worker's hold on one attempt of a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// The task.
-    pub task_id: TaskId,
-    /// The attempt number, the fencing token.
-    pub attempt: i64,
-    /// The max attempts of the task.
-    pub max_attempts: i64,
-}
-
-/// What a heartbeat learned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeartbeatOutcome {
-    /// Keep going.
-    Continue,
-    /// The job was cancelled or failed elsewhere: stop.
-    Cancelled,
-    /// Another worker holds the task now: stop without writing.
-    LeaseLost,
-}
-
-/// What a successful task hands back.
-#[derive(Clone, Debug, Default)]
-pub struct Completion {
-    /// The task's output, visible to dependent tasks.
-    pub output: serde_json::Value,
-    /// Tasks to add to the job (fan-out), possibly depending on each other
-    /// and on existing tasks.
-    pub new_tasks: Vec<NewTask>,
-    /// Results to publish for the job, recorded once with the completion.
-    pub publish: Vec<serde_json::Value>,
-}
-
-/// Whether a failure may succeed on another attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// Worth another attempt after a backoff.
-    Retryable,
-    /// Will fail the same way again: fail the job now.
-    Permanent,
-}
-
-/// How retries back off.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Delay after the first failed attempt.
-    pub base_delay: Duration,
-    /// The longest delay.
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `failed_attempt + 1`: base × 2^(attempt−1), capped.
-    pub fn delay_after(&self, failed_attempt: i64) -> Duration {
-        let exponent = u32::try_from(failed_attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        self.base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay)
-    }
-}
-
-/// The state of a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// No task has started yet.
-    Queued,
-    /// At least one task started.
-    Running,
-    /// Every task succeeded.
-    Succeeded,
-    /// A task failed permanently or ran out of attempts.
-    Failed,
-    /// Cancelled by a user.
-    Cancelled,
-}
-
-impl JobState {
-    fn parse(text: &str) -> Result<Self, StoreError> {
-        Ok(match text {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            other => {
-                return Err(StoreError::Corrupt {
-                    table: "jobs",
-                    detail: format!("unknown state {other:?}"),
-                })
-            }
-        })
-    }
-
-    /// Whether the job can no longer change.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-/// The state of a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskState {
-    /// Waits for tasks it depends on.
-    Blocked,
-    /// May be claimed (once its retry delay is over).
-    Ready,
-    /// Claimed by a worker.
-    Running,
-    /// Done, with its output.
-    Succeeded,
-    /// Failed permanently or ran out of attempts.
-    Failed,
-    /// Cancelled with its job, or never to run because its job failed.
-    Cancelled,
-}
-
-impl TaskState {
-    /// Every state.
-    pub const ALL: [TaskState; 6] = [
-        Self::Blocked,
-        Self::Ready,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    /// The name stored in the `tasks` table.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Blocked => "blocked",
-            Self::Ready => "ready",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StoreError> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "tasks",
-                detail: format!("unknown state {text:?}"),
-            })
-    }
-}
-
-impl std::fmt::Display for TaskState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl PartialEq<str> for TaskState {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for TaskState {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// Why a job failed: the task, its step and the error text.
-#[derive(Clone, Debug, Serialize)]
-pub struct JobFailure {
-    /// The failing task's key.
-    pub task: String,
-    /// The failing task's kind (the pipeline step).
-    pub step: String,
-    /// The error text.
-    pub message: String,
-}
-
-/// One task as shown by the API and `reel jobs show`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TaskView {
-    /// The task id.
-    pub id: TaskId,
-    /// Its key within the job.
-    pub key: String,
-    /// Its handler kind.
-    pub kind: String,
-    /// Its state.
-    pub state: TaskState,
-    /// Attempts made so far.
-    pub attempt: i64,
-    /// Attempts allowed.
-    pub max_attempts: i64,
-    /// The worker of the latest attempt.
-    pub worker: Option<String>,
-    /// Progress of the running attempt, 0 to 1.
-    pub progress: f64,
-    /// When it last became ready (µs since the epoch).
-    pub ready_at: Option<i64>,
-    /// When its latest attempt started.
-    pub started_at: Option<i64>,
-    /// When it ended.
-    pub finished_at: Option<i64>,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// Its output, once succeeded.
-    pub output: Option<serde_json::Value>,
-    /// Keys of the tasks it waits for (in `job` views; empty in listings).
-    pub depends_on: Vec<String>,
-}
-
-/// A job with its tasks, as shown by the API and `reel jobs show`.
-#[derive(Clone, Debug, Serialize)]
-pub struct JobView {
-    /// The job id.
-    pub id: JobId,
-    /// What the job does.
-    pub kind: String,
-    /// Its state.
-    pub state: JobState,
-    /// Its priority.
-    pub priority: i64,
-    /// Its input.
-    pub input: serde_json::Value,
-    /// Creation time (µs since the epoch).
-    pub created_at: i64,
-    /// When the first task started.
-    pub started_at: Option<i64>,
-    /// When it ended.
-    pub finished_at: Option<i64>,
-    /// Why it failed.
-    pub error: Option<JobFailure>,
-    /// Its tasks, oldest first (empty in listings).
-    pub tasks: Vec<TaskView>,
-    /// Results published by its tasks, in order.
-    pub published: Vec<serde_json::Value>,
-}
-
-/// Counts of tasks by state.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TaskCounts {
-    /// State name to count.
-    pub by_state: HashMap<String, i64>,
-}
 
 /// The connection pool and every query of the engine.
 #[derive(Clone)]
@@ -384,8 +49,10 @@ impl std::fmt::Debug for JobStore {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    // Other crates (reel-webhooks: versions 3000 and up) keep their own
-    // migration sets in this database; their versions are not ours to know.
+    // The engine's versions are 100 to 999. Other crates keep their own
+    // migration sets in this database (reel-model: 1000 and up,
+    // reel-webhooks: 3000 and up), and databases made before the split
+    // applied versions 1 to 4; those versions are not ours to know.
     ignore_missing: true,
     ..sqlx::migrate!("./migrations")
 };
@@ -471,27 +138,24 @@ impl JobStore {
         self.local_wake.clone()
     }
 
+    /// Starts a transaction on the engine's database, for callers that
+    /// write their own rows together with a job ([`create_job_in`]). On
+    /// SQLite it holds this process's writer lock until it ends.
+    pub async fn begin(&self) -> Result<JobTx<'_>, StoreError> {
+        let writer = self.write_guard().await;
+        let tx = self.pool.begin().await?;
+        Ok(JobTx {
+            store: self,
+            tx,
+            _writer: writer,
+        })
+    }
+
     /// Creates a job and its initial tasks; tasks without dependencies are ready at once.
     pub async fn create_job(&self, job: NewJob) -> Result<JobId, StoreError> {
-        validate_new_tasks(&job.tasks, &[])?;
-        let job_id = JobId::new_random();
-        let now = Timestamp::now();
-        let _writer = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO jobs (id, kind, state, priority, input, n_unfinished, created_at) VALUES ($1, $2, 'queued', $3, $4, 0, $5)")
-            .bind(job_id.to_string())
-            .bind(&job.kind)
-            .bind(job.priority)
-            .bind(job.input.to_string())
-            .bind(now.as_micros())
-            .execute(&mut *tx)
-            .await?;
-        let n_ready = insert_tasks(&mut tx, job_id, job.priority, &job.tasks, now).await?;
-        if n_ready > 0 && self.backend == Backend::Postgres {
-            notify(&mut tx).await?;
-        }
+        let mut tx = self.begin().await?;
+        let job_id = create_job_in(&mut tx, job).await?;
         tx.commit().await?;
-        self.local_wake.notify_waiters();
         Ok(job_id)
     }
 
@@ -990,218 +654,57 @@ impl JobStore {
     }
 }
 
-fn validate_new_tasks(tasks: &[NewTask], existing: &[String]) -> Result<(), StoreError> {
-    let mut keys: Vec<&str> = existing.iter().map(String::as_str).collect();
-    for task in tasks {
-        if task.key.is_empty() || task.key.len() > 200 {
-            return Err(StoreError::InvalidJob(format!(
-                "task key {:?} must be 1 to 200 characters",
-                task.key
-            )));
-        }
-        if keys.contains(&task.key.as_str()) {
-            return Err(StoreError::InvalidJob(format!(
-                "duplicate task key {:?}",
-                task.key
-            )));
-        }
-        if task.max_attempts == 0 {
-            return Err(StoreError::InvalidJob(format!(
-                "task {:?} needs at least one attempt",
-                task.key
-            )));
-        }
-        keys.push(&task.key);
-    }
-    // A dependency must name an earlier task, which also rules out cycles.
-    let mut known: Vec<&str> = existing.iter().map(String::as_str).collect();
-    for task in tasks {
-        for dep in &task.depends_on {
-            if !known.contains(&dep.as_str()) {
-                return Err(StoreError::InvalidJob(format!(
-                    "task {:?} depends on {dep:?}, which is not an earlier task of the job",
-                    task.key
-                )));
-            }
-        }
-        known.push(&task.key);
-    }
-    Ok(())
+/// A transaction on the engine's database ([`JobStore::begin`]): dropped
+/// without [`JobTx::commit`], everything written in it is rolled back.
+pub struct JobTx<'s> {
+    store: &'s JobStore,
+    // Declared before the writer lock, so it ends (rolls back) first.
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _writer: Option<tokio::sync::MutexGuard<'s, ()>>,
 }
 
-async fn insert_tasks(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    job_id: JobId,
-    job_priority: i64,
-    tasks: &[NewTask],
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let mut n_ready = 0;
-    for task in tasks {
-        let mut deps_remaining: i64 = 0;
-        for dep in &task.depends_on {
-            let state: Option<String> =
-                sqlx::query_scalar("SELECT state FROM tasks WHERE job_id = $1 AND task_key = $2")
-                    .bind(job_id.to_string())
-                    .bind(dep)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if state.as_deref() != Some(TaskState::Succeeded.as_str()) {
-                deps_remaining += 1;
-            }
-            sqlx::query("INSERT INTO task_deps (job_id, task_key, dep_key) VALUES ($1, $2, $3)")
-                .bind(job_id.to_string())
-                .bind(&task.key)
-                .bind(dep)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let (state, ready_at) = if deps_remaining == 0 {
-            n_ready += 1;
-            ("ready", Some(now.as_micros()))
-        } else {
-            ("blocked", None)
-        };
-        sqlx::query(
-            "INSERT INTO tasks (id, job_id, task_key, kind, state, ready_at, priority, deps_remaining, attempt, max_attempts, payload, run_after, created_at, progress) \
-             VALUES ($1, $2, $3, $4, $10, $11, $5, $6, 0, $7, $8, $9, $9, 0)",
-        )
-        .bind(TaskId::new_random().to_string())
+impl std::fmt::Debug for JobTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobTx")
+            .field("backend", &self.store.backend)
+            .finish()
+    }
+}
+
+impl JobTx<'_> {
+    /// The transaction's connection, for the caller's own statements.
+    pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Commits, then wakes this process's workers (jobs created in the
+    /// transaction may have ready tasks).
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let store = self.store;
+        self.tx.commit().await?;
+        store.local_wake.notify_waiters();
+        Ok(())
+    }
+}
+
+/// Creates a job and its initial tasks inside `tx`: they exist once `tx`
+/// commits, and not at all if it is rolled back. Tasks without dependencies
+/// are ready at once.
+pub async fn create_job_in(tx: &mut JobTx<'_>, job: NewJob) -> Result<JobId, StoreError> {
+    validate_new_tasks(&job.tasks, &[])?;
+    let job_id = JobId::new_random();
+    let now = Timestamp::now();
+    sqlx::query("INSERT INTO jobs (id, kind, state, priority, input, n_unfinished, created_at) VALUES ($1, $2, 'queued', $3, $4, 0, $5)")
         .bind(job_id.to_string())
-        .bind(&task.key)
-        .bind(&task.kind)
-        .bind(job_priority.saturating_add(task.priority))
-        .bind(deps_remaining)
-        .bind(i64::from(task.max_attempts))
-        .bind(task.payload.to_string())
+        .bind(&job.kind)
+        .bind(job.priority)
+        .bind(job.input.to_string())
         .bind(now.as_micros())
-        .bind(state)
-        .bind(ready_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx.tx)
         .await?;
+    let n_ready = insert_tasks(&mut tx.tx, job_id, job.priority, &job.tasks, now).await?;
+    if n_ready > 0 && tx.store.backend == Backend::Postgres {
+        notify(&mut tx.tx).await?;
     }
-    sqlx::query("UPDATE jobs SET n_unfinished = n_unfinished + $1 WHERE id = $2")
-        .bind(i64::try_from(tasks.len()).unwrap_or(i64::MAX))
-        .bind(job_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(n_ready)
-}
-
-async fn notify(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
-    sqlx::query(&format!("NOTIFY {NOTIFY_CHANNEL}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-fn parse_id<T: std::str::FromStr>(
-    row: &AnyRow,
-    column: &str,
-    table: &'static str,
-) -> Result<T, StoreError> {
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|_| StoreError::Corrupt {
-        table,
-        detail: format!("{column} {text:?} is not an id"),
-    })
-}
-
-fn parse_json(
-    row: &AnyRow,
-    column: &str,
-    table: &'static str,
-) -> Result<serde_json::Value, StoreError> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|error| StoreError::Corrupt {
-        table,
-        detail: format!("{column}: {error}"),
-    })
-}
-
-fn job_from_row(row: &AnyRow) -> Result<JobView, StoreError> {
-    let error_task: Option<String> = row.try_get("error_task")?;
-    let error = match error_task {
-        Some(task) => Some(JobFailure {
-            task,
-            step: row
-                .try_get::<Option<String>, _>("error_step")?
-                .unwrap_or_default(),
-            message: row
-                .try_get::<Option<String>, _>("error_text")?
-                .unwrap_or_default(),
-        }),
-        None => None,
-    };
-    Ok(JobView {
-        id: parse_id(row, "id", "jobs")?,
-        kind: row.try_get("kind")?,
-        state: JobState::parse(&row.try_get::<String, _>("state")?)?,
-        priority: row.try_get("priority")?,
-        input: parse_json(row, "input", "jobs")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        error,
-        tasks: Vec::new(),
-        published: Vec::new(),
-    })
-}
-
-fn task_from_row(row: &AnyRow) -> Result<TaskView, StoreError> {
-    let output: Option<String> = row.try_get("output")?;
-    Ok(TaskView {
-        id: parse_id(row, "id", "tasks")?,
-        key: row.try_get("task_key")?,
-        kind: row.try_get("kind")?,
-        state: TaskState::parse(&row.try_get::<String, _>("state")?)?,
-        attempt: row.try_get("attempt")?,
-        max_attempts: row.try_get("max_attempts")?,
-        worker: row.try_get("worker_id")?,
-        progress: row.try_get("progress")?,
-        ready_at: row.try_get("ready_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        last_error: row.try_get("last_error")?,
-        output: output.and_then(|text| serde_json::from_str(&text).ok()),
-        depends_on: Vec::new(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let policy = RetryPolicy {
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(10),
-        };
-        assert_eq!(policy.delay_after(1), Duration::from_secs(1));
-        assert_eq!(policy.delay_after(2), Duration::from_secs(2));
-        assert_eq!(policy.delay_after(4), Duration::from_secs(8));
-        assert_eq!(policy.delay_after(5), Duration::from_secs(10));
-        assert_eq!(policy.delay_after(400), Duration::from_secs(10));
-    }
-
-    fn task(key: &str, deps: &[&str]) -> NewTask {
-        NewTask {
-            key: key.to_string(),
-            kind: "noop".to_string(),
-            priority: 0,
-            payload: serde_json::Value::Null,
-            depends_on: deps.iter().map(|dep| dep.to_string()).collect(),
-            max_attempts: 1,
-        }
-    }
-
-    #[test]
-    fn rejects_forward_and_unknown_dependencies() {
-        assert!(validate_new_tasks(&[task("a", &[]), task("b", &["a"])], &[]).is_ok());
-        assert!(validate_new_tasks(&[task("a", &["b"]), task("b", &[])], &[]).is_err());
-        assert!(validate_new_tasks(&[task("a", &["a"])], &[]).is_err());
-        assert!(validate_new_tasks(&[task("a", &[]), task("a", &[])], &[]).is_err());
-        assert!(validate_new_tasks(&[task("b", &["a"])], &["a".to_string()]).is_ok());
-    }
+    Ok(job_id)
 }

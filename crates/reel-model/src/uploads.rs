@@ -18,7 +18,7 @@ use rand::RngCore;
 use reel_core::{Timestamp, VideoId};
 use sqlx::Row;
 
-use crate::store::{JobStore, StoreError};
+use reel_jobs::store::{JobStore, StoreError};
 
 /// Identifies an upload: 32 lowercase hex digits, safe in URLs and object keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -207,98 +207,128 @@ fn from_db(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-impl JobStore {
+/// The `uploads` and `upload_parts` tables, on the engine's database.
+pub trait Uploads: Sync {
+    /// The engine store whose pool holds the tables.
+    fn jobs(&self) -> &JobStore;
+
     /// Bytes an API key holds: its videos' sources plus its unfinished
     /// uploads' declared lengths (for the per-key quota).
-    pub async fn bytes_used_by(&self, owner: &str) -> Result<u64, StoreError> {
-        let videos: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(source_size), 0) AS BIGINT) FROM videos WHERE owner = $1",
-        )
-        .bind(owner)
-        .fetch_one(self.pool())
-        .await?;
-        let uploads: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND state IN ('open', 'completing')")
+    fn bytes_used_by(
+        &self,
+        owner: &str,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let videos: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(source_size), 0) AS BIGINT) FROM videos WHERE owner = $1",
+            )
             .bind(owner)
-            .fetch_one(self.pool())
+            .fetch_one(self.jobs().pool())
             .await?;
-        Ok(u64::try_from(videos.max(0)).unwrap_or(0) + u64::try_from(uploads.max(0)).unwrap_or(0))
+            let uploads: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND state IN ('open', 'completing')")
+                .bind(owner)
+                .fetch_one(self.jobs().pool())
+                .await?;
+            Ok(u64::try_from(videos.max(0)).unwrap_or(0)
+                + u64::try_from(uploads.max(0)).unwrap_or(0))
+        }
     }
 
     /// Why `length` more bytes would take `owner` past `quota` (None: within it, or no quota).
-    pub async fn quota_excess(
+    fn quota_excess(
         &self,
         owner: &str,
         quota: Option<u64>,
         length: u64,
-    ) -> Result<Option<String>, StoreError> {
-        let Some(quota) = quota else {
-            return Ok(None);
-        };
-        let used = self.bytes_used_by(owner).await?;
-        Ok((used.saturating_add(length) > quota).then(|| {
-            format!(
-                "key {owner:?} holds {used} bytes; {length} more would pass its quota of {quota} bytes: delete videos or raise limits.quota_per_key"
-            )
-        }))
+    ) -> impl std::future::Future<Output = Result<Option<String>, StoreError>> + Send {
+        async move {
+            let Some(quota) = quota else {
+                return Ok(None);
+            };
+            let used = self.bytes_used_by(owner).await?;
+            Ok((used.saturating_add(length) > quota).then(|| {
+                format!(
+                    "key {owner:?} holds {used} bytes; {length} more would pass its quota of {quota} bytes: delete videos or raise limits.quota_per_key"
+                )
+            }))
+        }
     }
 
     /// Records a new open upload.
-    pub async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO uploads (id, owner, protocol, length, upload_offset, part_size, declared_sha256, filename, metadata, concat, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")
-            .bind(upload.id.as_str())
-            .bind(&upload.owner)
-            .bind(upload.protocol.as_str())
-            .bind(upload.length.map(to_db))
-            .bind(to_db(upload.offset))
-            .bind(to_db(upload.part_size))
-            .bind(&upload.declared_sha256)
-            .bind(&upload.filename)
-            .bind(upload.metadata.to_string())
-            .bind(upload.concat.as_ref().map(UploadConcat::to_column))
-            .bind(Timestamp::now().as_micros())
-            .bind(upload.expires_at.as_micros())
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    fn create_upload(
+        &self,
+        upload: &NewUpload,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            sqlx::query("INSERT INTO uploads (id, owner, protocol, length, upload_offset, part_size, declared_sha256, filename, metadata, concat, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")
+                .bind(upload.id.as_str())
+                .bind(&upload.owner)
+                .bind(upload.protocol.as_str())
+                .bind(upload.length.map(to_db))
+                .bind(to_db(upload.offset))
+                .bind(to_db(upload.part_size))
+                .bind(&upload.declared_sha256)
+                .bind(&upload.filename)
+                .bind(upload.metadata.to_string())
+                .bind(upload.concat.as_ref().map(UploadConcat::to_column))
+                .bind(Timestamp::now().as_micros())
+                .bind(upload.expires_at.as_micros())
+                .execute(self.jobs().pool())
+                .await?;
+            Ok(())
+        }
     }
 
     /// One upload, if it exists.
-    pub async fn upload(&self, id: &UploadId) -> Result<Option<UploadRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(upload_from_row).transpose()
+    fn upload(
+        &self,
+        id: &UploadId,
+    ) -> impl std::future::Future<Output = Result<Option<UploadRow>, StoreError>> + Send {
+        async move {
+            let row = sqlx::query("SELECT * FROM uploads WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.jobs().pool())
+                .await?;
+            row.as_ref().map(upload_from_row).transpose()
+        }
     }
 
     /// Takes or renews the upload's lease for `holder` until `lease` from
     /// now; false if another holder's lease is still running (or no such
     /// upload exists).
-    pub async fn lock_upload(
+    fn lock_upload(
         &self,
         id: &UploadId,
         holder: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
-        let now = Timestamp::now();
-        let result = sqlx::query("UPDATE uploads SET lock_owner = $1, lock_until = $2 WHERE id = $3 AND (lock_owner IS NULL OR lock_until < $4 OR lock_owner = $1)")
-            .bind(holder)
-            .bind(now.plus(lease).as_micros())
-            .bind(id.as_str())
-            .bind(now.as_micros())
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let now = Timestamp::now();
+            let result = sqlx::query("UPDATE uploads SET lock_owner = $1, lock_until = $2 WHERE id = $3 AND (lock_owner IS NULL OR lock_until < $4 OR lock_owner = $1)")
+                .bind(holder)
+                .bind(now.plus(lease).as_micros())
+                .bind(id.as_str())
+                .bind(now.as_micros())
+                .execute(self.jobs().pool())
+                .await?;
+            Ok(result.rows_affected() == 1)
+        }
     }
 
     /// Releases the lease if `holder` still has it.
-    pub async fn unlock_upload(&self, id: &UploadId, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET lock_owner = NULL, lock_until = NULL WHERE id = $1 AND lock_owner = $2")
-            .bind(id.as_str())
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    fn unlock_upload(
+        &self,
+        id: &UploadId,
+        holder: &str,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            sqlx::query("UPDATE uploads SET lock_owner = NULL, lock_until = NULL WHERE id = $1 AND lock_owner = $2")
+                .bind(id.as_str())
+                .bind(holder)
+                .execute(self.jobs().pool())
+                .await?;
+            Ok(())
+        }
     }
 
     /// Records `parts` (numbered after the upload's existing parts) and
@@ -306,171 +336,216 @@ impl JobStore {
     /// is open, its offset is still `expected_offset` and the new offset does
     /// not pass its length. False (and nothing recorded) otherwise: another
     /// writer got there first.
-    pub async fn record_upload_parts(
+    fn record_upload_parts(
         &self,
         id: &UploadId,
         expected_offset: u64,
         parts: &[UploadPart],
-    ) -> Result<bool, StoreError> {
-        let added: u64 = parts.iter().map(|part| part.size).sum();
-        let new_offset = expected_offset.saturating_add(added);
-        let now = Timestamp::now().as_micros();
-        let mut tx = self.pool().begin().await?;
-        // The guarded write comes first: on SQLite it takes the write lock
-        // before the transaction reads anything, so it cannot fail on a
-        // stale snapshot.
-        let advanced = sqlx::query("UPDATE uploads SET upload_offset = $1 WHERE id = $2 AND upload_offset = $3 AND state = 'open' AND (length IS NULL OR length >= $1)")
-            .bind(to_db(new_offset))
-            .bind(id.as_str())
-            .bind(to_db(expected_offset))
-            .execute(&mut *tx)
-            .await?;
-        if advanced.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for part in parts {
-            sqlx::query("INSERT INTO upload_parts (upload_id, part_number, size, sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let added: u64 = parts.iter().map(|part| part.size).sum();
+            let new_offset = expected_offset.saturating_add(added);
+            let now = Timestamp::now().as_micros();
+            let mut tx = self.jobs().pool().begin().await?;
+            // The guarded write comes first: on SQLite it takes the write lock
+            // before the transaction reads anything, so it cannot fail on a
+            // stale snapshot.
+            let advanced = sqlx::query("UPDATE uploads SET upload_offset = $1 WHERE id = $2 AND upload_offset = $3 AND state = 'open' AND (length IS NULL OR length >= $1)")
+                .bind(to_db(new_offset))
                 .bind(id.as_str())
-                .bind(i64::from(part.number))
-                .bind(to_db(part.size))
-                .bind(&part.sha256)
-                .bind(now)
+                .bind(to_db(expected_offset))
                 .execute(&mut *tx)
                 .await?;
+            if advanced.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for part in parts {
+                sqlx::query("INSERT INTO upload_parts (upload_id, part_number, size, sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id.as_str())
+                    .bind(i64::from(part.number))
+                    .bind(to_db(part.size))
+                    .bind(&part.sha256)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         }
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The upload's recorded parts, in order.
-    pub async fn upload_parts(&self, id: &UploadId) -> Result<Vec<UploadPart>, StoreError> {
-        let rows = sqlx::query("SELECT part_number, size, sha256 FROM upload_parts WHERE upload_id = $1 ORDER BY part_number")
-            .bind(id.as_str())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let number: i64 = row.try_get("part_number")?;
-                Ok(UploadPart {
-                    number: u32::try_from(number).map_err(|_| StoreError::Corrupt {
-                        table: "upload_parts",
-                        detail: format!("part number {number} of upload {id} is out of range"),
-                    })?,
-                    size: from_db(row.try_get("size")?),
-                    sha256: row.try_get("sha256")?,
+    fn upload_parts(
+        &self,
+        id: &UploadId,
+    ) -> impl std::future::Future<Output = Result<Vec<UploadPart>, StoreError>> + Send {
+        async move {
+            let rows = sqlx::query("SELECT part_number, size, sha256 FROM upload_parts WHERE upload_id = $1 ORDER BY part_number")
+                .bind(id.as_str())
+                .fetch_all(self.jobs().pool())
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let number: i64 = row.try_get("part_number")?;
+                    Ok(UploadPart {
+                        number: u32::try_from(number).map_err(|_| StoreError::Corrupt {
+                            table: "upload_parts",
+                            detail: format!("part number {number} of upload {id} is out of range"),
+                        })?,
+                        size: from_db(row.try_get("size")?),
+                        sha256: row.try_get("sha256")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        }
     }
 
     /// Sets a deferred length; false if the length is already known, the
     /// upload is not open, or more than `length` bytes are already stored.
-    pub async fn set_upload_length(&self, id: &UploadId, length: u64) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE uploads SET length = $1 WHERE id = $2 AND length IS NULL AND state = 'open' AND upload_offset <= $1")
-            .bind(to_db(length))
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+    fn set_upload_length(
+        &self,
+        id: &UploadId,
+        length: u64,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let result = sqlx::query("UPDATE uploads SET length = $1 WHERE id = $2 AND length IS NULL AND state = 'open' AND upload_offset <= $1")
+                .bind(to_db(length))
+                .bind(id.as_str())
+                .execute(self.jobs().pool())
+                .await?;
+            Ok(result.rows_affected() == 1)
+        }
     }
 
     /// Moves a fully stored upload to `completing` and returns the video id
     /// its completion must use: one chosen by an earlier, interrupted
     /// completion if any, else `video_id`. `None` if the upload is not open
     /// or completing, or not every byte is stored.
-    pub async fn begin_upload_completion(
+    fn begin_upload_completion(
         &self,
         id: &UploadId,
         video_id: VideoId,
-    ) -> Result<Option<VideoId>, StoreError> {
-        let result = sqlx::query("UPDATE uploads SET state = 'completing', video_id = COALESCE(video_id, $1) WHERE id = $2 AND state IN ('open', 'completing') AND length IS NOT NULL AND upload_offset = length")
-            .bind(video_id.to_string())
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
-        if result.rows_affected() != 1 {
-            return Ok(None);
-        }
-        match self.upload(id).await? {
-            Some(row) => Ok(row.video_id),
-            None => Ok(None),
+    ) -> impl std::future::Future<Output = Result<Option<VideoId>, StoreError>> + Send {
+        async move {
+            let result = sqlx::query("UPDATE uploads SET state = 'completing', video_id = COALESCE(video_id, $1) WHERE id = $2 AND state IN ('open', 'completing') AND length IS NOT NULL AND upload_offset = length")
+                .bind(video_id.to_string())
+                .bind(id.as_str())
+                .execute(self.jobs().pool())
+                .await?;
+            if result.rows_affected() != 1 {
+                return Ok(None);
+            }
+            match self.upload(id).await? {
+                Some(row) => Ok(row.video_id),
+                None => Ok(None),
+            }
         }
     }
 
     /// Marks a completing upload complete and forgets its parts.
-    pub async fn complete_upload(&self, id: &UploadId) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let result = sqlx::query("UPDATE uploads SET state = 'complete', error = NULL WHERE id = $1 AND state = 'completing'")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(result.rows_affected() == 1)
+    fn complete_upload(
+        &self,
+        id: &UploadId,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let mut tx = self.jobs().pool().begin().await?;
+            let result = sqlx::query("UPDATE uploads SET state = 'complete', error = NULL WHERE id = $1 AND state = 'completing'")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(result.rows_affected() == 1)
+        }
     }
 
     /// Returns a completing upload to `open` after a completion failed for
     /// a reason a retry may fix, recording why.
-    pub async fn reopen_upload(&self, id: &UploadId, error: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE uploads SET state = 'open', error = $1 WHERE id = $2 AND state = 'completing'",
-        )
-        .bind(error)
-        .bind(id.as_str())
-        .execute(self.pool())
-        .await?;
-        Ok(result.rows_affected() == 1)
+    fn reopen_upload(
+        &self,
+        id: &UploadId,
+        error: &str,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let result = sqlx::query(
+                "UPDATE uploads SET state = 'open', error = $1 WHERE id = $2 AND state = 'completing'",
+            )
+            .bind(error)
+            .bind(id.as_str())
+            .execute(self.jobs().pool())
+            .await?;
+            Ok(result.rows_affected() == 1)
+        }
     }
 
     /// Aborts an open or completing upload, recording why, and forgets its
     /// parts (the caller deletes their objects).
-    pub async fn abort_upload(&self, id: &UploadId, error: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let result = sqlx::query("UPDATE uploads SET state = 'aborted', error = $1 WHERE id = $2 AND state IN ('open', 'completing')")
-            .bind(error)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(result.rows_affected() == 1)
+    fn abort_upload(
+        &self,
+        id: &UploadId,
+        error: &str,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let mut tx = self.jobs().pool().begin().await?;
+            let result = sqlx::query("UPDATE uploads SET state = 'aborted', error = $1 WHERE id = $2 AND state IN ('open', 'completing')")
+                .bind(error)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(result.rows_affected() == 1)
+        }
     }
 
     /// Up to `limit` open or completing uploads whose expiry is before `now`,
     /// oldest first.
-    pub async fn expired_uploads(
+    fn expired_uploads(
         &self,
         now: Timestamp,
         limit: i64,
-    ) -> Result<Vec<UploadRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM uploads WHERE state IN ('open', 'completing') AND expires_at < $1 ORDER BY expires_at LIMIT $2")
-            .bind(now.as_micros())
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(upload_from_row).collect()
+    ) -> impl std::future::Future<Output = Result<Vec<UploadRow>, StoreError>> + Send {
+        async move {
+            let rows = sqlx::query("SELECT * FROM uploads WHERE state IN ('open', 'completing') AND expires_at < $1 ORDER BY expires_at LIMIT $2")
+                .bind(now.as_micros())
+                .bind(limit)
+                .fetch_all(self.jobs().pool())
+                .await?;
+            rows.iter().map(upload_from_row).collect()
+        }
     }
 
     /// Removes an upload and its parts' rows; returns whether it existed.
-    pub async fn delete_upload(&self, id: &UploadId) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let result = sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(result.rows_affected() == 1)
+    fn delete_upload(
+        &self,
+        id: &UploadId,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let mut tx = self.jobs().pool().begin().await?;
+            let result = sqlx::query("DELETE FROM uploads WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(result.rows_affected() == 1)
+        }
+    }
+}
+
+impl Uploads for JobStore {
+    fn jobs(&self) -> &JobStore {
+        self
     }
 }
 
