@@ -10,7 +10,7 @@ use reel_webhooks::{WebhookError, WebhookStore};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ApiError, AppState, Authenticated};
+use crate::{Admin, ApiError, AppState};
 
 /// The webhook tables over the job store's pool.
 pub(crate) fn webhook_store(state: &AppState) -> WebhookStore {
@@ -22,16 +22,9 @@ impl From<WebhookError> for ApiError {
         match error {
             WebhookError::Invalid(message) => Self::BadRequest(message),
             WebhookError::Limit(message) => Self::Conflict(message),
-            other => Self::Internal(other.to_string()),
+            other => ApiError::internal("the webhook store", &other),
         }
     }
-}
-
-/// Webhooks are the administrator's: the events name every owner's videos.
-// TODO(model): refuse non-admin keys with 403 once keys have roles
-// (issue 13 point 1); every webhook route goes through here.
-fn require_admin(_caller: &Authenticated) -> Result<(), ApiError> {
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -40,38 +33,37 @@ pub(crate) struct CreateWebhook {
     events: Vec<String>,
 }
 
+/// Webhooks are the administrator's (the `Admin` extractor on every route):
+/// the events name every owner's videos.
 pub(crate) async fn create_webhook(
-    caller: Authenticated,
+    Admin(caller): Admin,
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
     let request: CreateWebhook = serde_json::from_slice(&body).map_err(|error| {
         ApiError::BadRequest(format!(
             "invalid webhook: {error}; expected {{\"url\": \"https://…\", \"events\": [\"video.ready\", …]}}"
         ))
     })?;
     let created = webhook_store(&state)
-        .create(&request.url, &request.events, Some(&caller.0))
+        .create(&request.url, &request.events, Some(&caller.key_id))
         .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 pub(crate) async fn list_webhooks(
-    caller: Authenticated,
+    Admin(caller): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
     let webhooks = webhook_store(&state).list().await?;
     Ok(Json(json!({"webhooks": webhooks})).into_response())
 }
 
 pub(crate) async fn delete_webhook(
-    caller: Authenticated,
+    Admin(caller): Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
     if !webhook_store(&state).delete(&id).await? {
         return Err(ApiError::NotFound(format!("no webhook with id {id}")));
     }

@@ -78,3 +78,33 @@ async fn verify_and_selftest_jobs_need_the_admin_role() {
         .expect("selftest");
     assert_eq!(selftest.status(), 201);
 }
+
+/// Webhooks carry every owner's events: an uploader may not subscribe, list
+/// or delete them, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_need_the_admin_role() {
+    let t = Tenants::start();
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "events": ["video.ready"]});
+    let created = t
+        .request(Method::POST, "/v1/webhooks", &t.admin)
+        .json(&hook)
+        .send()
+        .await
+        .expect("admin subscribes");
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("webhook json");
+    let id = created["id"].as_str().expect("webhook id").to_string();
+    for response in [
+        t.request(Method::POST, "/v1/webhooks", &t.mallory).json(&hook),
+        t.request(Method::GET, "/v1/webhooks", &t.mallory),
+        t.request(Method::DELETE, &format!("/v1/webhooks/{id}"), &t.mallory),
+    ] {
+        let message = refusal(response.send().await.expect("webhook request"), 403).await;
+        assert!(message.contains("needs the admin role"), "{message}");
+    }
+    let (status, listed) = t.get("/v1/webhooks", &t.admin).await;
+    assert_eq!(status, 200);
+    let listed = listed["webhooks"].as_array().expect("webhooks");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], id.as_str());
+}
