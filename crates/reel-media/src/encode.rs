@@ -689,7 +689,12 @@ mod tests {
                 other: 0,
             },
         };
-        plan(&info, &PlanSettings::standard())
+        // Two-segment chunks, as these tests were written for.
+        let settings = PlanSettings {
+            segments_per_chunk: 2,
+            ..PlanSettings::standard()
+        };
+        plan(&info, &settings)
             .expect("plannable")
             .video
             .expect("video")

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use reel_core::FrameRate;
+use reel_core::{ByteSize, FrameRate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -30,35 +30,52 @@ pub const ALLOWED_DEMUXERS: &str =
 /// How many seconds of video packets the frame-rate pass reads.
 const PACKET_PASS_SECONDS: u32 = 10;
 
-/// What reel accepts as input. There is no `Default`: every caller picks its
-/// limits, or takes [`MediaLimits::standard`] explicitly.
+/// What reel accepts as input: the `[limits]` section of `reel.toml`, with
+/// its one set of defaults, [`MediaLimits::standard`]. There is no
+/// `Default`: every caller picks its limits, or takes the standard ones
+/// explicitly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default = "MediaLimits::standard")]
 pub struct MediaLimits {
-    /// The largest file, in bytes.
-    pub max_size_bytes: u64,
-    /// The longest title.
+    /// The largest file one request may upload.
+    pub max_upload_size: ByteSize,
+    /// Time limit of one ffprobe run.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// The longest video accepted.
+    #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
-    /// The widest video, in coded pixels.
+    /// The widest video accepted, in coded pixels.
     pub max_width: u32,
-    /// The tallest video, in coded pixels.
+    /// The tallest video accepted, in coded pixels.
     pub max_height: u32,
-    /// The most streams of any kind in the container.
+    /// The most streams of any kind a source may have.
     pub max_streams: u32,
-    /// The highest video frame rate.
+    /// The highest video frame rate accepted.
     pub max_frame_rate: FrameRate,
+    /// The most bytes one API key may hold: its videos' sources plus its
+    /// unfinished uploads (unset: no quota).
+    pub quota_per_key: Option<ByteSize>,
+    /// The address space of one ffmpeg or ffprobe child (RLIMIT_AS); a
+    /// decode that needs more fails instead of exhausting the host.
+    pub ffmpeg_memory: ByteSize,
 }
 
 impl MediaLimits {
-    /// The limits for ordinary uploads: 20 GiB, 6 hours, 8192x8192 pixels,
-    /// 16 streams, 240 frames per second.
+    /// The limits for ordinary uploads: 20 GiB, a 60 s probe, 6 hours,
+    /// 8192x8192 pixels, 16 streams, 240 frames per second, no quota, 2 GiB
+    /// of address space per ffmpeg.
     pub fn standard() -> MediaLimits {
         MediaLimits {
-            max_size_bytes: 20 * 1024 * 1024 * 1024,
+            max_upload_size: ByteSize::from_bytes(20 << 30),
+            probe_timeout: Duration::from_secs(60),
             max_duration: Duration::from_secs(6 * 3600),
             max_width: 8192,
             max_height: 8192,
             max_streams: 16,
             max_frame_rate: FrameRate::new(240, 1).expect("240 is a positive rate"),
+            quota_per_key: None,
+            ffmpeg_memory: ByteSize::from_bytes(2 << 30),
         }
     }
 }
@@ -194,10 +211,10 @@ pub async fn inspect(
     if size_bytes == 0 {
         return Err(MediaError::unprocessable("the file is empty"));
     }
-    if size_bytes > limits.max_size_bytes {
+    if size_bytes > limits.max_upload_size.bytes() {
         return Err(MediaError::unprocessable(format!(
             "the file is {size_bytes} bytes, over the limit of {} bytes",
-            limits.max_size_bytes
+            limits.max_upload_size.bytes()
         )));
     }
     let json = ffprobe_json(path, timeout)

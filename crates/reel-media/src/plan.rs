@@ -39,8 +39,8 @@ impl PlanSettings {
     /// specification: 1080p 6000k, 720p 3000k, 480p 1100k, 360p 730k and
     /// 240p 145k. (Apple lists 432p at 730k and 1100k and 360p at 365k;
     /// reel's 480p takes the 1100k rung and its 360p the 730k one, because
-    /// 365k at 360p looks poor with x264's fast presets.) Chunks are two
-    /// segments, about 8 s.
+    /// 365k at 360p looks poor with x264's fast presets.) Chunks are one
+    /// segment, about 4 s: the default of `encode.segments_per_chunk`.
     pub fn standard() -> PlanSettings {
         let rung = |name: &str, short_side, bitrate_kbps| Rung {
             name: name.to_string(),
@@ -55,7 +55,7 @@ impl PlanSettings {
                 rung("360p", 360, 730),
                 rung("240p", 240, 145),
             ],
-            segments_per_chunk: 2,
+            segments_per_chunk: 1,
         }
     }
 }

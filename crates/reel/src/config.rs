@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use reel_core::ByteSize;
+use reel_media::{encode::EncodeSettings, plan::PlanSettings};
 use serde::{Deserialize, Serialize};
+
+pub mod env;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -98,8 +101,8 @@ pub struct EncodeConfig {
 impl Default for EncodeConfig {
     fn default() -> Self {
         Self {
-            preset: "veryfast".to_string(),
-            segments_per_chunk: 1,
+            preset: EncodeSettings::standard().preset,
+            segments_per_chunk: PlanSettings::standard().segments_per_chunk,
             lowest_rendition_first: true,
             x264_threads: 0,
             time_per_media_second: Duration::from_secs(30),
@@ -166,30 +169,9 @@ pub struct WorkerSection {
     pub source_cache: ByteSize,
 }
 
-/// Limits.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// The largest file one request may upload.
-    pub max_upload_size: ByteSize,
-    /// Time limit of one ffprobe run.
-    #[serde(with = "humantime_serde")]
-    pub probe_timeout: Duration,
-    /// The longest video accepted.
-    #[serde(with = "humantime_serde")]
-    pub max_duration: Duration,
-    /// The widest video accepted, in pixels.
-    pub max_width: u32,
-    /// The tallest video accepted, in pixels.
-    pub max_height: u32,
-    /// The most streams a source may have.
-    pub max_streams: u32,
-    /// The most bytes one API key may hold: its videos' sources plus its unfinished uploads (unset: no quota).
-    pub quota_per_key: Option<ByteSize>,
-    /// The address space of one ffmpeg or ffprobe child (RLIMIT_AS); a
-    /// decode that needs more fails instead of exhausting the host.
-    pub ffmpeg_memory: ByteSize,
-}
+/// The `[limits]` section: what users may submit, and what the media tools
+/// may use (one type with `reel-media`, which enforces it).
+pub type LimitsConfig = reel_media::MediaLimits;
 
 /// An S3-compatible store.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -209,7 +191,7 @@ impl Default for Config {
             storage: None,
             server: ServerConfig::default(),
             worker: WorkerSection::default(),
-            limits: LimitsConfig::default(),
+            limits: LimitsConfig::standard(),
             s3: S3Config::default(),
             encode: EncodeConfig::default(),
             steering: SteeringConfig::default(),
@@ -243,21 +225,6 @@ impl Default for WorkerSection {
             retry_max: Duration::from_secs(300),
             scratch_dir: None,
             source_cache: ByteSize::from_bytes(reel_pipeline::video::DEFAULT_SOURCE_CACHE_BYTES),
-        }
-    }
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_upload_size: ByteSize::from_bytes(20 << 30),
-            probe_timeout: Duration::from_secs(60),
-            max_duration: Duration::from_secs(6 * 3600),
-            max_width: 8192,
-            max_height: 8192,
-            max_streams: 16,
-            quota_per_key: None,
-            ffmpeg_memory: ByteSize::from_bytes(2 << 30),
         }
     }
 }
@@ -307,125 +274,9 @@ impl Config {
         Ok(config)
     }
 
+    /// Sets every key named by a `REEL_*` variable (see [`env`]).
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|error| {
-                anyhow::anyhow!("environment variable {name}={value:?} is invalid: {error}")
-            })
-        }
-        fn duration(name: &str, value: &str) -> anyhow::Result<Duration> {
-            humantime::parse_duration(value).with_context(|| {
-                format!("environment variable {name}={value:?} is not a duration such as 30s")
-            })
-        }
-        if let Some(value) = var("REEL_DATA_DIR") {
-            self.data_dir = PathBuf::from(value);
-        }
-        if let Some(value) = var("REEL_DATABASE") {
-            self.database = Some(value);
-        }
-        if let Some(value) = var("REEL_STORAGE") {
-            self.storage = Some(value);
-        }
-        if let Some(value) = var("REEL_WEB_DIR") {
-            self.server.web_dir = Some(PathBuf::from(value));
-        }
-        if let Some(value) = var("REEL_EDGE_SECRET") {
-            self.server.edge_secret = Some(value);
-        }
-        if let Some(value) = var("REEL_LISTEN") {
-            self.server.listen = parse("REEL_LISTEN", &value)?;
-        }
-        if let Some(value) = var("REEL_SERVER_PUBLIC_URL") {
-            self.server.public_url = Some(value);
-        }
-        if let Some(value) = var("REEL_SERVER_MAX_CONNECTIONS") {
-            self.server.max_connections = parse("REEL_SERVER_MAX_CONNECTIONS", &value)?;
-        }
-        if let Some(value) = var("REEL_SERVER_HEADER_READ_TIMEOUT") {
-            self.server.header_read_timeout = duration("REEL_SERVER_HEADER_READ_TIMEOUT", &value)?;
-        }
-        if let Some(value) = var("REEL_SERVER_BODY_IDLE_TIMEOUT") {
-            self.server.body_idle_timeout = duration("REEL_SERVER_BODY_IDLE_TIMEOUT", &value)?;
-        }
-        if let Some(value) = var("REEL_SERVER_WORKERS") {
-            self.server.workers = parse("REEL_SERVER_WORKERS", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_SLOTS") {
-            self.worker.slots = parse("REEL_WORKER_SLOTS", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_LEASE") {
-            self.worker.lease = duration("REEL_WORKER_LEASE", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_HEARTBEAT") {
-            self.worker.heartbeat = duration("REEL_WORKER_HEARTBEAT", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_POLL") {
-            self.worker.poll = duration("REEL_WORKER_POLL", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_SOURCE_CACHE") {
-            self.worker.source_cache = parse("REEL_WORKER_SOURCE_CACHE", &value)?;
-        }
-        if let Some(value) = var("REEL_WORKER_RETRY_BASE") {
-            self.worker.retry_base = duration("REEL_WORKER_RETRY_BASE", &value)?;
-        }
-        if let Some(value) = var("REEL_MAX_UPLOAD_SIZE") {
-            self.limits.max_upload_size = parse("REEL_MAX_UPLOAD_SIZE", &value)?;
-        }
-        if let Some(value) = var("REEL_QUOTA_PER_KEY") {
-            self.limits.quota_per_key = Some(parse("REEL_QUOTA_PER_KEY", &value)?);
-        }
-        if let Some(value) = var("REEL_MAX_WIDTH") {
-            self.limits.max_width = parse("REEL_MAX_WIDTH", &value)?;
-        }
-        if let Some(value) = var("REEL_MAX_HEIGHT") {
-            self.limits.max_height = parse("REEL_MAX_HEIGHT", &value)?;
-        }
-        if let Some(value) = var("REEL_FFMPEG_MEMORY") {
-            self.limits.ffmpeg_memory = parse("REEL_FFMPEG_MEMORY", &value)?;
-        }
-        if let Some(value) = var("REEL_MAX_DURATION") {
-            self.limits.max_duration = duration("REEL_MAX_DURATION", &value)?;
-        }
-        if let Some(value) = var("REEL_ENCODE_PRESET") {
-            self.encode.preset = value;
-        }
-        if let Some(value) = var("REEL_ENCODE_SEGMENTS_PER_CHUNK") {
-            self.encode.segments_per_chunk = parse("REEL_ENCODE_SEGMENTS_PER_CHUNK", &value)?;
-        }
-        if let Some(value) = var("REEL_ENCODE_LOWEST_RENDITION_FIRST") {
-            self.encode.lowest_rendition_first =
-                parse("REEL_ENCODE_LOWEST_RENDITION_FIRST", &value)?;
-        }
-        if let Some(value) = var("REEL_ENCODE_X264_THREADS") {
-            self.encode.x264_threads = parse("REEL_ENCODE_X264_THREADS", &value)?;
-        }
-        if let Some(value) = var("REEL_S3_ENDPOINT") {
-            self.s3.endpoint = Some(value);
-        }
-        if let Some(value) = var("REEL_S3_REGION") {
-            self.s3.region = Some(value);
-        }
-        if let Some(value) = var("REEL_STEERING_TTL") {
-            self.steering.ttl = duration("REEL_STEERING_TTL", &value)?;
-        }
-        if let Some(value) = var("REEL_STEERING_HEALTH_INTERVAL") {
-            self.steering.health_interval = duration("REEL_STEERING_HEALTH_INTERVAL", &value)?;
-        }
-        if let Some(value) = var("REEL_STEERING_NETWORKS") {
-            self.steering.networks = value
-                .split(';')
-                .map(str::trim)
-                .filter(|rule| !rule.is_empty())
-                .map(str::to_string)
-                .collect();
-        }
-        if let Some(value) = var("REEL_STEERING_GEOIP_DB") {
-            self.steering.geoip_db = Some(PathBuf::from(value));
-        }
+        *self = env::apply(self, var)?;
         Ok(())
     }
 
@@ -536,6 +387,9 @@ impl Config {
         resolved.storage = Some(redact_url(&self.storage_url()?));
         resolved.s3.endpoint = self.s3.endpoint.as_deref().map(redact_url);
         resolved.server.public_url = self.server.public_url.as_deref().map(redact_url);
+        if resolved.server.edge_secret.is_some() {
+            resolved.server.edge_secret = Some("***".to_string());
+        }
         for edge in &mut resolved.steering.edges {
             edge.url = redact_url(&edge.url);
         }
@@ -625,5 +479,132 @@ mod tests {
             .apply_env(|name| (name == "REEL_WORKER_LEASE").then(|| "soon".to_string()))
             .expect_err("bad duration");
         assert!(format!("{error:#}").contains("REEL_WORKER_LEASE"));
+    }
+    /// The rows of README.md's configuration table: each row's backticked
+    /// names in the key, env and default columns.
+    fn readme_rows() -> Vec<[Vec<String>; 3]> {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("README.md has a Configuration section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let ticked = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split(" | ").collect();
+                assert!(cells.len() >= 4, "a short row: {line}");
+                [ticked(cells[0]), ticked(cells[1]), ticked(cells[2])]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readme_table_lists_every_key() {
+        let keys = env::keys();
+        let defaults = serde_json::to_value(Config::default()).expect("serializes");
+        let mut listed = Vec::new();
+        for [names, envs, default] in readme_rows() {
+            assert_eq!(names.len(), 1, "one key per row: {names:?}");
+            let key = &names[0];
+            listed.push(key.clone());
+            assert_eq!(envs, env::names(key), "the env column of {key}");
+            let value = key.split('.').fold(&defaults, |node, part| &node[part]);
+            let expected = match value {
+                serde_json::Value::String(text) => Some(text.clone()),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                    Some(value.to_string())
+                }
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                assert_eq!(
+                    default.first(),
+                    Some(&expected),
+                    "the default column of {key}"
+                );
+            }
+        }
+        let mut sorted = listed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), listed.len(), "a key listed twice: {listed:?}");
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(
+            sorted, expected,
+            "README.md's table against the Config struct"
+        );
+    }
+
+    #[test]
+    fn every_key_is_settable_from_the_environment() {
+        let vars = [
+            ("REEL_SERVER_LISTEN", "127.0.0.1:9000"),
+            ("REEL_LISTEN", "127.0.0.1:9001"),
+            ("REEL_WEB_DIR", "/srv/web"),
+            ("REEL_WORKER_RETRY_MAX", "7m"),
+            ("REEL_MAX_UPLOAD_SIZE", "3GiB"),
+            ("REEL_LIMITS_PROBE_TIMEOUT", "9s"),
+            ("REEL_LIMITS_MAX_FRAME_RATE", "30000/1001"),
+            ("REEL_QUOTA_PER_KEY", "1GiB"),
+            ("REEL_ENCODE_LOWEST_RENDITION_FIRST", "false"),
+            ("REEL_ENCODE_TIME_PER_MEDIA_SECOND", "45s"),
+            (
+                "REEL_STEERING_NETWORKS",
+                "10.0.0.0/8=1,2; ;192.168.0.0/16=3,4",
+            ),
+            (
+                "REEL_STEERING_EDGES",
+                "[{name = \"a\", url = \"http://a:8081\", location = \"1,2\"}]",
+            ),
+        ];
+        let mut config = Config::default();
+        config
+            .apply_env(|name| {
+                vars.iter()
+                    .find(|(var, _)| *var == name)
+                    .map(|(_, value)| value.to_string())
+            })
+            .expect("valid env");
+        assert_eq!(
+            config.server.listen,
+            "127.0.0.1:9000".parse().expect("addr")
+        );
+        assert_eq!(
+            config.server.web_dir.as_deref(),
+            Some(Path::new("/srv/web"))
+        );
+        assert_eq!(config.worker.retry_max, Duration::from_secs(420));
+        assert_eq!(config.limits.max_upload_size.bytes(), 3 << 30);
+        assert_eq!(config.limits.probe_timeout, Duration::from_secs(9));
+        assert_eq!(config.limits.max_frame_rate.to_string(), "30000/1001");
+        assert_eq!(
+            config.limits.quota_per_key.map(|q| q.bytes()),
+            Some(1 << 30)
+        );
+        assert!(!config.encode.lowest_rendition_first);
+        assert_eq!(config.encode.time_per_media_second, Duration::from_secs(45));
+        assert_eq!(
+            config.steering.networks,
+            ["10.0.0.0/8=1,2", "192.168.0.0/16=3,4"]
+        );
+        assert_eq!(config.steering.edges.len(), 1);
+        assert_eq!(config.steering.edges[0].url, "http://a:8081");
+        let error = Config::default()
+            .apply_env(|name| (name == "REEL_SERVER_WORKERS").then(|| "many".to_string()))
+            .expect_err("not a number");
+        assert!(
+            format!("{error:#}").contains("REEL_SERVER_WORKERS"),
+            "{error:#}"
+        );
     }
 }

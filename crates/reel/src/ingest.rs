@@ -11,18 +11,20 @@ use serde_json::Value;
 use tokio_util::io::ReaderStream;
 
 /// What `reel ingest` was asked to do.
+#[derive(clap::Args)]
 pub struct IngestArgs {
-    /// The file to send.
+    /// The video file.
     pub file: PathBuf,
-    /// The server's base URL.
-    pub server: String,
-    /// The API key.
-    pub api_key: String,
+    #[command(flatten)]
+    pub server: crate::client::ServerArgs,
     /// The video's title (default: the file name).
+    #[arg(long)]
     pub title: Option<String>,
-    /// Follow processing until ready or failed.
+    /// Follow processing until the video is ready or failed.
+    #[arg(long)]
     pub wait: bool,
-    /// Print JSON instead of progress bars and text.
+    /// Print the video's id, state and manifest URLs as JSON.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -31,7 +33,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Sends the file and optionally waits; the video's final state decides the
 /// exit status (a failed video is an error that says which step failed).
-pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+pub async fn ingest(args: IngestArgs, target: crate::client::Server) -> anyhow::Result<()> {
     let file = tokio::fs::File::open(&args.file)
         .await
         .with_context(|| format!("opening {}", args.file.display()))?;
@@ -46,7 +48,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "Untitled".to_string())
     });
-    let server = args.server.trim_end_matches('/').to_string();
+    let server = target.url.clone();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -74,7 +76,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let response = client
         .post(format!("{server}/v1/videos"))
         .query(&[("title", title.as_str())])
-        .bearer_auth(&args.api_key)
+        .bearer_auth(&target.api_key)
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(counted))
         .send()

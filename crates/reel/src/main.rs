@@ -2,6 +2,7 @@
 //! wiring of the API server and the workers.
 
 mod abr;
+mod client;
 mod config;
 mod edge;
 mod ingest;
@@ -23,7 +24,6 @@ use reel_jobs::store::{JobStore, JobView, RetryPolicy};
 use reel_jobs::worker::{run_worker_pool, WorkerConfig};
 use reel_media::encode::EncodeSettings;
 use reel_media::plan::PlanSettings;
-use reel_media::MediaLimits;
 use reel_pipeline::jobs::PipelineSettings;
 use reel_pipeline::storage::{S3Settings, StorageUrl};
 use reel_pipeline::video::VideoSettings;
@@ -70,52 +70,9 @@ enum Command {
         workers: Option<usize>,
     },
     /// Send a video file to a reel server; with --wait, follow it until it is ready.
-    Ingest {
-        /// The video file.
-        file: PathBuf,
-        /// The server's URL (default: http:// + server.listen of the configuration).
-        #[arg(long, env = "REEL_SERVER")]
-        server: Option<String>,
-        /// An API key (from `reel keys create`, or the admin key `reel serve` printed).
-        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// The video's title (default: the file name).
-        #[arg(long)]
-        title: Option<String>,
-        /// Follow processing until the video is ready or failed.
-        #[arg(long)]
-        wait: bool,
-        /// Print the video's id, state and manifest URLs as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Ingest(ingest::IngestArgs),
     /// Upload video files resumably, in parallel parts straight to storage; run it again to resume.
-    Upload {
-        /// The video files (one video each).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// The server's URL (default: http:// + server.listen of the configuration).
-        #[arg(long, env = "REEL_SERVER")]
-        server: Option<String>,
-        /// An API key (from `reel keys create`, or the admin key `reel serve` printed).
-        #[arg(long, env = "REEL_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Parts sent at once.
-        #[arg(long, default_value_t = 4)]
-        parallel: usize,
-        /// Follow processing until each video is ready or failed.
-        #[arg(long)]
-        wait: bool,
-        /// Print JSON (upload id, sha256, bytes re-sent, video) instead of progress bars.
-        #[arg(long)]
-        json: bool,
-        /// Where resume hints are kept (default: $XDG_STATE_HOME/reel/uploads or ~/.local/state/reel/uploads).
-        #[arg(long, env = "REEL_UPLOAD_STATE_DIR")]
-        state_dir: Option<PathBuf>,
-        /// Send at most this many bytes per second (e.g. 20MiB), to leave room on a shared link.
-        #[arg(long)]
-        limit_rate: Option<reel_core::ByteSize>,
-    },
+    Upload(upload::UploadArgs),
     /// Run task workers against a shared database and object store.
     Worker {
         /// Tasks this process runs at once.
@@ -276,57 +233,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker { name, .. } => worker(config, name).await,
         Command::Jobs { command, json } => jobs(config, command, json).await,
         Command::Keys { command } => keys(config, command).await,
-        Command::Upload {
-            files,
-            server,
-            api_key,
-            parallel,
-            wait,
-            json,
-            state_dir,
-            limit_rate,
-        } => {
-            let api_key = api_key.context(
-                "an API key is needed: pass --api-key or set REEL_API_KEY (create one with `reel keys create --name NAME`)",
-            )?;
-            let server = server.unwrap_or_else(|| format!("http://{}", config.server.listen));
-            let state_dir = match state_dir {
-                Some(dir) => dir,
-                None => default_state_dir()?,
-            };
-            upload::upload(upload::UploadArgs {
-                files,
-                server,
-                api_key,
-                parallel,
-                wait,
-                json,
-                state_dir,
-                limit_rate: limit_rate.map(|rate| rate.bytes()),
-            })
-            .await
+        Command::Upload(args) => {
+            let target = args.server.resolve(&config)?;
+            upload::upload(args, target).await
         }
-        Command::Ingest {
-            file,
-            server,
-            api_key,
-            title,
-            wait,
-            json,
-        } => {
-            let api_key = api_key.context(
-                "an API key is needed: pass --api-key or set REEL_API_KEY (create one with `reel keys create --name NAME`)",
-            )?;
-            let server = server.unwrap_or_else(|| format!("http://{}", config.server.listen));
-            ingest::ingest(ingest::IngestArgs {
-                file,
-                server,
-                api_key,
-                title,
-                wait,
-                json,
-            })
-            .await
+        Command::Ingest(args) => {
+            let target = args.server.resolve(&config)?;
+            ingest::ingest(args, target).await
         }
         Command::Abr { .. } | Command::Edge(_) | Command::Play(_) => Ok(()),
         Command::Config {
@@ -461,15 +374,6 @@ fn embedded_s3_secret(config: &Config) -> anyhow::Result<String> {
 }
 
 /// `$XDG_STATE_HOME/reel/uploads`, else `~/.local/state/reel/uploads`.
-fn default_state_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
-        return Ok(PathBuf::from(dir).join("reel/uploads"));
-    }
-    let home = std::env::var_os("HOME")
-        .context("neither XDG_STATE_HOME nor HOME is set: pass --state-dir")?;
-    Ok(PathBuf::from(home).join(".local/state/reel/uploads"))
-}
-
 /// Every task handler: the engine's own jobs and the video pipeline.
 fn registry(
     config: &Config,
@@ -500,14 +404,7 @@ fn x264_threads(configured: u32, slots: usize) -> u32 {
 fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings> {
     let storage = config.storage()?;
     Ok(VideoSettings {
-        limits: MediaLimits {
-            max_size_bytes: config.limits.max_upload_size.bytes(),
-            max_duration: config.limits.max_duration,
-            max_width: config.limits.max_width,
-            max_height: config.limits.max_height,
-            max_streams: config.limits.max_streams,
-            max_frame_rate: MediaLimits::standard().max_frame_rate,
-        },
+        limits: config.limits.clone(),
         plan: PlanSettings {
             segments_per_chunk: config.encode.segments_per_chunk,
             ..PlanSettings::standard()
@@ -517,7 +414,6 @@ fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings
             rate_control: EncodeSettings::standard().rate_control,
             threads: Some(x264_threads(config.encode.x264_threads, slots)),
         },
-        probe_timeout: config.limits.probe_timeout,
         ffmpeg_time_per_media_second: config.encode.time_per_media_second,
         scratch_dir: config.scratch_dir()?,
         local_store_root: storage.local_root().map(Path::to_path_buf),

@@ -21,23 +21,38 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// What `reel upload` was asked to do.
+#[derive(clap::Args)]
 pub struct UploadArgs {
-    /// The files to send, one video each.
+    /// The video files (one video each).
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The server's base URL.
-    pub server: String,
-    /// The API key.
-    pub api_key: String,
-    /// Parts in flight at once.
+    #[command(flatten)]
+    pub server: crate::client::ServerArgs,
+    /// Parts sent at once.
+    #[arg(long, default_value_t = 4)]
     pub parallel: usize,
-    /// Follow processing until ready or failed.
+    /// Follow processing until each video is ready or failed.
+    #[arg(long)]
     pub wait: bool,
-    /// Print JSON instead of progress bars and text.
+    /// Print JSON (upload id, sha256, bytes re-sent, video) instead of progress bars.
+    #[arg(long)]
     pub json: bool,
-    /// Where resume hints are kept.
-    pub state_dir: PathBuf,
-    /// The most bytes per second to send, if limited.
-    pub limit_rate: Option<u64>,
+    /// Where resume hints are kept (default: $XDG_STATE_HOME/reel/uploads or ~/.local/state/reel/uploads).
+    #[arg(long, env = "REEL_UPLOAD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Send at most this many bytes per second (e.g. 20MiB), to leave room on a shared link.
+    #[arg(long)]
+    pub limit_rate: Option<reel_core::ByteSize>,
+}
+
+/// Where resume hints are kept when `--state-dir` is not given.
+fn default_state_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir).join("reel/uploads"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_STATE_HOME nor HOME is set: pass --state-dir")?;
+    Ok(PathBuf::from(home).join(".local/state/reel/uploads"))
 }
 
 /// Attempts per part before the upload gives up (it can be resumed later).
@@ -81,16 +96,20 @@ struct PartUrl {
 }
 
 /// Uploads every file; with `--wait` follows each video to ready.
-pub async fn upload(args: UploadArgs) -> anyhow::Result<()> {
+pub async fn upload(args: UploadArgs, target: crate::client::Server) -> anyhow::Result<()> {
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client")?;
-    let server = args.server.trim_end_matches('/').to_string();
+    let server = target.url.clone();
     let mut results = Vec::new();
     let mut failed = false;
     for file in &args.files {
-        let mut result = upload_one(&client, &server, &args, file)
+        let mut result = upload_one(&client, &target, &state_dir, &args, file)
             .await
             .with_context(|| format!("uploading {}", file.display()))?;
         if args.wait {
@@ -146,7 +165,8 @@ async fn api(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
 
 async fn upload_one(
     client: &reqwest::Client,
-    server: &str,
+    target: &crate::client::Server,
+    state_dir: &Path,
     args: &UploadArgs,
     file: &Path,
 ) -> anyhow::Result<Value> {
@@ -162,11 +182,12 @@ async fn upload_one(
         .ok()
         .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |duration| duration.as_secs());
-    tokio::fs::create_dir_all(&args.state_dir)
+    let server = target.url.as_str();
+    tokio::fs::create_dir_all(state_dir)
         .await
-        .with_context(|| format!("creating {}", args.state_dir.display()))?;
-    let hint_file = hint_path(&args.state_dir, file, size, modified);
-    let auth = format!("Bearer {}", args.api_key);
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let hint_file = hint_path(state_dir, file, size, modified);
+    let auth = format!("Bearer {}", target.api_key);
 
     // Resume when the hint names an upload the server still has open.
     let mut resumed: Option<ServerUpload> = None;
@@ -279,7 +300,7 @@ async fn upload_one(
         part_size,
         size,
         bar: bar.clone(),
-        pacer: args.limit_rate.map(|rate| Pacer {
+        pacer: args.limit_rate.map(|rate| rate.bytes()).map(|rate| Pacer {
             rate: rate.max(1),
             started: std::time::Instant::now(),
             granted: std::sync::Mutex::new(0),

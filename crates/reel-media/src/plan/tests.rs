@@ -81,8 +81,13 @@ fn info(video: Option<VideoInfo>, audio: Option<AudioInfo>) -> MediaInfo {
     }
 }
 
+/// The standard ladder in two-segment chunks.
 fn video_plan(source: VideoInfo) -> VideoPlan {
-    plan(&info(Some(source), None), &PlanSettings::standard())
+    let settings = PlanSettings {
+        segments_per_chunk: 2,
+        ..PlanSettings::standard()
+    };
+    plan(&info(Some(source), None), &settings)
         .expect("plannable")
         .video
         .expect("video")

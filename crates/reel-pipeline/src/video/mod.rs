@@ -71,8 +71,6 @@ pub struct VideoSettings {
     pub plan: PlanSettings,
     /// x264 settings.
     pub encode: EncodeSettings,
-    /// Time limit of one ffprobe run.
-    pub probe_timeout: Duration,
     /// Time limit of one ffmpeg run, per second of media it encodes (a
     /// chunk of 4 s gets 4 × this), at least one minute.
     pub ffmpeg_time_per_media_second: Duration,

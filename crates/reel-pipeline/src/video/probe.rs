@@ -17,17 +17,18 @@ impl TaskHandler for ProbeTask {
     async fn run(&self, ctx: TaskContext) -> Result<Completion, TaskError> {
         let input: VideoTaskInput = payload(&ctx)?;
         let shared = &self.0;
-        if input.source.size > shared.settings.limits.max_size_bytes {
+        if input.source.size > shared.settings.limits.max_upload_size.bytes() {
             return Err(TaskError::permanent(format!(
                 "the source is {} bytes, over the limit of {} bytes",
-                input.source.size, shared.settings.limits.max_size_bytes
+                input.source.size,
+                shared.settings.limits.max_upload_size.bytes()
             )));
         }
         let local = shared.sources.get(&input.source).await?;
         let info = reel_media::inspect(
             local.path(),
             &shared.settings.limits,
-            shared.settings.probe_timeout,
+            shared.settings.limits.probe_timeout,
         )
         .await
         .map_err(|error| media_error("probe", error))?;
