@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reel_core::VideoId;
-use reel_model::{Principal, Videos as _, Visibilities as _, Visibility, VideoRow};
+use reel_model::{Principal, VideoRow, Videos as _, Visibilities as _, Visibility};
 use serde::Deserialize;
 
 use crate::videos::{parse_video_id, video_view};
@@ -54,13 +54,21 @@ pub(crate) fn owns(row: &VideoRow, caller: Option<&Principal>) -> bool {
 }
 
 /// Whether the video appears in `caller`'s listing.
-pub(crate) fn listed_to(row: &VideoRow, visibility: Visibility, caller: Option<&Principal>) -> bool {
+pub(crate) fn listed_to(
+    row: &VideoRow,
+    visibility: Visibility,
+    caller: Option<&Principal>,
+) -> bool {
     visibility == Visibility::Public || owns(row, caller)
 }
 
 /// Whether `caller` may read the video's record (`GET /v1/videos/{id}`):
 /// private videos exist only for their owner.
-pub(crate) fn readable_by(row: &VideoRow, visibility: Visibility, caller: Option<&Principal>) -> bool {
+pub(crate) fn readable_by(
+    row: &VideoRow,
+    visibility: Visibility,
+    caller: Option<&Principal>,
+) -> bool {
     visibility != Visibility::Private || owns(row, caller)
 }
 

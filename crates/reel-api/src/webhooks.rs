@@ -52,7 +52,7 @@ pub(crate) async fn create_webhook(
 }
 
 pub(crate) async fn list_webhooks(
-    Admin(caller): Admin,
+    Admin(_admin): Admin,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     let webhooks = webhook_store(&state).list().await?;
@@ -60,7 +60,7 @@ pub(crate) async fn list_webhooks(
 }
 
 pub(crate) async fn delete_webhook(
-    Admin(caller): Admin,
+    Admin(_admin): Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -158,8 +158,11 @@ impl RemoteS3 {
                     None,
                 )
                 .await?;
-            let listing: xml::StoreListParts =
-                from_document(&text, "ListPartsResult").map_err(|Refused(why)| {
+            // S3 answers `ListPartsResult`; some compatible stores (moto)
+            // name the root `ListPartsResponse` with the same content.
+            let listing: xml::StoreListParts = from_document(&text, "ListPartsResult")
+                .or_else(|_| from_document(&text, "ListPartsResponse"))
+                .map_err(|Refused(why)| {
                     failure(
                         502,
                         "InternalError",

@@ -32,14 +32,33 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `reel play ARGS URL` and measures its peak RSS with wait4's rusage.
+/// Starts `reel play` from a small Python process, which reports the peak RSS of its
+/// child (`RUSAGE_CHILDREN`) into a file and ends as the child did. The test binary
+/// cannot measure it with wait4 itself: a child spawned with vfork or posix_spawn
+/// shares the parent's memory until it execs, and `ru_maxrss` keeps that high-water
+/// mark, so it would report the test harness's RSS, not the player's.
+const MEASURE_RSS: &str = r#"
+import os, resource, signal, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"#;
+
+/// Runs `reel play ARGS URL` and measures its peak RSS.
 async fn play(url: String, args: &'static [&'static str]) -> Run {
     tokio::task::spawn_blocking(move || {
         let stdout = tempfile::NamedTempFile::new().expect("stdout file");
         let stderr = tempfile::NamedTempFile::new().expect("stderr file");
-        // Reaped by wait4 below, which also gives the rusage.
-        #[allow(clippy::zombie_processes)]
-        let child = Command::new(REEL)
+        let peak = tempfile::NamedTempFile::new().expect("peak RSS file");
+        let status = Command::new("python3")
+            .arg("-c")
+            .arg(MEASURE_RSS)
+            .arg(peak.path())
+            .arg(REEL)
             .arg("play")
             .args(args)
             .arg(&url)
@@ -47,20 +66,18 @@ async fn play(url: String, args: &'static [&'static str]) -> Run {
             .stdin(Stdio::null())
             .stdout(stdout.reopen().expect("stdout"))
             .stderr(stderr.reopen().expect("stderr"))
-            .spawn()
-            .expect("spawn reel play");
-        let pid = child.id() as libc::pid_t;
-        let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is our own child, not yet waited for; the pointers are valid.
-        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-        let exited = libc::WIFEXITED(status);
+            .status()
+            .expect("spawn python3 running reel play");
+        use std::os::unix::process::ExitStatusExt;
+        let peak_rss_kib = std::fs::read_to_string(peak.path())
+            .expect("peak RSS")
+            .trim()
+            .parse()
+            .expect("peak RSS in KiB");
         Run {
-            exit_code: exited.then(|| libc::WEXITSTATUS(status)),
-            signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-            peak_rss_kib: usage.ru_maxrss,
+            exit_code: status.code(),
+            signal: status.signal(),
+            peak_rss_kib,
             stdout: std::fs::read_to_string(stdout.path()).expect("stdout"),
             stderr: std::fs::read_to_string(stderr.path()).expect("stderr"),
         }

@@ -95,7 +95,8 @@ async fn webhooks_need_the_admin_role() {
     let created: serde_json::Value = created.json().await.expect("webhook json");
     let id = created["id"].as_str().expect("webhook id").to_string();
     for response in [
-        t.request(Method::POST, "/v1/webhooks", &t.mallory).json(&hook),
+        t.request(Method::POST, "/v1/webhooks", &t.mallory)
+            .json(&hook),
         t.request(Method::GET, "/v1/webhooks", &t.mallory),
         t.request(Method::DELETE, &format!("/v1/webhooks/{id}"), &t.mallory),
     ] {
