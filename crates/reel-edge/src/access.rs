@@ -80,6 +80,17 @@ impl Tokens {
         claims.check_referrer(referer)
     }
 
+    /// The keys this edge verifies with, as a JWKS document; `None` until
+    /// it has any.
+    fn jwks(&self) -> Option<String> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        (!keys.kids().is_empty()).then(|| keys.to_json())
+    }
+
     fn replace(&self, keys: PublicKeySet) {
         let mut current = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         if **current != keys {
@@ -139,4 +150,29 @@ async fn fetch_jwks(edge: &Edge, url: &str) -> Result<PublicKeySet, String> {
     }
     let text = response.text().await.map_err(|error| error.to_string())?;
     PublicKeySet::from_json(&text, url).map_err(|error| error.to_string())
+}
+
+/// `GET /.well-known/reel-jwks.json` on an edge: the keys it verifies with,
+/// answered by the edge itself. A lower tier fetches its keys from here, so
+/// key refreshes never travel up the chain as proxied requests (and never
+/// count as upstream fills).
+pub(crate) async fn serve_jwks(
+    axum::extract::State(edge): axum::extract::State<Arc<Edge>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match edge.tokens.jwks() {
+        Some(json) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::header::CACHE_CONTROL, "max-age=60"),
+            ],
+            json,
+        )
+            .into_response(),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "this edge has no playback keys yet; it fetches them from its upstream",
+        )
+            .into_response(),
+    }
 }

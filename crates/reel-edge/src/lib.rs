@@ -225,6 +225,10 @@ pub async fn serve(
     });
     access::spawn_refresh(&edge, &config.access);
     let router = Router::new()
+        .route(
+            reel_token::JWKS_PATH,
+            axum::routing::get(access::serve_jwks),
+        )
         .fallback(proxy::route)
         .with_state(edge.clone());
     tracing::info!(

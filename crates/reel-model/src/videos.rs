@@ -64,7 +64,7 @@ pub trait Videos: Sync {
         id: VideoId,
     ) -> impl std::future::Future<Output = Result<Option<VideoRow>, StoreError>> + Send {
         async move {
-            let row = sqlx::query("SELECT * FROM videos WHERE id = $1")
+            let row = sqlx::query("SELECT id, title, source_key, source_size, source_sha256, job_id, owner, created_at FROM videos WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(self.jobs().pool())
                 .await?;
@@ -78,7 +78,7 @@ pub trait Videos: Sync {
         limit: i64,
     ) -> impl std::future::Future<Output = Result<Vec<VideoRow>, StoreError>> + Send {
         async move {
-            let rows = sqlx::query("SELECT * FROM videos ORDER BY created_at DESC LIMIT $1")
+            let rows = sqlx::query("SELECT id, title, source_key, source_size, source_sha256, job_id, owner, created_at FROM videos ORDER BY created_at DESC LIMIT $1")
                 .bind(limit)
                 .fetch_all(self.jobs().pool())
                 .await?;
@@ -94,7 +94,7 @@ pub trait Videos: Sync {
     ) -> impl std::future::Future<Output = Result<Vec<VideoRow>, StoreError>> + Send {
         async move {
             let rows = sqlx::query(
-                "SELECT * FROM videos WHERE owner = $1 ORDER BY created_at DESC LIMIT $2",
+                "SELECT id, title, source_key, source_size, source_sha256, job_id, owner, created_at FROM videos WHERE owner = $1 ORDER BY created_at DESC LIMIT $2",
             )
             .bind(owner)
             .bind(limit)
@@ -110,7 +110,7 @@ pub trait Videos: Sync {
         job_id: JobId,
     ) -> impl std::future::Future<Output = Result<Option<VideoRow>, StoreError>> + Send {
         async move {
-            let row = sqlx::query("SELECT * FROM videos WHERE job_id = $1")
+            let row = sqlx::query("SELECT id, title, source_key, source_size, source_sha256, job_id, owner, created_at FROM videos WHERE job_id = $1")
                 .bind(job_id.to_string())
                 .fetch_optional(self.jobs().pool())
                 .await?;

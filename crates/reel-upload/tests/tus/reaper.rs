@@ -21,12 +21,17 @@ async fn reaper_aborts_expired_uploads_and_deletes_their_parts() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     // An upload that is still alive (created directly, with a long expiry).
     let fresh_id = UploadId::new_random();
+    // Uploads belong to a key's id (issue 13), the tester key's here.
+    let tester = reel_model::keys::verify_key(&server.state.store, &server.key)
+        .await
+        .expect("verify")
+        .expect("the tester key");
     server
         .state
         .store
         .create_upload(&NewUpload {
             id: fresh_id.clone(),
-            owner: "tester".to_string(),
+            owner: tester.key_id.clone(),
             protocol: UploadProtocol::Tus,
             length: Some(1000),
             offset: 0,
