@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
-use reel_model::Videos as _;
+use reel_model::{Principal, Role, Videos as _};
 use reel_pipeline::video::VideoLayout;
 use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;
@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::videos::{base_url, parse_video_id};
 use crate::{Admin, ApiError, AppState};
+
+mod purge;
+pub use purge::PurgeToken;
 
 /// An edge's health checks fail this many times in a row before it is
 /// dropped from steering answers.
@@ -46,6 +49,8 @@ pub struct SteeringSettings {
     pub health_interval: Duration,
     /// Client locations: network rules, then the GeoIP database.
     pub locator: ClientLocator,
+    /// How many edges the registry holds at most (`steering.max_edges`).
+    pub max_edges: usize,
 }
 
 /// One edge as the router sees it.
@@ -58,6 +63,10 @@ struct Edge {
     checked: bool,
     /// Health-check round trip, smoothed, in ms.
     rtt_ms: f64,
+    /// The credential of the edge's purge endpoint, if it gave one.
+    purge_token: Option<PurgeToken>,
+    /// The key that registered it; `None` for a configured edge.
+    registered_by: Option<String>,
 }
 
 impl Edge {
@@ -83,6 +92,10 @@ pub struct EdgeSpec {
     pub url: String,
     /// `LAT,LON` in degrees.
     pub location: Option<String>,
+    /// The bearer token of its purge endpoint (`reel edge --admin-token`):
+    /// deleting a video purges it there.
+    #[serde(default)]
+    pub purge_token: Option<PurgeToken>,
 }
 
 impl Edges {
@@ -93,7 +106,7 @@ impl Edges {
             edges: RwLock::new(Vec::new()),
         };
         for spec in configured {
-            edges.upsert(spec)?;
+            edges.upsert(spec, None)?;
         }
         Ok(edges)
     }
@@ -110,9 +123,11 @@ impl Edges {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds or updates an edge; a new or moved edge waits for its first
-    /// health check before it is steered to.
-    pub fn upsert(&self, spec: &EdgeSpec) -> Result<(), ApiError> {
+    /// Adds or updates an edge, for `caller` (`None`: the configuration);
+    /// a new or moved edge waits for its first health check before it is
+    /// steered to. Refused (409) over `max_edges`, and when `caller` may not
+    /// change the existing edge of that name ([`may_change_edge`]).
+    pub fn upsert(&self, spec: &EdgeSpec, caller: Option<&Principal>) -> Result<(), ApiError> {
         let valid_name = (1..=64).contains(&spec.name.len())
             && spec.name != ORIGIN_PATHWAY
             && spec
@@ -137,27 +152,42 @@ impl Edges {
             })?),
             None => None,
         };
+        let max_edges = self.settings.max_edges;
         let mut edges = self.write();
+        let full = edges.len() >= max_edges;
+        let fresh = Edge {
+            name: spec.name.clone(),
+            url,
+            location,
+            failures: 0,
+            checked: false,
+            rtt_ms: 0.0,
+            purge_token: spec.purge_token.clone(),
+            registered_by: caller.map(|principal| principal.key_id.clone()),
+        };
         match edges.iter_mut().find(|edge| edge.name == spec.name) {
-            Some(edge) if edge.url == url => edge.location = location,
             Some(edge) => {
-                *edge = Edge {
-                    name: spec.name.clone(),
-                    url,
-                    location,
-                    failures: 0,
-                    checked: false,
-                    rtt_ms: 0.0,
+                if let Some(caller) = caller {
+                    if !may_change_edge(caller, edge, &fresh) {
+                        return Err(ApiError::Conflict(format!(
+                            "edge {:?} is already registered by another registration; only an admin may change it (or the edge itself, with its purge token)",
+                            spec.name
+                        )));
+                    }
+                }
+                if edge.url == fresh.url {
+                    edge.location = fresh.location;
+                    edge.purge_token = fresh.purge_token;
+                } else {
+                    *edge = fresh;
                 }
             }
-            None => edges.push(Edge {
-                name: spec.name.clone(),
-                url,
-                location,
-                failures: 0,
-                checked: false,
-                rtt_ms: 0.0,
-            }),
+            None if full => {
+                return Err(ApiError::Conflict(format!(
+                    "the edge registry is full: it holds steering.max_edges = {max_edges} edges; remove one with DELETE /v1/edges/{{name}} or raise steering.max_edges"
+                )))
+            }
+            None => edges.push(fresh),
         }
         Ok(())
     }
@@ -276,6 +306,26 @@ impl Edges {
             })
             .collect()
     }
+}
+
+/// Whether `caller` may change the registered edge `existing` (its URL,
+/// location or purge token) to `proposed`: the admin role may (and only
+/// admins reach `POST /v1/edges`: another key gets 403 before this); so may
+/// the registration that made it, i.e. the edge itself presenting the same
+/// purge token, or the same key re-registering; anyone may repeat the
+/// registration as it stands (giving a purge token where there was none).
+/// Every such check goes through here.
+fn may_change_edge(caller: &Principal, existing: &Edge, proposed: &Edge) -> bool {
+    let caller_is_admin = caller.role == Role::Admin;
+    let same_token = match (&existing.purge_token, &proposed.purge_token) {
+        (Some(stored), Some(presented)) => stored.matches(presented),
+        _ => false,
+    };
+    let same_key = existing.registered_by.as_deref() == Some(caller.key_id.as_str());
+    let unchanged = existing.url == proposed.url
+        && existing.location == proposed.location
+        && (existing.purge_token.is_none() || same_token);
+    caller_is_admin || same_token || same_key || unchanged
 }
 
 /// The health checker's client: it follows no redirect (a 3xx is
@@ -504,11 +554,11 @@ pub(crate) async fn list_edges(
 }
 
 pub(crate) async fn register_edge(
-    _admin: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Json(spec): Json<EdgeSpec>,
 ) -> Result<Response, ApiError> {
-    state.edges.upsert(&spec)?;
+    state.edges.upsert(&spec, Some(&admin.0))?;
     Ok(Json(json!({"edges": state.edges.view()})).into_response())
 }
 

@@ -228,6 +228,8 @@ pub(crate) async fn delete_video(
             }
         }
     }
+    // The objects are gone, so an edge refilling after its purge gets 404.
+    let edges_purging = state.edges.purge_video(video_id);
     if state.store.delete_video(video_id).await? {
         // The row is gone, so no watcher can see this transition: enqueued here.
         // The video is gone either way: a failed enqueue is logged, not
@@ -239,7 +241,13 @@ pub(crate) async fn delete_video(
             tracing::error!(%video_id, %error, "recording the video.deleted webhook event failed");
         }
     }
-    Ok(Json(json!({"id": video_id, "deleted": true, "objects_removed": removed})).into_response())
+    Ok(Json(json!({
+        "id": video_id,
+        "deleted": true,
+        "objects_removed": removed,
+        "edges_purging": edges_purging,
+    }))
+    .into_response())
 }
 
 pub(crate) fn parse_video_id(text: &str) -> Result<VideoId, ApiError> {

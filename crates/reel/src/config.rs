@@ -55,6 +55,9 @@ pub struct SteeringConfig {
     pub geoip_db: Option<PathBuf>,
     /// Edges known from the start (edges may also register with `reel edge --register`).
     pub edges: Vec<EdgeEntry>,
+    /// How many edges the registry holds at most, configured and registered;
+    /// a registration over it is refused with 409.
+    pub max_edges: usize,
 }
 
 /// One configured edge.
@@ -77,6 +80,7 @@ impl Default for SteeringConfig {
             networks: Vec::new(),
             geoip_db: None,
             edges: Vec::new(),
+            max_edges: 64,
         }
     }
 }

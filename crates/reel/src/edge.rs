@@ -32,7 +32,9 @@ pub struct EdgeArgs {
     /// Directory of the disk tier (needed when --cache-disk is above 0).
     #[arg(long)]
     pub disk_dir: Option<PathBuf>,
-    /// Bearer token of the purge and session endpoints (none: they answer 403).
+    /// Bearer token of the purge and session endpoints (none: they answer
+    /// 403, unless --register is given: then a random one is made). Sent to
+    /// the --register server, which purges deleted videos with it.
     #[arg(long, env = "REEL_EDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Eviction policy: s3-fifo or lru.
@@ -74,7 +76,14 @@ pub fn parse_location(text: &str) -> anyhow::Result<(f64, f64)> {
     Ok((lat, lon))
 }
 
-pub async fn run(args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if args.register.is_some() && args.admin_token.is_none() {
+        // The server it registers with needs a purge credential, so that
+        // deleting a video reaches this edge's cache.
+        let mut random = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
+        args.admin_token = Some(hex::encode(random));
+    }
     let upstream = url::Url::parse(&args.upstream)
         .with_context(|| format!("--upstream {:?} is not a URL", args.upstream))?;
     let location = args.location.as_deref().map(parse_location).transpose()?;
@@ -115,12 +124,16 @@ pub async fn run(args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<
             .api_key
             .clone()
             .context("--register needs an API key: pass --api-key or set REEL_API_KEY")?;
+        let body = serde_json::json!({
+            "name": args.name,
+            "url": public_url,
+            "location": location.map(|(lat, lon)| format!("{lat},{lon}")),
+            "purge_token": args.admin_token,
+        });
         tokio::spawn(register_loop(
             router.trim_end_matches('/').to_string(),
             api_key,
-            args.name.clone(),
-            public_url,
-            location,
+            body,
             shutdown.clone(),
         ));
     }
@@ -130,22 +143,16 @@ pub async fn run(args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Result<
         .context("serving the edge")
 }
 
-/// Registers the edge with the router now and every 30 s (so a restarted
-/// router learns it again); the router's health checks do the rest.
+/// Registers the edge (`body`: its name, URL, location and purge token)
+/// with the router now and every 30 s (so a restarted router learns it
+/// again); the router's health checks do the rest.
 async fn register_loop(
     router: String,
     api_key: String,
-    name: String,
-    url: String,
-    location: Option<(f64, f64)>,
+    body: serde_json::Value,
     shutdown: CancellationToken,
 ) {
     let client = reqwest::Client::new();
-    let body = serde_json::json!({
-        "name": name,
-        "url": url,
-        "location": location.map(|(lat, lon)| format!("{lat},{lon}")),
-    });
     loop {
         let sent = client
             .post(format!("{router}/v1/edges"))

@@ -550,6 +550,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             name: edge.name.clone(),
             url: edge.url.clone(),
             location: edge.location.clone(),
+            purge_token: None,
         })
         .collect();
     let edges = Arc::new(
@@ -558,6 +559,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 ttl: config.steering.ttl,
                 health_interval: config.steering.health_interval,
                 locator,
+                max_edges: config.steering.max_edges,
             },
             &configured_edges,
         )

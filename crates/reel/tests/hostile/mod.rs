@@ -6,6 +6,7 @@ mod admin;
 mod edges;
 mod media;
 mod ownership;
+mod purge;
 mod redaction;
 mod selftest;
 mod server;
