@@ -321,12 +321,18 @@ try {
         const stillPaused = await readUpload(page);
         if (stillPaused.status !== 'paused') throw new Error(`pause did not hold: status ${stillPaused.status}`);
         if (stillPaused.sent > paused.sent) throw new Error(`bytes kept flowing while paused: ${paused.sent} → ${stillPaused.sent}`);
+        // The browser may have handed the whole file to its socket before
+        // the pause (its count is then the file size and cannot grow): the
+        // server's offset growing is the other sign that bytes flow again.
+        const serverAtPause = await serverOffset(page);
         await page.click('[data-testid="upload-resume"]');
         const pausedBytes = stillPaused.sent;
         const resumeDeadline = Date.now() + 60_000;
         for (;;) {
           const now = await readUpload(page);
           if (now.videoId || now.sent > pausedBytes) break;
+          const serverNow = await serverOffset(page);
+          if (serverAtPause !== null && serverNow !== null && serverNow > serverAtPause) break;
           if (now.status === 'failed') throw new Error(`upload failed after resume: ${now.error}`);
           if (Date.now() > resumeDeadline) throw new Error('upload did not continue after Resume');
           await sleep(200);
