@@ -68,7 +68,7 @@ pub enum UploadStatus {
 pub struct NewUpload {
     /// Its id.
     pub id: UploadId,
-    /// The name of the API key that created it.
+    /// The id of the API key that created it (ownership is a key id, never a name).
     pub owner: String,
     /// The protocol it speaks.
     pub protocol: UploadProtocol,
@@ -96,7 +96,7 @@ pub struct NewUpload {
 pub struct UploadRow {
     /// Its id.
     pub id: UploadId,
-    /// The name of the API key that created it.
+    /// The id of the API key that created it (ownership is a key id, never a name).
     pub owner: String,
     /// The protocol it speaks.
     pub protocol: UploadProtocol,
