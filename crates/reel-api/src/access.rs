@@ -90,10 +90,17 @@ pub(crate) async fn patch_video(
     let row = owned_video(&state, video_id, &caller).await?;
     if let Some(visibility) = patch.visibility.as_deref() {
         let visibility = parse_visibility(Some(visibility))?;
+        let before = visibility_of(&state, video_id).await?;
         state
             .store
             .set_video_visibility(video_id, visibility)
             .await?;
+        state.playback.visibility.forget(video_id);
+        // Edges keep what they cached under the old visibility (a public
+        // copy carries no mark that it needs a token): purged.
+        if before != visibility {
+            state.edges.purge_video(video_id);
+        }
     }
     Ok(Json(video_view(&state, &headers, row).await?).into_response())
 }

@@ -21,6 +21,10 @@ use reel_token::{unix_now, PublicKeySet, SigningKeySet, TokenError, VerifiedToke
 use serde::Deserialize;
 use serde_json::json;
 
+mod cache;
+
+pub use cache::VisibilityCache;
+
 use crate::videos::{base_url, parse_video_id, video_view};
 use crate::{ApiError, AppState};
 
@@ -38,6 +42,8 @@ pub struct Playback {
     public: PublicKeySet,
     verified: VerifiedTokenCache,
     edge_secret: Option<String>,
+    /// Each video's visibility, for the media routes.
+    pub(crate) visibility: VisibilityCache,
 }
 
 impl Playback {
@@ -48,6 +54,7 @@ impl Playback {
             signing,
             public,
             verified: VerifiedTokenCache::new(100_000),
+            visibility: VisibilityCache::new(100_000),
             edge_secret: edge_secret.filter(|secret| !secret.is_empty()),
         }
     }
@@ -81,12 +88,21 @@ pub(crate) async fn check_access(
     token: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Visibility, ApiError> {
-    let visibility = state
-        .store
-        .video_visibility(video_id)
-        .await?
-        .unwrap_or_default();
     let playback = &state.playback;
+    let visibility = match playback.visibility.get(video_id) {
+        Some(known) => known,
+        None => {
+            let read = state.store.video_visibility(video_id).await?;
+            playback.visibility.put(video_id, read);
+            read
+        }
+    };
+    // Nothing of a video that does not exist (or no longer does) is served.
+    let Some(visibility) = visibility else {
+        return Err(ApiError::NotFound(format!(
+            "no video with id {video_id}: it does not exist or was deleted"
+        )));
+    };
     if let Some(token) = token {
         let claims = playback
             .verified

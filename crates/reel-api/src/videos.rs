@@ -230,7 +230,9 @@ pub(crate) async fn delete_video(
     }
     // The objects are gone, so an edge refilling after its purge gets 404.
     let edges_purging = state.edges.purge_video(video_id);
-    if state.store.delete_video(video_id).await? {
+    let deleted = state.store.delete_video(video_id).await?;
+    state.playback.visibility.forget(video_id);
+    if deleted {
         // The row is gone, so no watcher can see this transition: enqueued here.
         // The video is gone either way: a failed enqueue is logged, not
         // turned into an error the client could only retry into a 404.

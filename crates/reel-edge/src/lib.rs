@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -95,6 +94,9 @@ pub struct EdgeConfig {
     pub max_prefetches: usize,
     /// Signed playback: where the keys come from, the upstream credential.
     pub access: EdgeAccess,
+    /// Viewer-facing connection limits: the cap, the header-read and
+    /// request-body idle timeouts.
+    pub http: reel_http::server::HttpLimits,
 }
 
 impl fmt::Debug for EdgeConfig {
@@ -116,6 +118,7 @@ impl fmt::Debug for EdgeConfig {
             .field("max_object_fraction", &self.max_object_fraction)
             .field("error_ttl", &self.error_ttl)
             .field("max_prefetches", &self.max_prefetches)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -137,9 +140,6 @@ pub enum EdgeError {
     /// The upstream HTTP client could not be built.
     #[error("building the upstream http client: {0}")]
     Client(#[source] reqwest::Error),
-    /// The server failed.
-    #[error("serving http: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Serves the edge on `listener` until `shutdown` completes, then lets open
@@ -239,14 +239,13 @@ pub async fn serve(
         cache_disk = config.cache_disk,
         "edge listening"
     );
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "setting TCP_NODELAY failed");
-        }
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.cancel();
     });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    reel_http::server::serve_http(listener, router, config.http.clone(), stop).await;
     edge.cancel.cancel();
     edge.tasks.close();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, edge.tasks.wait())
@@ -259,7 +258,7 @@ pub async fn serve(
         );
     }
     tracing::info!(edge = %edge.settings.name, "edge stopped");
-    served.map_err(EdgeError::Serve)
+    Ok(())
 }
 
 /// State shared by every request and background task.

@@ -2,14 +2,18 @@
 //! (`reel-edge`), written once so the two cannot drift: single byte ranges
 //! (RFC 9110 14), validators and conditional requests (RFC 9110 13), HTTP
 //! dates (one crate, `httpdate`), the CORS policy of the read-only media
-//! routes, and percent-decoding (the `percent-encoding` crate).
+//! routes, and percent-decoding (the `percent-encoding` crate); and the one
+//! server loop both run ([`server`]: connection cap, header-read and body
+//! idle timeouts, graceful shutdown).
 //!
-//! Pure functions over `http` types: no IO, no async.
+//! Everything but [`server`] is pure functions over `http` types: no IO, no
+//! async.
 
 pub mod conditional;
 pub mod cors;
 pub mod date;
 pub mod range;
+pub mod server;
 
 pub use conditional::{if_range_allows, is_not_modified, range_answer, Validators};
 pub use range::{resolve_range, RangeAnswer};

@@ -21,8 +21,13 @@ use crate::{signature, WebhookError, WebhookStore, ID_HEADER, SIGNATURE_HEADER};
 /// How the dispatcher runs.
 #[derive(Clone, Debug)]
 pub struct DispatchSettings {
-    /// How often the watcher scans and due deliveries are claimed.
+    /// How often the watcher scans and due deliveries are claimed while
+    /// webhooks exist.
     pub tick: Duration,
+    /// How often it looks for a first webhook while none exists (a webhook
+    /// created through this process, or an event enqueued by it, wakes it
+    /// at once; one made through another server is seen within this).
+    pub idle_tick: Duration,
     /// Connect timeout and total time of one attempt, body included.
     pub timeout: Duration,
     /// How long a claimed attempt holds its row.
@@ -41,6 +46,7 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(500),
+            idle_tick: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             lease: Duration::from_secs(60),
             max_in_flight: 16,
@@ -57,6 +63,15 @@ pub fn backoff_after(attempt: i64) -> Duration {
     Duration::from_secs(1)
         .saturating_mul(1u32 << exponent)
         .min(Duration::from_secs(300))
+}
+
+/// Wakes this process's dispatcher from its idle wait.
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells the dispatcher there is work (a webhook was created, an event
+/// enqueued), so it need not poll while there is none.
+pub(crate) fn wake() {
+    WAKE.notify_one();
 }
 
 /// Runs the watcher and the dispatcher until `shutdown`.
@@ -77,20 +92,29 @@ pub async fn run(store: WebhookStore, settings: DispatchSettings, shutdown: Canc
     let mut watcher = Watcher::default();
     let mut caught_up = false;
     let mut in_flight = JoinSet::new();
-    let mut ticker = tokio::time::interval(settings.tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first round runs at once.
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = WAKE.notified() => {}
         }
+        wait = settings.tick;
         while in_flight.try_join_next().is_some() {}
         match watcher.scan(&store).await {
-            Ok(added) if !caught_up => {
-                caught_up = true;
-                tracing::info!(added, "webhook watcher caught up");
+            Ok(scan) => {
+                if !caught_up {
+                    caught_up = true;
+                    tracing::info!(added = scan.added, "webhook watcher caught up");
+                }
+                // No webhook: nothing to deliver (deliveries go with their
+                // webhook), so nothing to claim and no reason to poll often.
+                if scan.webhooks == 0 && in_flight.is_empty() {
+                    wait = settings.idle_tick;
+                    continue;
+                }
             }
-            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "webhook watcher round failed; retrying next round")
             }

@@ -277,6 +277,7 @@ impl WebhookStore {
             .bind(created_at.as_micros())
             .execute(&self.pool)
             .await?;
+        deliver::wake();
         Ok(CreatedWebhook {
             id,
             url,
@@ -394,6 +395,7 @@ impl WebhookStore {
             data: serde_json::json!({"video_id": video_id}),
         })
         .await?;
+        deliver::wake();
         Ok(())
     }
 }

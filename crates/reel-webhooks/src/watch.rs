@@ -37,8 +37,8 @@ pub struct Watcher {
 
 impl Watcher {
     /// One round: enqueues what happened since the cursor; returns how many
-    /// deliveries were added.
-    pub async fn scan(&mut self, store: &WebhookStore) -> Result<u64, WebhookError> {
+    /// deliveries were added and how many webhooks exist.
+    pub async fn scan(&mut self, store: &WebhookStore) -> Result<Scan, WebhookError> {
         let started = Timestamp::now();
         let long = self
             .last_long_scan
@@ -63,8 +63,20 @@ impl Watcher {
         if long {
             self.last_long_scan = Some(tokio::time::Instant::now());
         }
-        Ok(added)
+        Ok(Scan {
+            added,
+            webhooks: u64::try_from(n_webhooks).unwrap_or(0),
+        })
     }
+}
+
+/// What one round of the watcher found.
+#[derive(Clone, Copy, Debug)]
+pub struct Scan {
+    /// Deliveries added.
+    pub added: u64,
+    /// Webhooks registered (none: the dispatcher idles).
+    pub webhooks: u64,
 }
 
 fn micros(duration: Duration) -> i64 {

@@ -57,6 +57,17 @@ pub struct EdgeArgs {
     /// serves private videos' objects to this edge (which checks viewers' tokens).
     #[arg(long, env = "REEL_EDGE_SECRET", hide_env_values = true)]
     pub origin_secret: Option<String>,
+    /// The most viewer connections open at once; over it, new connections
+    /// wait in the listen queue.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// How long a viewer may take to send a request's headers (also closes
+    /// connections that send nothing), e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a request body may send nothing while it is read, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_idle_timeout: Duration,
 }
 
 /// Parses `LAT,LON` in degrees.
@@ -108,6 +119,11 @@ pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Res
         access: reel_edge::EdgeAccess {
             jwks_file: args.jwks.clone(),
             upstream_secret: args.origin_secret.clone(),
+        },
+        http: reel_http::server::HttpLimits {
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: args.header_read_timeout,
+            body_idle_timeout: args.body_idle_timeout,
         },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -8,7 +8,6 @@ mod edge;
 mod ingest;
 mod play;
 mod redact;
-mod serve;
 mod signing;
 mod upload;
 
@@ -101,7 +100,7 @@ enum Command {
         command: AbrCommand,
     },
     /// Run a caching edge in front of a reel origin (or another edge, for tiers).
-    Edge(edge::EdgeArgs),
+    Edge(Box<edge::EdgeArgs>),
     /// Play a reel video headlessly with an ABR algorithm and report start-up, stalls, switches and QoE.
     Play(play::PlayArgs),
     /// Inspect the configuration.
@@ -223,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Play(args) => return play::run(args).await,
         Command::Edge(args) => {
             // An edge needs no database or storage of its own.
-            return edge::run(args, shutdown_on_signal()).await;
+            return edge::run(*args, shutdown_on_signal()).await;
         }
         other => other,
     };
@@ -629,12 +628,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let limits = serve::HttpLimits {
+    let limits = reel_http::server::HttpLimits {
         max_connections: config.server.max_connections,
         header_read_timeout: config.server.header_read_timeout,
         body_idle_timeout: config.server.body_idle_timeout,
     };
-    serve::serve_http(listener, reel_api::router(state), limits, shutdown.clone()).await;
+    reel_http::server::serve_http(listener, reel_api::router(state), limits, shutdown.clone())
+        .await;
     shutdown.cancel();
     let _ = reaper.await;
     let _ = dispatcher.await;

@@ -157,13 +157,7 @@ impl Env {
             ],
             envs,
         );
-        let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
-        let url = line
-            .split("listening on ")
-            .nth(1)
-            .expect("url")
-            .trim()
-            .to_string();
+        let url = process.listening_url();
         (process, url)
     }
 }
@@ -174,6 +168,17 @@ pub struct Process {
 }
 
 impl Process {
+    /// The `http://…` URL a `reel serve` or `reel edge` process said it
+    /// listens on (waited for, up to 30 s).
+    pub fn listening_url(&self) -> String {
+        let line = self.wait_for_line("listening on http://", Duration::from_secs(30));
+        line.split("listening on ")
+            .nth(1)
+            .expect("url")
+            .trim()
+            .to_string()
+    }
+
     pub fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {

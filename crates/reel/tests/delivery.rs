@@ -71,13 +71,7 @@ fn start_edge(
     ];
     args.extend_from_slice(extra);
     let process = env.spawn(&args);
-    let line = process.wait_for_line("listening on http://", Duration::from_secs(30));
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .expect("url")
-        .trim()
-        .to_string();
+    let url = process.listening_url();
     (process, url)
 }
 

@@ -394,13 +394,7 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
         "--origin-secret",
         EDGE_SECRET,
     ]);
-    let line = edge.wait_for_line("listening on http://", Duration::from_secs(30));
-    let edge_url = line
-        .split("listening on ")
-        .nth(1)
-        .expect("url")
-        .trim()
-        .to_string();
+    let edge_url = edge.listening_url();
     edge.wait_for_line("playback keys updated", Duration::from_secs(30));
 
     // Two viewers' tokens (Ed25519 is deterministic: other claims, other token).

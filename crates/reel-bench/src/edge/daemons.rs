@@ -67,6 +67,8 @@ pub(super) fn origin_config(
            sendfile on; tcp_nopush on; keepalive_requests 100000; etag on;\n\
            server {{ listen 127.0.0.1:{port}; root {root};\n\
              location /seg/ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n\
+             location ~ ^/v/[^/]+/(s[0-9]+\\.bin)$ {{ alias {root}/seg/$1; add_header reel-access private; \
+               add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n\
              location /slow/ {{ proxy_pass http://127.0.0.1:{slow_port}; proxy_buffering off; }} }}\n\
            server {{ listen 127.0.0.1:{slow_port} sndbuf=32k; access_log off; sendfile off;\
              location /slow/ {{ alias {root}/seg/; limit_rate {HERD_ORIGIN_RATE}; \
@@ -130,14 +132,18 @@ pub(super) fn start_nginx(
     Ok(daemon)
 }
 
+/// `reel edge` on [`CACHE_CPU`]; with `jwks`, verifying viewers' tokens
+/// with those keys (the signed-playback runs).
 pub(super) fn start_reel_edge(
     reel: &Path,
     dir: &Path,
     origin_port: u16,
     port: u16,
+    jwks: Option<&Path>,
 ) -> anyhow::Result<Daemon> {
-    let stderr_path = dir.join("reel-edge.log");
-    let child = Command::new("taskset")
+    let stderr_path = dir.join(format!("reel-edge-{port}.log"));
+    let mut command = Command::new("taskset");
+    command
         .args(["-c", &CACHE_CPU.to_string()])
         .arg(reel)
         .args([
@@ -154,7 +160,11 @@ pub(super) fn start_reel_edge(
             "2GiB",
             "--eviction",
             "s3-fifo",
-        ])
+        ]);
+    if let Some(jwks) = jwks {
+        command.arg("--jwks").arg(jwks);
+    }
+    let child = command
         .env("REEL_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,6 +1,8 @@
 //! `reel-bench edge [SECONDS [RATE [RUNS]]]`: `reel edge` against nginx
-//! `proxy_cache`, side by side in front of the same nginx origin, and
-//! S3-FIFO against LRU by trace replay.
+//! `proxy_cache`, side by side in front of the same nginx origin; `reel
+//! edge` serving signed playback URLs (every request's token verified, the
+//! objects marked private) against the same edge unsigned; and S3-FIFO
+//! against LRU by trace replay.
 //!
 //! The origin (nginx, sendfile, 1,000 random 1 MiB objects sent with
 //! `Cache-Control: public, max-age=31536000, immutable` and ETags) and the
@@ -66,11 +68,20 @@ const CACHE_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 /// Concurrent clients asking for one cold object in the herd part.
 const HERD_CLIENTS: usize = 100;
+/// The targets the herd runs on: nginx and unsigned `reel edge`.
+const HERD_TARGETS: usize = 2;
 /// Herd rounds per cache, each on an object neither cache has seen.
 const HERD_ROUNDS: usize = 3;
 /// The origin's send rate for `/slow/` (nginx `limit_rate`): a 1 MiB fill
 /// takes about half a second, as from a distant origin.
 const HERD_ORIGIN_RATE: &str = "2m";
+/// Distinct viewers' tokens in the signed runs (each request carries one,
+/// round robin: a token is verified once, then found in the edge's cache of
+/// verified tokens, as with real viewers who fetch many segments each).
+const N_TOKENS: usize = 200;
+/// The video id of the signed paths.
+const SIGNED_VIDEO: &str = "0b3a5e9c-1d2f-4a6b-8c7d-9e0f1a2b3c4d";
+
 /// Nice value of everything the bench runs, when allowed (see
 /// `raise_priority`).
 const NICE: i32 = -15;
@@ -121,6 +132,17 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
     let origin_port = free_port()?;
     let nginx_port = free_port()?;
     let reel_port = free_port()?;
+    let signed_port = free_port()?;
+    let signing = reel_token::SigningKeySet::generate();
+    let jwks = dir.path().join("jwks.json");
+    fs::write(&jwks, signing.public().to_json())?;
+    let now = reel_token::unix_now();
+    let tokens: Vec<String> = (0..N_TOKENS)
+        .map(|viewer| {
+            // A distinct token per viewer: the iat differs.
+            signing.mint(SIGNED_VIDEO, 24 * 3600, now - viewer as u64, &[])
+        })
+        .collect::<Result<_, _>>()?;
     let origin_log = dir.path().join("origin-access.log");
     let origin_conf = dir.path().join("origin.conf");
     fs::write(
@@ -141,7 +163,14 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
 
     let origin = start_nginx(&origin_conf, dir.path(), "origin", LOAD_CPU, origin_port)?;
     let nginx_edge = start_nginx(&nginx_conf, dir.path(), "nginx-edge", CACHE_CPU, nginx_port)?;
-    let reel_edge = start_reel_edge(&bench.reel, dir.path(), origin_port, reel_port)?;
+    let reel_edge = start_reel_edge(&bench.reel, dir.path(), origin_port, reel_port, None)?;
+    let signed_edge = start_reel_edge(
+        &bench.reel,
+        dir.path(),
+        origin_port,
+        signed_port,
+        Some(&jwks),
+    )?;
     pin_current_thread(LOAD_CPU)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -158,16 +187,27 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
             name: "nginx proxy_cache",
             base: format!("http://127.0.0.1:{nginx_port}"),
             pids: Pids::NginxMaster(nginx_edge.child.id()),
+            tokens: Vec::new(),
         },
         Target {
             name: "reel edge",
             base: format!("http://127.0.0.1:{reel_port}"),
             pids: Pids::Process(reel_edge.child.id()),
+            tokens: Vec::new(),
+        },
+        Target {
+            name: "reel edge, signed",
+            base: format!("http://127.0.0.1:{signed_port}"),
+            pids: Pids::Process(signed_edge.child.id()),
+            tokens,
         },
     ];
     for target in &targets {
         eprintln!("pre-warming {}", target.name);
-        runtime.block_on(prewarm(&client, &target.base))?;
+        runtime.block_on(prewarm(&client, target))?;
+        if !target.tokens.is_empty() {
+            runtime.block_on(check_refusals(&client, target))?;
+        }
     }
 
     let n_requests = bench.seconds as usize * bench.rate as usize;
@@ -176,10 +216,9 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
         for (alpha_idx, alpha) in ALPHAS.iter().copied().enumerate() {
             let seed = 0x5eed_0000 + (run_idx as u64) * 16 + alpha_idx as u64;
             let sequence = zipf_sequence(alpha, N_OBJECTS, n_requests, seed);
-            let mut order = [0, 1];
-            if (run_idx + alpha_idx) % 2 == 1 {
-                order.reverse();
-            }
+            // Each target goes first, second and third in turn.
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            order.rotate_left((run_idx + alpha_idx) % targets.len());
             for target_idx in order {
                 let target = &targets[target_idx];
                 let load = LoadPlan {
@@ -211,8 +250,9 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
     }
     let mut herds = Vec::new();
     for round in 0..HERD_ROUNDS {
-        for (target_idx, target) in targets.iter().enumerate() {
-            let path = format!("/slow/s{}.bin", round * targets.len() + target_idx);
+        // The herd compares the two caches unsigned.
+        for (target_idx, target) in targets.iter().enumerate().take(HERD_TARGETS) {
+            let path = format!("/slow/s{}.bin", round * HERD_TARGETS + target_idx);
             let herd = runtime.block_on(herd(&client, &target.base, &path, &origin_log))?;
             eprintln!(
                 "herd {} {}: {} origin fetches, first byte p50 {:.0} ms max {:.0} ms, complete p50 {:.0} ms max {:.0} ms, {} errors",
@@ -229,6 +269,7 @@ pub fn run_bench(bench: EdgeBench) -> anyhow::Result<()> {
         }
     }
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    drop(signed_edge);
     drop(reel_edge);
     drop(nginx_edge);
     drop(origin);
@@ -255,6 +296,55 @@ struct Target {
     name: &'static str,
     base: String,
     pids: Pids,
+    /// Viewers' tokens: empty for unsigned paths (`/seg/s{i}.bin`);
+    /// otherwise request `n` asks for `/v/{video}/t/{tokens[n % len]}/s{i}.bin`.
+    tokens: Vec<String>,
+}
+
+impl Target {
+    /// The URL of object `object_idx` for request `request_idx`.
+    fn url(&self, object_idx: usize, request_idx: usize) -> String {
+        if self.tokens.is_empty() {
+            format!("{}/seg/s{object_idx}.bin", self.base)
+        } else {
+            let token = &self.tokens[request_idx % self.tokens.len()];
+            format!(
+                "{}{}",
+                self.base,
+                reel_token::signed_path(SIGNED_VIDEO, token, &format!("s{object_idx}.bin"))
+            )
+        }
+    }
+}
+
+/// A signed target refuses what it must: no token, a tampered one, one for
+/// another video (so the signed runs measure checks that really happen).
+async fn check_refusals(client: &reqwest::Client, target: &Target) -> anyhow::Result<()> {
+    let token = &target.tokens[0];
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap_or('A');
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let cases = [
+        format!("{}/v/{SIGNED_VIDEO}/s0.bin", target.base),
+        format!(
+            "{}{}",
+            target.base,
+            reel_token::signed_path(SIGNED_VIDEO, &tampered, "s0.bin")
+        ),
+        format!(
+            "{}{}",
+            target.base,
+            reel_token::signed_path("1b3a5e9c-1d2f-4a6b-8c7d-9e0f1a2b3c4d", token, "s0.bin")
+        ),
+    ];
+    for url in cases {
+        let status = client.get(&url).send().await?.status();
+        anyhow::ensure!(
+            status == reqwest::StatusCode::FORBIDDEN,
+            "GET {url} through the signed edge: {status}, expected 403"
+        );
+    }
+    Ok(())
 }
 
 /// Whose CPU time counts for a cache.
@@ -328,11 +418,12 @@ impl Drop for Daemon {
 }
 
 /// Fetches every object twice; the second pass must be all hits.
-async fn prewarm(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+async fn prewarm(client: &reqwest::Client, target: &Target) -> anyhow::Result<()> {
+    let base = &target.base;
     for pass in 0..2 {
         let mut misses = 0;
         for object_idx in 0..N_OBJECTS {
-            let url = format!("{base}/seg/s{object_idx}.bin");
+            let url = target.url(object_idx, object_idx + pass);
             let response = client
                 .get(&url)
                 .send()
@@ -376,9 +467,6 @@ fn measure(
     origin_log: &Path,
     load: LoadPlan<'_>,
 ) -> anyhow::Result<Figures> {
-    let urls: Vec<String> = (0..N_OBJECTS)
-        .map(|object_idx| format!("{}/seg/s{object_idx}.bin", target.base))
-        .collect();
     let origin_before = count_lines(origin_log)?;
     let cpu_before = cpu_ticks(&target.pids)?;
     let load_cpu_before = process_ticks(std::process::id())?;
@@ -400,7 +488,7 @@ fn measure(
         in_flight.fetch_add(1, Ordering::Relaxed);
         let request = fetch(
             client.clone(),
-            urls[*object_idx as usize].clone(),
+            target.url(*object_idx as usize, request_idx),
             due,
             in_flight.clone(),
         );

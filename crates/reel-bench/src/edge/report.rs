@@ -143,6 +143,36 @@ pub(super) fn print_report(report: &Report<'_>) -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
+        "Signed playback: a second `reel edge` (same flags, plus `--jwks` with the keys of the tokens) serves the \
+         same objects under `/v/{{video}}/t/{{token}}/s{{i}}.bin`, marked `reel-access: private` by the origin, so \
+         every request's token is checked (Ed25519 JWT; {N_TOKENS} viewers' tokens in turn, each verified once and \
+         then found in the edge's cache of verified tokens); before the runs it refused a request with no token, a \
+         tampered token and another video's token (403 each). Same load, same Zipf sequences, in the same runs."
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| α | CPU-s per GB, signed / unsigned (goal ≤ 1.05) | p99, signed / unsigned | p50, signed / unsigned | achieved throughput, signed / unsigned |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|")?;
+    for (alpha_idx, alpha) in ALPHAS.iter().enumerate() {
+        let unsigned = figures_of(1, alpha_idx);
+        let signed = figures_of(2, alpha_idx);
+        let ratio =
+            |field: fn(&Figures) -> f64| median_of(&signed, field) / median_of(&unsigned, field);
+        writeln!(
+            out,
+            "| {alpha:.1} | **{:.3}** | **{:.2}** | {:.2} | {:.2} |",
+            ratio(Figures::cpu_seconds_per_gb),
+            ratio(|figures| figures.p99_ms),
+            ratio(|figures| figures.p50_ms),
+            ratio(|figures| figures.achieved_rps),
+        )?;
+    }
+
+    writeln!(out)?;
+    writeln!(
+        out,
         "Herd: {HERD_CLIENTS} concurrent requests for one object neither cache holds, from an origin location \
          throttled to {HERD_ORIGIN_RATE} bytes/s (a second nginx server with `limit_rate` and `sndbuf=32k` behind the origin, unbuffered, so a 1 MiB fill takes about 0.5 s); \
          {HERD_ROUNDS} rounds per cache, a new object each time; times from the start of the herd; medians over rounds."
@@ -153,7 +183,7 @@ pub(super) fn print_report(report: &Report<'_>) -> anyhow::Result<()> {
         "| cache | origin fetches per object | first byte p50 (ms) | first byte max (ms) | complete p50 (ms) | complete max (ms) | errors |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|")?;
-    for (target_idx, target) in report.targets.iter().enumerate() {
+    for (target_idx, target) in report.targets.iter().enumerate().take(HERD_TARGETS) {
         let herds: Vec<&Herd> = report
             .herds
             .iter()

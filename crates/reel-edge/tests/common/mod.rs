@@ -335,6 +335,11 @@ pub fn edge_config(name: &str, upstream: &str) -> EdgeConfig {
         error_ttl: Duration::from_secs(1),
         max_prefetches: 4,
         access: Default::default(),
+        http: reel_http::server::HttpLimits {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
+        },
     }
 }
 

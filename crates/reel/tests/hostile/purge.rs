@@ -1,4 +1,5 @@
-//! Finding 8 and the cap of finding 3: deleting a video purges it on every
+//! Finding 8 and the cap of finding 3: deleting a video (or changing its
+//! visibility) purges it on every
 //! registered edge (with the purge credential the edge gave when it
 //! registered, never listed nor logged), and the edge registry holds
 //! `steering.max_edges` edges at most.
@@ -54,8 +55,34 @@ async fn fetch(target: &str) -> (StatusCode, String) {
     (response.status(), cache)
 }
 
+/// Each target is served, and the second time from the edge's cache.
+async fn assert_cached(targets: &[&str]) {
+    for target in targets {
+        assert_eq!(fetch(target).await.0, StatusCode::OK, "{target}");
+        assert_eq!(
+            fetch(target).await,
+            (StatusCode::OK, "HIT".to_string()),
+            "{target}"
+        );
+    }
+}
+
+/// Waits until the edge counts a purge after `before` (purges arrive in the
+/// background).
+async fn wait_for_purge(edge_url: &str, before: u64, server: &crate::common::Process) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while edge_metric(edge_url, "reel_edge_purges_total").await == before {
+        assert!(
+            Instant::now() < deadline,
+            "the edge was never purged: {}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_video_purges_it_on_every_registered_edge() {
+async fn deleting_a_video_or_making_it_private_purges_it_on_every_registered_edge() {
     let env = Env::sqlite();
     let (server, url) = env.serve(1);
     let key = admin_key(&server);
@@ -99,13 +126,7 @@ async fn deleting_a_video_purges_it_on_every_registered_edge() {
         "--admin-token",
         PURGE_TOKEN,
     ]);
-    let line = edge.wait_for_line("listening on http://", Duration::from_secs(30));
-    let edge_url = line
-        .split("listening on ")
-        .nth(1)
-        .expect("url")
-        .trim()
-        .to_string();
+    let edge_url = edge.listening_url();
     let deadline = Instant::now() + Duration::from_secs(20);
     let listed = loop {
         let listed = edges(&url, &key).await;
@@ -126,14 +147,36 @@ async fn deleting_a_video_purges_it_on_every_registered_edge() {
     // Cached at the edge: the second request of each is a hit.
     let manifest = format!("{edge_url}/v/{id}/master.m3u8");
     let segment = format!("{edge_url}/v/{id}/{rendition}/seg-00001.m4s");
+    assert_cached(&[&manifest, &segment]).await;
+
+    // Made private, the video is purged too: the edge's public copies
+    // carried no mark that they need a token.
+    let purges_before = edge_metric(&edge_url, "reel_edge_purges_total").await;
+    let patch = |visibility: &'static str| {
+        let url = url.clone();
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .patch(format!("{url}/v1/videos/{id}"))
+                .bearer_auth(&key)
+                .json(&json!({ "visibility": visibility }))
+                .send()
+                .await
+                .expect("patch");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    patch("private").await;
+    wait_for_purge(&edge_url, purges_before, &server).await;
     for target in [&manifest, &segment] {
-        assert_eq!(fetch(target).await.0, StatusCode::OK, "{target}");
-        assert_eq!(
-            fetch(target).await,
-            (StatusCode::OK, "HIT".to_string()),
-            "{target}"
-        );
+        let (status, cache) = fetch(target).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{target} is {cache}");
     }
+    let purges_before = edge_metric(&edge_url, "reel_edge_purges_total").await;
+    patch("public").await;
+    wait_for_purge(&edge_url, purges_before, &server).await;
+    assert_cached(&[&manifest, &segment]).await;
 
     let purges_before = edge_metric(&edge_url, "reel_edge_purges_total").await;
     let deleted = reqwest::Client::new()
@@ -146,16 +189,7 @@ async fn deleting_a_video_purges_it_on_every_registered_edge() {
     let deleted: Value = deleted.json().await.expect("json");
     assert_eq!(deleted["edges_purging"], 1, "{deleted:#}");
 
-    // The purge arrives in the background: waited for on the edge's count.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while edge_metric(&edge_url, "reel_edge_purges_total").await == purges_before {
-        assert!(
-            Instant::now() < deadline,
-            "the edge was never purged: {}",
-            server.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_purge(&edge_url, purges_before, &server).await;
     assert!(
         edge_metric(&edge_url, "reel_edge_purged_objects_total").await >= 2,
         "the manifest and the segment were cached"

@@ -117,3 +117,55 @@ async fn a_stalled_request_body_is_cut_and_nothing_is_stored() {
         "{videos}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reel_edge_closes_half_sent_requests_and_caps_its_connections() {
+    let env = Env::sqlite();
+    let (_server, url) = env.serve_with(0, &[]);
+    let edge = env.spawn(&[
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &url,
+        "--header-read-timeout",
+        "1s",
+        "--max-connections",
+        "2",
+    ]);
+    let edge_url = edge.listening_url();
+    let mut half_sent = TcpStream::connect(address(&edge_url))
+        .await
+        .expect("connect");
+    half_sent
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: reel\r\n")
+        .await
+        .expect("write");
+    let mut idle = TcpStream::connect(address(&edge_url))
+        .await
+        .expect("connect");
+    // Both permits are taken: a third connection waits in the listen queue.
+    let mut waiting = TcpStream::connect(address(&edge_url))
+        .await
+        .expect("connect");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: reel\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    // Served only once the header timeout frees a permit: not at once.
+    let started = Instant::now();
+    let response = read_until_closed(&mut waiting, Duration::from_secs(20))
+        .await
+        .expect("served once the others closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "served over the cap after {:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let closed = read_until_closed(&mut half_sent, Duration::from_secs(20)).await;
+    assert!(closed.is_some(), "the half-sent request stayed open");
+    let closed = read_until_closed(&mut idle, Duration::from_secs(20)).await;
+    assert!(closed.is_some(), "the silent connection stayed open");
+}

@@ -1,5 +1,5 @@
-//! The HTTP server loop of `reel serve`: HTTP/1.1 connections accepted under
-//! a cap (`server.max_connections`; over it, new connections wait in the
+//! The HTTP server loop of `reel serve` and `reel edge`: HTTP/1.1 connections accepted under
+//! a cap (`server.max_connections`, `reel edge --max-connections`; over it, new connections wait in the
 //! listen queue), each with a header-read timeout
 //! (`server.header_read_timeout`, which also closes connections that send
 //! nothing) and request bodies cut when they send nothing for
