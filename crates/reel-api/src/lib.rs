@@ -464,12 +464,18 @@ async fn cancel_job(
 }
 
 async fn create_verify_job(
-    _admin: Admin,
+    Admin(admin): Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     check_declared_length(&headers, state.max_upload_bytes)?;
+    // The source stays until the job ends, so it counts like an upload.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    check_quota(&state, &admin.key_id, declared).await?;
     let upload_id = TaskId::new_random().to_string();
     let key = reel_pipeline::jobs::source_key(&upload_id);
     let stream = body.into_data_stream().map_err(|error| error.to_string());

@@ -390,6 +390,15 @@ pub(crate) async fn signable_parts(
         .map(|part| part.size)
         .sum();
     check_size(state, stored)?;
+    // No more parts once what is stored reaches the quota; completion
+    // checks the listed parts again.
+    if let Some(reason) = state
+        .store
+        .quota_excess(&row.owner, state.quota_per_key, stored)
+        .await?
+    {
+        return Err(ApiError::TooLarge(reason));
+    }
     Ok(MAX_PARTS)
 }
 

@@ -59,29 +59,9 @@ fn generate() -> Media {
         "{:.3}",
         (N_CHUNKS * FRAMES_PER_CHUNK) as f64 * 1001.0 / 30000.0
     );
-    run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-nostdin",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30000/1001",
-            "-t",
-            &total_seconds,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "250",
-            "-pix_fmt",
-            "yuv420p",
-            source.to_str().unwrap(),
-        ],
-    );
+    reel_testkit::media::Lavfi::video("320x240", "30000/1001", &total_seconds)
+        .args(["-g", "250", "-pix_fmt", "yuv420p"])
+        .write(&source);
     let encode_chunk = |chunk_idx: u64, scale: &str, codec: &[&str], output: &Path| {
         let first_frame = chunk_idx * FRAMES_PER_CHUNK;
         let start = format!("{:.6}", first_frame as f64 * 1001.0 / 30000.0);

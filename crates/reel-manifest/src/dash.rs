@@ -1,6 +1,8 @@
-//! The DASH MPD: one static period, a video adaptation set with one
-//! representation per rendition and an audio adaptation set, all addressed
-//! with `SegmentTemplate` and an explicit `SegmentTimeline`.
+//! The DASH MPD: one static period; a video adaptation set per codec family
+//! (players switch seamlessly only inside one), with one representation per
+//! rendition; an adaptation set per audio rendition and per text track. The
+//! media is addressed with `SegmentTemplate` and an explicit
+//! `SegmentTimeline`; a text track is one WebVTT file.
 
 use std::fmt::Write;
 
@@ -29,6 +31,9 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
                 .iter()
                 .map(|audio| (&audio.segments, audio.timescale)),
         );
+    for track in &presentation.text {
+        longest_micros = longest_micros.max(track.duration_micros);
+    }
     for (segments, timescale) in timelines {
         let durations = segment_micros(segments, timescale);
         longest_micros = longest_micros.max(durations.iter().sum());
@@ -45,21 +50,24 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
     );
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
     let mut adaptation_set_id = 0;
-    if !presentation.video.is_empty() {
-        let max_width = presentation
-            .video
+    let mut video: Vec<_> = presentation.video.iter().collect();
+    video.sort_by_key(|rendition| (rendition.peak_bitrate, rendition.id.as_str()));
+    let mut families: Vec<&str> = Vec::new();
+    for rendition in &video {
+        let family = codec_family(&rendition.codec);
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    for family in families {
+        let members: Vec<_> = video
             .iter()
-            .map(|rendition| rendition.width)
-            .max()
-            .unwrap_or(0);
-        let max_height = presentation
-            .video
-            .iter()
-            .map(|rendition| rendition.height)
-            .max()
-            .unwrap_or(0);
-        let max_frame_rate = presentation
-            .video
+            .copied()
+            .filter(|rendition| codec_family(&rendition.codec) == family)
+            .collect();
+        let max_width = members.iter().map(|rendition| rendition.width).max();
+        let max_height = members.iter().map(|rendition| rendition.height).max();
+        let max_frame_rate = members
             .iter()
             .map(|rendition| rendition.frame_rate)
             .reduce(faster)
@@ -67,12 +75,12 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"{adaptation_set_id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" maxWidth=\"{max_width}\" maxHeight=\"{max_height}\" maxFrameRate=\"{max_frame_rate}\">"
+            "    <AdaptationSet id=\"{adaptation_set_id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" maxWidth=\"{}\" maxHeight=\"{}\" maxFrameRate=\"{max_frame_rate}\">",
+            max_width.unwrap_or(0),
+            max_height.unwrap_or(0),
         );
         adaptation_set_id += 1;
-        let mut video: Vec<_> = presentation.video.iter().collect();
-        video.sort_by_key(|rendition| (rendition.peak_bitrate, rendition.id.as_str()));
-        for rendition in video {
+        for rendition in members {
             let _ = writeln!(
                 out,
                 "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" sar=\"1:1\">",
@@ -88,13 +96,23 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
         }
         out.push_str("    </AdaptationSet>\n");
     }
-    if let Some(audio) = &presentation.audio {
+    let default_audio = presentation.default_audio();
+    for audio in &presentation.audio {
+        let is_default = default_audio.is_some_and(|chosen| std::ptr::eq(chosen, audio));
         let _ = writeln!(
             out,
             "    <AdaptationSet id=\"{adaptation_set_id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"{}\" segmentAlignment=\"true\" startWithSAP=\"1\">",
             escape(audio.language.as_deref().unwrap_or("und")),
         );
-        out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
+        adaptation_set_id += 1;
+        if presentation.audio.len() > 1 {
+            let _ = writeln!(out, "      <Label>{}</Label>", escape(&audio.name));
+        }
+        let _ = writeln!(
+            out,
+            "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{}\"/>",
+            if is_default { "main" } else { "alternate" }
+        );
         let _ = writeln!(
             out,
             "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" audioSamplingRate=\"{}\">",
@@ -110,6 +128,29 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
         );
         write_segment_template(&mut out, &audio.segments, audio.timescale);
         out.push_str("      </Representation>\n    </AdaptationSet>\n");
+    }
+    for track in &presentation.text {
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"{adaptation_set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">",
+            escape(track.language.as_deref().unwrap_or("und")),
+        );
+        adaptation_set_id += 1;
+        let _ = writeln!(out, "      <Label>{}</Label>", escape(&track.name));
+        let _ = writeln!(
+            out,
+            "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{}\"/>",
+            if track.default { "main" } else { "subtitle" }
+        );
+        let bandwidth = crate::timing::bits_per_second(track.size, track.duration_micros.max(1));
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"{}\" bandwidth=\"{}\">\n        <BaseURL>{}/{}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+            escape(&track.id),
+            bandwidth.max(1),
+            escape(&track.id),
+            crate::paths::TEXT_FILE,
+        );
     }
     out.push_str("  </Period>\n</MPD>\n");
     out
@@ -157,6 +198,11 @@ fn write_segment_template(out: &mut String, segments: &[SegmentRef], timescale: 
         segment_idx += n_repeats + 1;
     }
     out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n");
+}
+
+/// The codec family of an RFC 6381 string: `avc1` of `avc1.64001f`.
+fn codec_family(codec: &str) -> &str {
+    codec.split('.').next().unwrap_or(codec)
 }
 
 /// The faster of two frame rates, compared exactly.

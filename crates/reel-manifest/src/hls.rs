@@ -7,42 +7,93 @@ use crate::paths::{segment_file_name, IFRAME_PLAYLIST, MEDIA_PLAYLIST};
 use crate::timing::{
     bits_per_second, interval_micros, seconds_text, segment_micros, target_duration,
 };
-use crate::{ByteRange, Presentation, SegmentRef, VideoRendition};
+use crate::{ByteRange, Presentation, SegmentRef, TextTrack, VideoRendition};
 
 /// Writes the multivariant playlist (`master.m3u8`).
 ///
-/// Video renditions become `EXT-X-STREAM-INF` entries sorted by BANDWIDTH
-/// ascending, each followed by its `EXT-X-I-FRAME-STREAM-INF` when its
-/// segments carry I-frame ranges. BANDWIDTH and AVERAGE-BANDWIDTH add the
-/// audio rendition's peak and average. A presentation without video gets
-/// one audio-only `EXT-X-STREAM-INF`.
+/// Audio renditions form the `EXT-X-MEDIA` group `audio` and text tracks
+/// the group `text`, each entry with its LANGUAGE (Apple 8.10), DEFAULT=YES
+/// on the default one only. Video renditions become `EXT-X-STREAM-INF`
+/// entries sorted by BANDWIDTH ascending, each followed by its
+/// `EXT-X-I-FRAME-STREAM-INF` when its segments carry I-frame ranges.
+/// BANDWIDTH and AVERAGE-BANDWIDTH add the largest audio peak and average
+/// of the group; CODECS names the video codec and every audio codec. A
+/// presentation without video gets one audio-only `EXT-X-STREAM-INF` on the
+/// default audio rendition.
 pub fn hls_multivariant(presentation: &Presentation) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let audio = presentation.audio.as_ref();
-    if let Some(audio) = audio {
-        if !presentation.video.is_empty() {
-            // Apple 8.10: non-video EXT-X-MEDIA entries carry LANGUAGE.
+    let default_audio = presentation.default_audio();
+    let audio_group = !presentation.audio.is_empty()
+        && (!presentation.video.is_empty() || presentation.audio.len() > 1);
+    if audio_group {
+        out.push('\n');
+        for audio in &presentation.audio {
+            let is_default = default_audio.is_some_and(|chosen| std::ptr::eq(chosen, audio));
             let _ = writeln!(
                 out,
-                "\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/{MEDIA_PLAYLIST}\"",
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/{MEDIA_PLAYLIST}\"",
                 quoted(&audio.name),
                 quoted(audio.language.as_deref().unwrap_or("und")),
+                yes_no(is_default),
                 audio.channels,
                 quoted(&audio.id),
             );
         }
     }
-    let (audio_peak, audio_average) =
-        audio.map_or((0, 0), |audio| (audio.peak_bitrate, audio.average_bitrate));
-
-    if presentation.video.is_empty() {
-        if let Some(audio) = audio {
+    let default_text = presentation
+        .text
+        .iter()
+        .find(|track| track.default)
+        .map(|track| track.id.as_str());
+    if !presentation.text.is_empty() {
+        if !audio_group {
+            out.push('\n');
+        }
+        for track in &presentation.text {
             let _ = writeln!(
                 out,
-                "\n#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{MEDIA_PLAYLIST}",
-                audio.peak_bitrate,
-                audio.average_bitrate,
-                quoted(&audio.codec),
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"text\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT={},AUTOSELECT=YES,URI=\"{}/{MEDIA_PLAYLIST}\"",
+                quoted(&track.name),
+                quoted(track.language.as_deref().unwrap_or("und")),
+                yes_no(default_text == Some(track.id.as_str())),
+                quoted(&track.id),
+            );
+        }
+    }
+    let audio_peak = presentation
+        .audio
+        .iter()
+        .map(|audio| audio.peak_bitrate)
+        .max()
+        .unwrap_or(0);
+    let audio_average = presentation
+        .audio
+        .iter()
+        .map(|audio| audio.average_bitrate)
+        .max()
+        .unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for audio in &presentation.audio {
+        if !audio_codecs.contains(&audio.codec.as_str()) {
+            audio_codecs.push(&audio.codec);
+        }
+    }
+    let mut groups = String::new();
+    if audio_group {
+        groups.push_str(",AUDIO=\"audio\"");
+    }
+    if !presentation.text.is_empty() {
+        groups.push_str(",SUBTITLES=\"text\"");
+    }
+
+    if presentation.video.is_empty() {
+        if let Some(audio) = default_audio {
+            let _ = writeln!(
+                out,
+                "\n#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{groups}\n{}/{MEDIA_PLAYLIST}",
+                audio_peak,
+                audio_average,
+                quoted(&audio_codecs.join(",")),
                 quoted(&audio.id),
             );
         }
@@ -59,13 +110,14 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
     });
     out.push('\n');
     for rendition in &video {
-        let codecs = match audio {
-            Some(audio) => format!("{},{}", rendition.codec, audio.codec),
-            None => rendition.codec.clone(),
-        };
+        let mut codecs = rendition.codec.clone();
+        for codec in &audio_codecs {
+            codecs.push(',');
+            codecs.push_str(codec);
+        }
         let _ = write!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}{groups}",
             rendition.peak_bitrate.saturating_add(audio_peak),
             rendition.average_bitrate.saturating_add(audio_average),
             quoted(&codecs),
@@ -73,9 +125,6 @@ pub fn hls_multivariant(presentation: &Presentation) -> String {
             rendition.height,
             rendition.frame_rate.as_f64(),
         );
-        if audio.is_some() {
-            out.push_str(",AUDIO=\"audio\"");
-        }
         let _ = writeln!(out, "\n{}/{MEDIA_PLAYLIST}", quoted(&rendition.id));
     }
     let mut wrote_iframe_header = false;
@@ -151,6 +200,32 @@ pub fn hls_iframes(segments: &[SegmentRef], timescale: u32) -> String {
     }
     out.push_str("#EXT-X-ENDLIST\n");
     out
+}
+
+/// Writes a text track's playlist (`{id}/index.m3u8`): one segment, the
+/// whole WebVTT file, lasting the track's duration.
+pub fn hls_text(track: &TextTrack) -> String {
+    let duration = track.duration_micros.max(1);
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n",
+        target_duration(&[duration]),
+    );
+    let _ = writeln!(
+        out,
+        "#EXTINF:{},\n{}",
+        seconds_text(duration),
+        crate::paths::TEXT_FILE
+    );
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "YES"
+    } else {
+        "NO"
+    }
 }
 
 fn playlist_header(target_duration: u64, iframes_only: bool) -> String {

@@ -1,17 +1,24 @@
 //! Writes HLS playlists and DASH MPDs for a packaged presentation.
 //!
-//! A [`Presentation`] lists the video renditions and the optional audio
-//! rendition of one video, each with the timing, size and I-frame byte range
-//! of every media segment. Four pure functions turn it into text:
+//! A [`Presentation`] lists the tracks of one video: its video renditions
+//! (of any codecs), its audio renditions (one per language or mix) and its
+//! text tracks (WebVTT captions), each with the timing, size and I-frame
+//! byte range of every media segment. Five pure functions turn it into text:
 //!
 //! - [`hls_multivariant`]: `master.m3u8`, served at `/v/{video}/master.m3u8`;
 //! - [`hls_media`]: a rendition's `{id}/index.m3u8`;
 //! - [`hls_iframes`]: a video rendition's `{id}/iframes.m3u8`;
+//! - [`hls_text`]: a text track's `{id}/index.m3u8`;
 //! - [`dash_mpd`]: `manifest.mpd`, served at `/v/{video}/manifest.mpd`.
 //!
 //! All URIs are relative and follow one layout: a rendition lives in the
 //! directory named by its id, with `init.mp4` and media segments
-//! `seg-00001.m4s`, `seg-00002.m4s`, ... numbered from 1.
+//! `seg-00001.m4s`, `seg-00002.m4s`, ... numbered from 1; a text track's
+//! directory holds one `captions.vtt`.
+//!
+//! A new codec needs no change here (the codec string is data, and DASH
+//! puts each codec family in an adaptation set of its own); a new track
+//! kind is a new list in [`Presentation`] and its lines in each writer.
 //!
 //! **Architecture invariant:** this crate does no IO and nothing async; it
 //! takes values and returns strings. It never opens media, and it never
@@ -24,18 +31,24 @@ pub mod paths;
 mod timing;
 
 pub use dash::dash_mpd;
-pub use hls::{hls_iframes, hls_media, hls_multivariant};
+pub use hls::{hls_iframes, hls_media, hls_multivariant, hls_text};
 
 use reel_core::FrameRate;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Everything the manifests of one video describe; stored as JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presentation {
     /// The video renditions, in any order; manifests sort them by bandwidth.
     pub video: Vec<VideoRendition>,
-    /// The single audio rendition, if the video has sound.
-    pub audio: Option<AudioRendition>,
+    /// The audio renditions: none for a silent video, else one per
+    /// language or mix; players start with the one marked default (the
+    /// first when none is).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub audio: Vec<AudioRendition>,
+    /// The text tracks (captions, subtitles), possibly none.
+    #[serde(default)]
+    pub text: Vec<TextTrack>,
     /// Whether every planned rendition is listed. The writers describe what
     /// is listed either way; the pipeline rewrites the manifests as
     /// renditions are added.
@@ -65,10 +78,11 @@ pub struct VideoRendition {
     pub segments: Vec<SegmentRef>,
 }
 
-/// The packaged audio rendition.
+/// One packaged audio rendition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioRendition {
-    /// The rendition's name and directory, normally `audio`.
+    /// The rendition's directory, unique in the video: `audio` for a single
+    /// track.
     pub id: String,
     /// The RFC 6381 codec string, e.g. `mp4a.40.2`.
     pub codec: String,
@@ -77,6 +91,9 @@ pub struct AudioRendition {
     pub language: Option<String>,
     /// The name players show in their audio menu.
     pub name: String,
+    /// Whether players start with this one.
+    #[serde(default)]
+    pub default: bool,
     /// Channel count.
     pub channels: u32,
     /// Samples per second.
@@ -89,6 +106,54 @@ pub struct AudioRendition {
     pub peak_bitrate: u64,
     /// The media segments in order.
     pub segments: Vec<SegmentRef>,
+}
+
+/// One text track: a whole WebVTT file, `{id}/captions.vtt`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextTrack {
+    /// The track's directory, unique in the video, e.g. `text-en`.
+    pub id: String,
+    /// The BCP 47 language; manifests say `und` when it is unknown.
+    pub language: Option<String>,
+    /// The name players show in their captions menu.
+    pub name: String,
+    /// Whether players show it without being asked.
+    #[serde(default)]
+    pub default: bool,
+    /// How long the track lasts, in microseconds: the video's duration.
+    pub duration_micros: u64,
+    /// The WebVTT file's size in bytes.
+    pub size: u64,
+}
+
+impl Presentation {
+    /// The audio rendition players start with: the one marked default, else
+    /// the first.
+    pub fn default_audio(&self) -> Option<&AudioRendition> {
+        self.audio
+            .iter()
+            .find(|audio| audio.default)
+            .or_else(|| self.audio.first())
+    }
+}
+
+/// Presentations written before audio became a list hold `null` or one
+/// object there.
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<AudioRendition>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<AudioRendition>),
+        One(Box<AudioRendition>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(audio)) => vec![*audio],
+        Some(OneOrMany::Many(audio)) => audio,
+    })
 }
 
 /// One media segment of a rendition, in the rendition's timescale.

@@ -13,6 +13,8 @@ pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 /// A rendition's init segment.
 pub const INIT_SEGMENT: &str = "init.mp4";
+/// A text track's one WebVTT file.
+pub const TEXT_FILE: &str = "captions.vtt";
 /// The DASH `SegmentTemplate@media` pattern that yields [`segment_file_name`].
 pub const DASH_SEGMENT_TEMPLATE: &str = "seg-$Number%05d$.m4s";
 

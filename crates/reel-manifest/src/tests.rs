@@ -65,6 +65,7 @@ fn audio() -> AudioRendition {
         codec: "mp4a.40.2".to_string(),
         language: Some("en".to_string()),
         name: "English \"main\"".to_string(),
+        default: false,
         channels: 2,
         sample_rate: 48000,
         timescale: 48000,
@@ -77,7 +78,8 @@ fn audio() -> AudioRendition {
 fn presentation() -> Presentation {
     Presentation {
         video: vec![video("720p", 720, 3_000_000), video("360p", 360, 800_000)],
-        audio: Some(audio()),
+        audio: vec![audio()],
+        text: Vec::new(),
         complete: true,
     }
 }
@@ -214,12 +216,13 @@ fn multivariant_orders_by_bandwidth_and_adds_audio() {
 #[test]
 fn multivariant_handles_unknown_language_and_missing_parts() {
     let mut without_language = presentation();
-    without_language.audio.as_mut().unwrap().language = None;
+    without_language.audio[0].language = None;
     assert!(hls_multivariant(&without_language).contains("LANGUAGE=\"und\""));
 
     let audio_only = Presentation {
         video: Vec::new(),
-        audio: Some(audio()),
+        audio: vec![audio()],
+        text: Vec::new(),
         complete: true,
     };
     assert_eq!(
@@ -229,7 +232,8 @@ fn multivariant_handles_unknown_language_and_missing_parts() {
 
     let video_only = Presentation {
         video: vec![video("720p", 720, 3_000_000)],
-        audio: None,
+        audio: Vec::new(),
+        text: Vec::new(),
         complete: false,
     };
     let playlist = hls_multivariant(&video_only);
@@ -327,7 +331,7 @@ fn mpd_is_well_formed_with_compressed_timelines() {
 #[test]
 fn mpd_timeline_restarts_after_a_gap() {
     let mut presentation = presentation();
-    presentation.audio = None;
+    presentation.audio.clear();
     presentation.video.truncate(1);
     presentation.video[0].segments.remove(3);
     let timelines = parse_timelines(&dash_mpd(&presentation));
@@ -348,4 +352,85 @@ fn presentation_round_trips_through_json() {
     assert!(json.contains("\"frame_rate\":\"30000/1001\""), "{json}");
     let back: Presentation = serde_json::from_str(&json).unwrap();
     assert_eq!(back, presentation);
+}
+
+fn english_and_french() -> Presentation {
+    let mut french = audio();
+    french.id = "audio-fr".to_string();
+    french.language = Some("fr".to_string());
+    french.name = "Français".to_string();
+    french.default = true;
+    french.peak_bitrate = 150_000;
+    let mut av1 = video("av1-720p", 720, 2_000_000);
+    av1.codec = "av01.0.05M.08".to_string();
+    Presentation {
+        video: vec![video("h264-720p", 720, 3_000_000), av1],
+        audio: vec![audio(), french],
+        text: vec![TextTrack {
+            id: "text-en".to_string(),
+            language: Some("en".to_string()),
+            name: "English".to_string(),
+            default: false,
+            duration_micros: 30_030_000,
+            size: 3_003,
+        }],
+        complete: true,
+    }
+}
+
+#[test]
+fn multivariant_lists_every_codec_language_and_text_track() {
+    let playlist = hls_multivariant(&english_and_french());
+    for expected in [
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English 'main'\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n",
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\"\n",
+        "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"text\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,URI=\"text-en/index.m3u8\"\n",
+        // The largest audio peak of the group counts in every variant.
+        "#EXT-X-STREAM-INF:BANDWIDTH=2150000,AVERAGE-BANDWIDTH=1728000,CODECS=\"av01.0.05M.08,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"audio\",SUBTITLES=\"text\"\nav1-720p/index.m3u8\n",
+        "#EXT-X-STREAM-INF:BANDWIDTH=3150000,AVERAGE-BANDWIDTH=2528000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"audio\",SUBTITLES=\"text\"\nh264-720p/index.m3u8\n",
+    ] {
+        assert!(playlist.contains(expected), "missing {expected} in\n{playlist}");
+    }
+    let text = hls_text(&english_and_french().text[0]);
+    assert_eq!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:30\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:30.030000,\ncaptions.vtt\n#EXT-X-ENDLIST\n"
+    );
+}
+
+#[test]
+fn mpd_puts_each_codec_family_language_and_text_track_in_its_own_set() {
+    let mpd = dash_mpd(&english_and_french());
+    let timelines = parse_timelines(&mpd);
+    let ids: Vec<&str> = timelines.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["av1-720p", "h264-720p", "audio", "audio-fr", "text-en"]
+    );
+    assert!(timelines[4].1.is_empty(), "a text track has no timeline");
+    let sets = mpd.matches("<AdaptationSet ").count();
+    assert_eq!(sets, 5, "{mpd}");
+    for expected in [
+        "<AdaptationSet id=\"0\" contentType=\"video\"",
+        "<AdaptationSet id=\"1\" contentType=\"video\"",
+        "lang=\"fr\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Label>Français</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>",
+        "lang=\"en\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Label>English &quot;main&quot;</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"alternate\"/>",
+        "<AdaptationSet id=\"4\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"en\">",
+        "<Representation id=\"text-en\" bandwidth=\"800\">\n        <BaseURL>text-en/captions.vtt</BaseURL>",
+    ] {
+        assert!(mpd.contains(expected), "missing {expected} in\n{mpd}");
+    }
+}
+
+#[test]
+fn presentations_written_with_one_audio_rendition_still_read() {
+    let mut old = serde_json::to_value(presentation()).unwrap();
+    let single = old["audio"][0].clone();
+    old["audio"] = single;
+    old.as_object_mut().unwrap().remove("text");
+    let back: Presentation = serde_json::from_value(old.clone()).unwrap();
+    assert_eq!(back, presentation());
+    old["audio"] = serde_json::Value::Null;
+    let silent: Presentation = serde_json::from_value(old).unwrap();
+    assert!(silent.audio.is_empty() && silent.text.is_empty());
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::plan::{AudioPlan, ChunkPlan, HdrTransfer, RenditionPlan, VideoPlan};
+use crate::plan::{AudioPlan, ChunkPlan, HdrTransfer, RenditionPlan, VideoCodec, VideoPlan};
 use crate::process::run_lines;
 use crate::{MediaError, ALLOWED_DEMUXERS};
 
@@ -227,26 +227,7 @@ pub fn video_chunk_args(
         );
         args.push("-frames:v".into());
         args.push(chunk.frame_count.to_string().into());
-        push(&mut args, ["-c:v", "libx264", "-preset"]);
-        args.push(settings.preset.clone().into());
-        push(&mut args, ["-profile:v"]);
-        args.push(rendition.profile.clone().into());
-        push(&mut args, ["-level:v"]);
-        args.push(rendition.level.clone().into());
-        match settings.rate_control {
-            RateControl::Crf(crf) => {
-                args.push("-crf".into());
-                args.push(crf.to_string().into());
-            }
-            RateControl::Bitrate => {
-                args.push("-b:v".into());
-                args.push(format!("{}k", rendition.bitrate_kbps).into());
-            }
-        }
-        args.push("-maxrate".into());
-        args.push(format!("{}k", rendition.maxrate_kbps).into());
-        args.push("-bufsize".into());
-        args.push(format!("{}k", rendition.bufsize_kbits).into());
+        push_codec_args(&mut args, rendition, settings);
         // The chunk starts on a GOP boundary, so frame n of the chunk is a
         // keyframe exactly when n of the title is.
         push(
@@ -352,6 +333,34 @@ pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsStrin
     push(&mut args, ["-f", "mp4"]);
     args.push(output.into());
     args
+}
+
+/// The encoder and rate-control arguments of one rendition's codec.
+fn push_codec_args(args: &mut Vec<OsString>, rendition: &RenditionPlan, settings: &EncodeSettings) {
+    match rendition.codec {
+        VideoCodec::H264 => {
+            push(args, ["-c:v", "libx264", "-preset"]);
+            args.push(settings.preset.clone().into());
+            push(args, ["-profile:v"]);
+            args.push(rendition.profile.clone().into());
+            push(args, ["-level:v"]);
+            args.push(rendition.level.clone().into());
+            match settings.rate_control {
+                RateControl::Crf(crf) => {
+                    args.push("-crf".into());
+                    args.push(crf.to_string().into());
+                }
+                RateControl::Bitrate => {
+                    args.push("-b:v".into());
+                    args.push(format!("{}k", rendition.bitrate_kbps).into());
+                }
+            }
+            args.push("-maxrate".into());
+            args.push(format!("{}k", rendition.maxrate_kbps).into());
+            args.push("-bufsize".into());
+            args.push(format!("{}k", rendition.bufsize_kbits).into());
+        }
+    }
 }
 
 /// Whether every rendition in `renditions` is at most a third of the

@@ -56,6 +56,10 @@ pub struct MediaLimits {
     /// The most bytes one API key may hold: its videos' sources plus its
     /// unfinished uploads (unset: no quota).
     pub quota_per_key: Option<ByteSize>,
+    /// The most seconds of video all of one API key's videos may last
+    /// together, checked when each is probed (0: no limit); a video over
+    /// it fails at the probe, before any encode task exists.
+    pub media_seconds_per_key: u64,
     /// The address space of one ffmpeg or ffprobe child (RLIMIT_AS); a
     /// decode that needs more fails instead of exhausting the host.
     pub ffmpeg_memory: ByteSize,
@@ -63,8 +67,8 @@ pub struct MediaLimits {
 
 impl MediaLimits {
     /// The limits for ordinary uploads: 20 GiB, a 60 s probe, 6 hours,
-    /// 8192x8192 pixels, 16 streams, 240 frames per second, no quota, 2 GiB
-    /// of address space per ffmpeg.
+    /// 8192x8192 pixels, 16 streams, 240 frames per second, no byte quota,
+    /// 100 hours of video per key, 2 GiB of address space per ffmpeg.
     pub fn standard() -> MediaLimits {
         MediaLimits {
             max_upload_size: ByteSize::from_bytes(20 << 30),
@@ -75,6 +79,7 @@ impl MediaLimits {
             max_streams: 16,
             max_frame_rate: FrameRate::new(240, 1).expect("240 is a positive rate"),
             quota_per_key: None,
+            media_seconds_per_key: 100 * 3600,
             ffmpeg_memory: ByteSize::from_bytes(2 << 30),
         }
     }

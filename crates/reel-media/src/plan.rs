@@ -152,10 +152,64 @@ pub struct ChunkPlan {
     pub seek_seconds: Option<f64>,
 }
 
-/// One H.264 rendition.
+/// A video codec reel encodes to. One value today; a new codec is a new
+/// value here, its encoder arguments in [`crate::encode`], and its rungs in
+/// the plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// H.264 (AVC) with libx264: plays everywhere.
+    #[default]
+    H264,
+}
+
+impl VideoCodec {
+    /// The short name used in rendition ids and config: `h264`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+        }
+    }
+}
+
+impl std::fmt::Display for VideoCodec {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A rendition's id, unique in a video: codec and name, e.g. `h264-720p`.
+/// It names the rendition's tasks, its folder in the object store and its
+/// entry in the manifests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RenditionId(String);
+
+impl RenditionId {
+    /// The id of rendition `name` in `codec`.
+    pub fn new(codec: VideoCodec, name: &str) -> RenditionId {
+        RenditionId(format!("{}-{name}", codec.as_str()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RenditionId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// One video rendition: a rung of the ladder in one codec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RenditionPlan {
-    /// The name, e.g. `720p`.
+    /// The codec; plans written before codecs were named are H.264.
+    #[serde(default)]
+    pub codec: VideoCodec,
+    /// The rung's name, e.g. `720p`: what players show.
     pub name: String,
     /// The width in (square) pixels, even.
     pub width: u32,
@@ -171,6 +225,13 @@ pub struct RenditionPlan {
     pub profile: String,
     /// The lowest H.264 level that fits, e.g. `3.1`.
     pub level: String,
+}
+
+impl RenditionPlan {
+    /// The rendition's id: [`RenditionId::new`] of its codec and name.
+    pub fn id(&self) -> RenditionId {
+        RenditionId::new(self.codec, &self.name)
+    }
 }
 
 /// The audio track: AAC-LC, encoded once per title.
@@ -446,6 +507,7 @@ fn renditions(video: &VideoInfo, frame_rate: FrameRate, ladder: &[Rung]) -> Vec<
             let bufsize_kbits = 2 * maxrate_kbps;
             let profile = if short >= 480 { "high" } else { "main" };
             RenditionPlan {
+                codec: VideoCodec::H264,
                 name,
                 width,
                 height,

@@ -24,17 +24,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs ffmpeg synchronously to make a test source at `path`.
 fn make_source_to(path: &Path, args: &[&str]) {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-y", "-loglevel", "error"])
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("ffmpeg must be installed: apt-get install ffmpeg");
-    assert!(
-        output.status.success(),
-        "making a source failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reel_testkit::media::ffmpeg(args, path);
 }
 
 fn ffprobe(path: &Path, args: &[&str]) -> Value {

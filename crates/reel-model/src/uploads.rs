@@ -213,7 +213,8 @@ pub trait Uploads: Sync {
     fn jobs(&self) -> &JobStore;
 
     /// Bytes an API key holds: its videos' sources plus its unfinished
-    /// uploads' declared lengths (for the per-key quota).
+    /// uploads' declared lengths, or what arrived of an upload whose length
+    /// is deferred (for the per-key quota).
     fn bytes_used_by(
         &self,
         owner: &str,
@@ -225,7 +226,7 @@ pub trait Uploads: Sync {
             .bind(owner)
             .fetch_one(self.jobs().pool())
             .await?;
-            let uploads: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND state IN ('open', 'completing')")
+            let uploads: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(COALESCE(length, upload_offset)), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND state IN ('open', 'completing')")
                 .bind(owner)
                 .fetch_one(self.jobs().pool())
                 .await?;

@@ -118,6 +118,48 @@ pub trait Videos: Sync {
         }
     }
 
+    /// Records that `id` lasts `millis` if its owner's other videos leave
+    /// room for it within `budget_millis`; otherwise records nothing and
+    /// says what the others already take.
+    fn reserve_media_millis(
+        &self,
+        id: VideoId,
+        millis: i64,
+        budget_millis: i64,
+    ) -> impl std::future::Future<Output = Result<MediaReservation, StoreError>> + Send {
+        async move {
+            // One statement, so two probes of one owner cannot both pass on
+            // the same remainder (the row lock or SQLite's write lock orders them).
+            let updated = sqlx::query(
+                "UPDATE videos SET media_millis = $1 WHERE id = $2 AND $1 + (SELECT CAST(COALESCE(SUM(other.media_millis), 0) AS BIGINT) FROM videos other WHERE other.owner = videos.owner AND other.id <> $2) <= $3",
+            )
+            .bind(millis)
+            .bind(id.to_string())
+            .bind(budget_millis)
+            .execute(self.jobs().pool())
+            .await?;
+            if updated.rows_affected() > 0 {
+                return Ok(MediaReservation::Reserved);
+            }
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT owner FROM videos WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(self.jobs().pool())
+                    .await?;
+            let Some(owner) = owner else {
+                return Ok(MediaReservation::Missing);
+            };
+            let used: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(media_millis), 0) AS BIGINT) FROM videos WHERE owner = $1 AND id <> $2",
+            )
+            .bind(owner)
+            .bind(id.to_string())
+            .fetch_one(self.jobs().pool())
+            .await?;
+            Ok(MediaReservation::Refused { used_millis: used })
+        }
+    }
+
     /// Removes a video's row; returns whether it existed.
     fn delete_video(
         &self,
@@ -131,6 +173,20 @@ pub trait Videos: Sync {
             Ok(result.rows_affected() > 0)
         }
     }
+}
+
+/// What [`Videos::reserve_media_millis`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaReservation {
+    /// The video's duration is recorded against its owner's budget.
+    Reserved,
+    /// The owner's other videos take `used_millis`, leaving too little.
+    Refused {
+        /// What the owner's other videos take.
+        used_millis: i64,
+    },
+    /// No such video (deleted meanwhile).
+    Missing,
 }
 
 impl Videos for JobStore {

@@ -31,25 +31,7 @@ async fn sqlite() -> Backend {
 }
 
 async fn postgres() -> Backend {
-    let base = std::env::var("REEL_TEST_DATABASE_URL").expect(
-        "REEL_TEST_DATABASE_URL is not set: run the tests with `make test` or scripts/with-postgres.sh cargo test",
-    );
-    // A fresh database per test keeps the suites independent.
-    let name = format!("t_{}", UploadId::new_random());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&base)
-        .await
-        .expect("postgres admin connection");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let url = match base.rfind('/') {
-        Some(idx) => format!("{}/{name}", &base[..idx]),
-        None => panic!("database url without a path: {base}"),
-    };
+    let url = reel_testkit::postgres::fresh_database().await;
     Backend {
         store: reel_model::connect(&url, 4).await.expect("postgres store"),
         other: reel_model::connect(&url, 4)

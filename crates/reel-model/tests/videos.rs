@@ -22,24 +22,7 @@ async fn sqlite() -> Backend {
 }
 
 async fn postgres() -> Backend {
-    let base = std::env::var("REEL_TEST_DATABASE_URL").expect(
-        "REEL_TEST_DATABASE_URL is not set: run the tests with `make test` or scripts/with-postgres.sh cargo test",
-    );
-    let name = format!("t_{}", VideoId::new_random().to_string().replace('-', ""));
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&base)
-        .await
-        .expect("postgres admin connection");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let url = match base.rfind('/') {
-        Some(idx) => format!("{}/{name}", &base[..idx]),
-        None => panic!("database url without a path: {base}"),
-    };
+    let url = reel_testkit::postgres::fresh_database().await;
     Backend {
         store: reel_model::connect(&url, 4).await.expect("postgres store"),
         _dir: None,

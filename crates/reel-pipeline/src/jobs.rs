@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
-use reel_jobs::store::{Completion, NewJob, NewTask};
+use reel_jobs::store::{Completion, FailureKind, NewJob, NewTask};
 use reel_jobs::worker::{Registry, TaskContext, TaskError, TaskHandler};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -125,7 +125,7 @@ pub fn verify_job(source: &StoredObject) -> NewJob {
             priority: 0,
             payload: json!({"source": source}),
             depends_on: Vec::new(),
-            max_attempts: 3,
+            max_attempts: VERIFY_ATTEMPTS,
         }],
     }
 }
@@ -223,9 +223,15 @@ pub fn selftest_job(spec: &SelftestSpec) -> NewJob {
 pub fn registry(objects: Arc<dyn ObjectStore>, settings: PipelineSettings) -> Registry {
     let shared = Arc::new(Shared { objects, settings });
     let mut registry = Registry::default();
-    registry.register("probe", Arc::new(Probe(shared.clone())));
-    registry.register("checksum", Arc::new(Checksum(shared.clone())));
-    registry.register("verify", Arc::new(Verify(shared.clone())));
+    let cleaning = |handler: Arc<dyn TaskHandler>| {
+        Arc::new(RemovesSourceAtEnd {
+            handler,
+            shared: shared.clone(),
+        })
+    };
+    registry.register("probe", cleaning(Arc::new(Probe(shared.clone()))));
+    registry.register("checksum", cleaning(Arc::new(Checksum(shared.clone()))));
+    registry.register("verify", cleaning(Arc::new(Verify(shared.clone()))));
     registry.register("plan", Arc::new(Plan));
     registry.register("touch", Arc::new(Touch(shared.clone())));
     registry.register("join", Arc::new(Join(shared)));
@@ -264,6 +270,40 @@ fn payload_field<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Attempts of every task of a verify job.
+const VERIFY_ATTEMPTS: u32 = 3;
+
+/// A verify job's source is removed when the job ends: by its last task
+/// when it succeeds, by the task whose failure ends the job otherwise (a
+/// permanent error, or a retryable one on the last attempt).
+struct RemovesSourceAtEnd {
+    handler: Arc<dyn TaskHandler>,
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl TaskHandler for RemovesSourceAtEnd {
+    async fn run(&self, ctx: TaskContext) -> Result<Completion, TaskError> {
+        let source = ctx.payload["source"]["key"].as_str().map(str::to_string);
+        let last = ctx.key == "verify";
+        let attempt = ctx.attempt;
+        let result = self.handler.run(ctx).await;
+        let ends_job = match &result {
+            Ok(_) => last,
+            Err(error) => {
+                matches!(error.kind, FailureKind::Permanent)
+                    || attempt >= i64::from(VERIFY_ATTEMPTS)
+            }
+        };
+        if let (true, Some(key)) = (ends_job, source) {
+            if let Err(error) = self.shared.objects.delete(&ObjectPath::from(key)).await {
+                tracing::warn!(%error, "removing a verify job's source failed");
+            }
+        }
+        result
+    }
+}
+
 struct Probe(Arc<Shared>);
 
 #[async_trait]
@@ -297,7 +337,7 @@ impl TaskHandler for Probe {
                 priority: 0,
                 payload: json!({"source": source, "index": range_idx, "offset": offset, "length": range.min(source.size - offset)}),
                 depends_on: Vec::new(),
-                max_attempts: 3,
+                max_attempts: VERIFY_ATTEMPTS,
             });
             keys.push(key);
         }
@@ -307,7 +347,7 @@ impl TaskHandler for Probe {
             priority: 0,
             payload: json!({"source": source}),
             depends_on: keys,
-            max_attempts: 3,
+            max_attempts: VERIFY_ATTEMPTS,
         });
         Ok(Completion {
             output: report,

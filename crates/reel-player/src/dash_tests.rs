@@ -60,18 +60,20 @@ fn video(id: &str, height: u32, peak_bitrate: u64) -> VideoRendition {
 fn presentation() -> Presentation {
     Presentation {
         video: vec![video("720p", 720, 3_000_000), video("360p", 360, 800_000)],
-        audio: Some(AudioRendition {
+        audio: vec![AudioRendition {
             id: "audio".to_string(),
             codec: "mp4a.40.2".to_string(),
             language: None,
             name: "Audio".to_string(),
+            default: true,
             channels: 2,
             sample_rate: 48000,
             timescale: 48000,
             average_bitrate: 128_000,
             peak_bitrate: 130_000,
             segments: segments(9, 192_512, 1024),
-        }),
+        }],
+        text: Vec::new(),
         complete: true,
     }
 }

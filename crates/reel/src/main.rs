@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod edge;
 mod ingest;
+mod pipeline;
 mod play;
 mod redact;
 mod signing;
@@ -19,13 +20,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use reel_core::JobId;
 use reel_jobs::metrics::Metrics;
-use reel_jobs::store::{JobStore, JobView, RetryPolicy};
-use reel_jobs::worker::{run_worker_pool, WorkerConfig};
-use reel_media::encode::EncodeSettings;
-use reel_media::plan::PlanSettings;
-use reel_pipeline::jobs::PipelineSettings;
+use reel_jobs::store::{JobStore, JobView};
+use reel_jobs::worker::run_worker_pool;
 use reel_pipeline::storage::{S3Settings, StorageUrl};
-use reel_pipeline::video::VideoSettings;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -277,29 +274,6 @@ fn open_objects(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectS
     reel_pipeline::storage::open(&config.storage()?, &settings).context("opening the object store")
 }
 
-fn worker_config(config: &Config, name: String, slots: usize) -> WorkerConfig {
-    WorkerConfig {
-        name,
-        slots,
-        lease: config.worker.lease,
-        heartbeat_interval: config.worker.heartbeat,
-        poll_interval: config.worker.poll,
-        retry: RetryPolicy {
-            base_delay: config.worker.retry_base,
-            max_delay: config.worker.retry_max,
-        },
-        shutdown_grace: config.worker.lease,
-    }
-}
-
-fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
-    Ok(PipelineSettings {
-        probe_timeout: config.limits.probe_timeout,
-        checksum_range: 1 << 20,
-        scratch_dir: config.scratch_dir()?,
-    })
-}
-
 /// How often expired uploads are reaped.
 const UPLOAD_REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -373,54 +347,6 @@ fn embedded_s3_secret(config: &Config) -> anyhow::Result<String> {
 }
 
 /// `$XDG_STATE_HOME/reel/uploads`, else `~/.local/state/reel/uploads`.
-/// Every task handler: the engine's own jobs and the video pipeline.
-fn registry(
-    config: &Config,
-    objects: Arc<dyn object_store::ObjectStore>,
-    slots: usize,
-) -> anyhow::Result<reel_jobs::worker::Registry> {
-    reel_media::set_child_limits(reel_media::ChildLimits {
-        max_pixels: u64::from(config.limits.max_width) * u64::from(config.limits.max_height),
-        memory_bytes: config.limits.ffmpeg_memory.bytes(),
-    });
-    let mut registry = reel_pipeline::jobs::registry(objects.clone(), pipeline_settings(config)?);
-    reel_pipeline::video::register(&mut registry, objects, video_settings(config, slots)?);
-    Ok(registry)
-}
-
-/// x264 threads per encoder: the configured number, or else the cores
-/// shared out among the slots (parallelism comes from running chunks side
-/// by side; one thread per encoder on 2 cores and 2 slots measured 6 % less
-/// CPU than x264's own threading, see bench/RESULTS.md).
-fn x264_threads(configured: u32, slots: usize) -> u32 {
-    if configured > 0 {
-        return configured;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    u32::try_from((cores / slots.max(1)).max(1)).unwrap_or(1)
-}
-
-fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings> {
-    let storage = config.storage()?;
-    Ok(VideoSettings {
-        limits: config.limits.clone(),
-        plan: PlanSettings {
-            segments_per_chunk: config.encode.segments_per_chunk,
-            ..PlanSettings::standard()
-        },
-        encode: EncodeSettings {
-            preset: config.encode.preset.clone(),
-            rate_control: EncodeSettings::standard().rate_control,
-            threads: Some(x264_threads(config.encode.x264_threads, slots)),
-        },
-        ffmpeg_time_per_media_second: config.encode.time_per_media_second,
-        scratch_dir: config.scratch_dir()?,
-        local_store_root: storage.local_root().map(Path::to_path_buf),
-        source_cache_bytes: config.worker.source_cache.bytes(),
-        lowest_rendition_first: config.encode.lowest_rendition_first,
-    })
-}
-
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -599,8 +525,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let mut tasks = tokio::task::JoinSet::new();
     if config.server.workers > 0 {
-        let registry = registry(&config, objects.clone(), config.server.workers)?;
-        let worker_config = worker_config(&config, "serve".to_string(), config.server.workers);
+        let registry = pipeline::registry(&config, &store, objects.clone(), config.server.workers)?;
+        let worker_config =
+            pipeline::worker_config(&config, "serve".to_string(), config.server.workers);
         tasks.spawn(run_worker_pool(
             store.clone(),
             registry,
@@ -648,14 +575,14 @@ async fn worker(config: Config, name: Option<String>) -> anyhow::Result<()> {
     let slots = config.worker.slots.max(1);
     let store = open_store(&config, u32::try_from(slots).unwrap_or(64) + 4).await?;
     let objects = open_objects(&config)?;
-    let registry = registry(&config, objects, slots)?;
+    let registry = pipeline::registry(&config, &store, objects, slots)?;
     let name = name.unwrap_or_else(|| format!("worker-{}", std::process::id()));
     println!("reel worker {name} running {slots} slots");
     let shutdown = shutdown_on_signal();
     run_worker_pool(
         store,
         registry,
-        worker_config(&config, name, slots),
+        pipeline::worker_config(&config, name, slots),
         Arc::new(Metrics::new()),
         shutdown,
     )

@@ -384,13 +384,30 @@ async fn browser_sessions_and_the_web_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_errors_tell_clients_what_failed_without_store_text() {
     let env = Env::sqlite();
+    let key = env.create_key();
     let (server, url) = env.serve(0);
+    // The video exists (the origin answers 404 for media of a missing one);
+    // with no worker its job never starts.
+    let created = reqwest::Client::new()
+        .post(format!("{url}/v1/videos?title=blocked"))
+        .bearer_auth(&key)
+        .body(vec![7u8; 4096])
+        .send()
+        .await
+        .expect("POST /v1/videos");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("video JSON");
+    let video = created["id"].as_str().expect("video id").to_string();
+    let video = video.as_str();
     // A real store failure: the video's folder is a file, so reading a
     // segment under it fails with "Not a directory" and the file's path.
-    let video = "0b6f3c2e-4c5d-4e7f-8a9b-0c1d2e3f4a5b";
     let videos_dir = env.objects_dir().join("videos");
+    let folder = videos_dir.join(video);
+    if folder.exists() {
+        std::fs::remove_dir_all(&folder).expect("remove the video's folder");
+    }
     std::fs::create_dir_all(&videos_dir).expect("videos dir");
-    std::fs::write(videos_dir.join(video), b"not a folder").expect("blocking file");
+    std::fs::write(&folder, b"not a folder").expect("blocking file");
     let response = reqwest::Client::new()
         .get(format!("{url}/v/{video}/h264-720p/seg-00001.m4s"))
         .header("x-request-id", "test-request-42")

@@ -1,10 +1,10 @@
 //! Helpers that start the real `reel` binary on loopback with a temp data dir.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+pub use reel_testkit::process::Process;
 
 use serde_json::Value;
 
@@ -30,28 +30,12 @@ impl Env {
     }
 
     pub async fn postgres() -> Self {
-        let base = std::env::var("REEL_TEST_DATABASE_URL")
-            .expect("REEL_TEST_DATABASE_URL is not set: run the tests with `make test` or scripts/with-postgres.sh cargo test");
-        let name = format!(
-            "it_{}",
-            reel_core::JobId::new_random().to_string().replace('-', "")
-        );
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&base)
-            .await
-            .expect("postgres admin");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
-        let idx = base.rfind('/').expect("database url has a path");
+        let database = reel_testkit::postgres::fresh_database().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = format!("file://{}", dir.path().join("objects").display());
         Self {
             dir,
-            database: format!("{}/{name}", &base[..idx]),
+            database,
             storage,
         }
     }
@@ -91,6 +75,24 @@ impl Env {
         command
     }
 
+    /// `reel ingest FILE --wait --json` against `url` with `key`: the video
+    /// as it prints it; panics with both outputs when it prints no JSON.
+    pub fn ingest(&self, url: &str, key: &str, file: &Path) -> Value {
+        let output = self
+            .command(&["ingest", "--wait", "--json", "--server", url])
+            .arg(file)
+            .env("REEL_API_KEY", key)
+            .output()
+            .expect("run reel ingest");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(&stdout).unwrap_or_else(|error| {
+            panic!(
+                "reel ingest printed no JSON ({error}): stdout {stdout} stderr {}",
+                String::from_utf8_lossy(&output.stderr),
+            )
+        })
+    }
+
     /// An admin key with a name of its own (names are unique).
     pub fn create_key(&self) -> String {
         let name = format!("test-{}", reel_core::JobId::new_random());
@@ -109,35 +111,9 @@ impl Env {
 
     /// Starts a process with extra environment variables.
     pub fn spawn_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Process {
-        let mut child = self
-            .command(args)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn reel");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().expect("lines lock").push(line);
-                }
-            });
-        }
-        Process { child, lines }
+        let mut command = self.command(args);
+        command.envs(envs.iter().copied());
+        Process::spawn(command)
     }
 
     /// Starts `reel serve` on a free port and waits until it listens.
@@ -159,63 +135,6 @@ impl Env {
         );
         let url = process.listening_url();
         (process, url)
-    }
-}
-
-pub struct Process {
-    pub child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    /// The `http://…` URL a `reel serve` or `reel edge` process said it
-    /// listens on (waited for, up to 30 s).
-    pub fn listening_url(&self) -> String {
-        let line = self.wait_for_line("listening on http://", Duration::from_secs(30));
-        line.split("listening on ")
-            .nth(1)
-            .expect("url")
-            .trim()
-            .to_string()
-    }
-
-    pub fn wait_for_line(&self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .expect("lines lock")
-                .iter()
-                .find(|line| line.contains(needle))
-            {
-                return line.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {needle:?} in: {:#?}",
-                self.lines.lock().expect("lines lock")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn output(&self) -> String {
-        self.lines.lock().expect("lines lock").join("\n")
-    }
-
-    pub fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) with a pid we own has no memory-safety preconditions.
-        let result = unsafe { libc::kill(pid, signal) };
-        assert_eq!(result, 0, "kill({pid}, {signal})");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -309,37 +228,9 @@ pub fn list_files(dir: &Path) -> Vec<String> {
 
 /// A short test video generated with ffmpeg's lavfi sources.
 pub fn generated_video(dir: &Path) -> PathBuf {
-    let path = dir.join("source.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            "3",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg not found: install it with apt-get install ffmpeg (make deps)");
-    assert!(status.success(), "ffmpeg failed to generate the test video");
-    path
+    reel_testkit::media::Lavfi::video("320x180", "25", 3)
+        .with_audio(44100)
+        .write(dir.join("source.mp4"))
 }
 
 /// `tests/clients/`: the third-party clients the tests drive.

@@ -23,22 +23,9 @@ const TTL_SECONDS: u64 = 4;
 
 /// A 24 s 320x180 source with audio (six 4 s segments).
 fn source(dir: &Path) -> PathBuf {
-    let path = dir.join("delivery.mp4");
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "24", "-c:v", "libx264", "-preset", "ultrafast"])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&path)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    path
+    reel_testkit::media::Lavfi::video("320x180", "25", 24)
+        .with_audio(48000)
+        .write(dir.join("delivery.mp4"))
 }
 
 /// A client whose requests come from `address` (a loopback alias).
@@ -105,7 +92,7 @@ fn highest_rendition(video: &Value) -> String {
                 .iter()
                 .max_by_key(|rendition| rendition["height"].as_u64().unwrap_or(0))
         })
-        .and_then(|rendition| rendition["name"].as_str())
+        .and_then(|rendition| rendition["id"].as_str())
         .unwrap_or_else(|| panic!("no renditions: {video:#}"))
         .to_string()
 }
@@ -168,21 +155,7 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
         ],
     );
     let file = source(env.dir.path());
-    let ingested = env
-        .command(&[
-            "ingest",
-            "--wait",
-            "--json",
-            "--server",
-            &url,
-            "--api-key",
-            &key,
-        ])
-        .arg(&file)
-        .output()
-        .expect("ingest");
-    let video: Value = serde_json::from_slice(&ingested.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&ingested.stderr)));
+    let video = env.ingest(&url, &key, &file);
     assert_eq!(video["state"], "ready", "{video:#}");
     let id = video["id"].as_str().expect("id").to_string();
 
@@ -535,38 +508,10 @@ async fn assert_edge_counted_cmcd(edge_url: &str) {
 /// Makes a `seconds`-long 854x480 source with audio and ingests it with
 /// `reel ingest --wait --json`; returns the video as that prints it.
 fn ingest_test_video(env: &Env, url: &str, key: &str, name: &str, seconds: u32) -> Value {
-    let file = env.dir.path().join(format!("{name}.mp4"));
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&file)
-        .output()
-        .expect("ffmpeg");
-    assert!(output.status.success());
-    let ingested = env
-        .command(&[
-            "ingest",
-            "--wait",
-            "--json",
-            "--server",
-            url,
-            "--api-key",
-            key,
-        ])
-        .arg(&file)
-        .output()
-        .expect("ingest");
-    serde_json::from_slice(&ingested.stdout).expect("json")
+    let file = reel_testkit::media::Lavfi::video("854x480", "30", seconds)
+        .with_audio(48000)
+        .write(env.dir.path().join(format!("{name}.mp4")));
+    env.ingest(url, key, &file)
 }
 
 /// `reel play` through a real edge, its rate shaped by a trace that steps

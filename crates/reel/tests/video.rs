@@ -27,18 +27,7 @@ fn args(text: &str) -> Vec<String> {
 /// Generates a source with ffmpeg's lavfi inputs into `dir`.
 fn make_source(dir: &Path, source: &Source) -> PathBuf {
     let path = dir.join(format!("{}.{}", source.name, source.extension));
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y"])
-        .args(&source.args)
-        .arg(&path)
-        .output()
-        .expect("ffmpeg not found: install it with apt-get install ffmpeg (make deps)");
-    assert!(
-        output.status.success(),
-        "generating {}: {}",
-        source.name,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reel_testkit::media::ffmpeg(&source.args, &path);
     path
 }
 
@@ -70,22 +59,7 @@ impl Server {
 
     /// `reel ingest FILE --wait --json` against this server.
     fn ingest(&self, file: &Path) -> Value {
-        let output = self
-            .env
-            .command(&["ingest", "--wait", "--json"])
-            .arg(file)
-            .args(["--server", &self.url])
-            .env("REEL_API_KEY", &self.key)
-            .output()
-            .expect("run reel ingest");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str(&stdout).unwrap_or_else(|error| {
-            panic!(
-                "reel ingest printed no JSON ({error}): stdout {stdout} stderr {} server {}",
-                String::from_utf8_lossy(&output.stderr),
-                self.process.output()
-            )
-        })
+        self.env.ingest(&self.url, &self.key, file)
     }
 
     async fn get_json(&self, path: &str) -> Value {
@@ -368,7 +342,7 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
         let frame_rate: reel_core::FrameRate =
             serde_json::from_value(video_plan["frame_rate"].clone()).expect("rate");
         for rendition in renditions {
-            let name = rendition["name"].as_str().expect("name");
+            let name = rendition["id"].as_str().expect("id");
             let playlist = format!("{base}{name}/index.m3u8");
             assert!(master.contains(&format!("{name}/index.m3u8")), "{master}");
             let track = fetch_track(server, &playlist).await;
@@ -675,7 +649,7 @@ async fn ten_bit_becomes_eight_bit() {
     for rendition in video["renditions"].as_array().expect("renditions") {
         let url = format!(
             "{base}{}/index.m3u8",
-            rendition["name"].as_str().expect("name")
+            rendition["id"].as_str().expect("id")
         );
         let output = Command::new("ffprobe")
             .args([
@@ -860,7 +834,7 @@ async fn origin_serves_with_cache_headers_ranges_and_cors() {
     assert_eq!(video["state"], "ready", "{video:#}");
     let hls = video["hls"].as_str().expect("hls");
     let base = &hls[..hls.rfind('/').expect("slash") + 1];
-    let rendition = video["renditions"][0]["name"].as_str().expect("name");
+    let rendition = video["renditions"][0]["id"].as_str().expect("id");
     let segment_url = format!("{base}{rendition}/seg-00001.m4s");
     let client = &server.client;
     let full = client.get(&segment_url).send().await.expect("get");

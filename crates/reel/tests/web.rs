@@ -27,32 +27,9 @@ fn web_dir() -> String {
 }
 
 fn generate(path: &Path, size: &str, seconds: u32) {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={size}:rate=30"),
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(path)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reel_testkit::media::Lavfi::video(size, "30", seconds)
+        .with_audio(48000)
+        .write(path);
 }
 
 /// Runs a browser script and returns its JSON report (it must exit 0).
@@ -128,20 +105,7 @@ async fn the_watch_page_steps_down_when_throttled_and_back_up() {
     );
     let file = env.dir.path().join("ladder.mp4");
     generate(&file, "854x480", 60);
-    let ingested = env
-        .command(&[
-            "ingest",
-            "--wait",
-            "--json",
-            "--server",
-            &url,
-            "--api-key",
-            &key,
-        ])
-        .arg(&file)
-        .output()
-        .expect("ingest");
-    let video: Value = serde_json::from_slice(&ingested.stdout).expect("json");
+    let video = env.ingest(&url, &key, &file);
     assert_eq!(
         video["renditions"].as_array().map(Vec::len),
         Some(3),

@@ -325,3 +325,22 @@ fn plans_round_trip_through_json() {
     let back: Plan = serde_json::from_str(&json).expect("deserializes");
     assert_eq!(back, planned);
 }
+
+#[test]
+fn renditions_are_identified_by_codec_and_name() {
+    let planned = plan(
+        &info(Some(video(1280, 720, "30")), None),
+        &PlanSettings::standard(),
+    )
+    .expect("plannable");
+    let renditions = &planned.video.expect("video").renditions;
+    let ids: Vec<String> = renditions.iter().map(|r| r.id().to_string()).collect();
+    assert_eq!(ids, ["h264-720p", "h264-480p", "h264-360p", "h264-240p"]);
+    assert!(renditions.iter().all(|r| r.codec == VideoCodec::H264));
+    // Plans stored before renditions named their codec read as H.264.
+    let mut old = serde_json::to_value(&renditions[0]).expect("serializes");
+    assert_eq!(old["codec"], "h264");
+    old.as_object_mut().expect("object").remove("codec");
+    let back: RenditionPlan = serde_json::from_value(old).expect("deserializes");
+    assert_eq!(back, renditions[0]);
+}

@@ -80,6 +80,7 @@ impl TaskHandler for AudioTask {
             codec: track.info.codec.clone(),
             name: language.clone().unwrap_or_else(|| "Audio".to_string()),
             language,
+            default: true,
             channels,
             sample_rate,
             timescale: track.info.timescale,

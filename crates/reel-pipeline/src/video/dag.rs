@@ -87,13 +87,13 @@ pub(super) fn fan_out(
         let mut chunks_by_rendition: HashMap<String, usize> = HashMap::new();
         for (group, members, priority, chunks) in &groups {
             for member in members {
-                chunks_by_rendition.insert(member.name.clone(), chunks.len());
+                chunks_by_rendition.insert(member.id().to_string(), chunks.len());
             }
             for chunk in chunks {
                 let key = format!("encode-{group}-{:05}", chunk.index);
                 for member in members {
                     encode_keys_by_rendition
-                        .entry(member.name.clone())
+                        .entry(member.id().to_string())
                         .or_default()
                         .push(key.clone());
                 }
@@ -106,7 +106,10 @@ pub(super) fn fan_out(
                         source: input.source.clone(),
                         plan: plan_without_chunks.clone(),
                         chunk: chunk.clone(),
-                        renditions: members.iter().map(|member| member.name.clone()).collect(),
+                        renditions: members
+                            .iter()
+                            .map(|member| member.id().to_string())
+                            .collect(),
                     }),
                     depends_on: Vec::new(),
                     max_attempts: 4,
@@ -114,7 +117,8 @@ pub(super) fn fan_out(
             }
         }
         for rendition in &renditions {
-            let key = package_key(&rendition.name);
+            let id = rendition.id().to_string();
+            let key = package_key(&id);
             tasks.push(NewTask {
                 key: key.clone(),
                 kind: TaskKind::Package.as_str().to_string(),
@@ -124,17 +128,15 @@ pub(super) fn fan_out(
                     rendition: rendition.clone(),
                     frame_rate: video.frame_rate,
                     chunks: chunks_by_rendition
-                        .get(&rendition.name)
+                        .get(&id)
                         .copied()
                         .unwrap_or(video.chunks.len()),
                     planned_frames: video.total_frames,
                 }),
-                depends_on: encode_keys_by_rendition
-                    .remove(&rendition.name)
-                    .unwrap_or_default(),
+                depends_on: encode_keys_by_rendition.remove(&id).unwrap_or_default(),
                 max_attempts: 3,
             });
-            publish_renditions.push(rendition.name.clone());
+            publish_renditions.push(id);
             publish_deps.push(vec![key]);
         }
         tasks.push(NewTask {

@@ -28,12 +28,13 @@ impl TaskHandler for EncodeTask {
         let renditions: Vec<RenditionPlan> = input
             .renditions
             .iter()
-            .filter_map(|name| {
+            .filter_map(|id| {
+                // Tasks queued before rendition ids named the codec hold names.
                 input
                     .plan
                     .renditions
                     .iter()
-                    .find(|r| &r.name == name)
+                    .find(|r| r.id().as_str() == id || &r.name == id)
                     .cloned()
             })
             .collect();
@@ -44,7 +45,7 @@ impl TaskHandler for EncodeTask {
         }
         let outputs: Vec<PathBuf> = renditions
             .iter()
-            .map(|rendition| scratch.path().join(format!("{}.mp4", rendition.name)))
+            .map(|rendition| scratch.path().join(format!("{}.mp4", rendition.id())))
             .collect();
         let args = reel_media::encode::video_chunk_args(
             source.path(),
@@ -71,12 +72,12 @@ impl TaskHandler for EncodeTask {
         let encode_seconds = started.elapsed().as_secs_f64();
         let mut sizes = serde_json::Map::new();
         for (rendition, output) in renditions.iter().zip(&outputs) {
-            let key =
-                JobLayout::new(ctx.job_id).chunk(&rendition.name, u64::from(input.chunk.index));
+            let id = rendition.id();
+            let key = JobLayout::new(ctx.job_id).chunk(id.as_str(), u64::from(input.chunk.index));
             let size = shared
                 .put_file(&key, output, "storing an encoded chunk")
                 .await?;
-            sizes.insert(rendition.name.clone(), json!(size));
+            sizes.insert(id.to_string(), json!(size));
         }
         debug!(chunk = input.chunk.index, encode_seconds, "chunk encoded");
         Ok(Completion {

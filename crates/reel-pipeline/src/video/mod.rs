@@ -25,6 +25,7 @@
 //! [`TaskKind`].
 
 mod audio;
+pub mod budget;
 mod dag;
 mod encode;
 pub mod layout;
@@ -55,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::jobs::StoredObject;
+pub use budget::{BudgetError, MediaBudget};
 pub use layout::{JobLayout, VideoLayout};
 pub use progress::{video_progress, PipelineStep, VideoProgress, VideoState};
 use sources::SourceCache;
@@ -176,8 +178,14 @@ impl std::str::FromStr for TaskKind {
     }
 }
 
-/// Registers the video pipeline's handlers.
-pub fn register(registry: &mut Registry, objects: Arc<dyn ObjectStore>, settings: VideoSettings) {
+/// Registers the video pipeline's handlers; every probe draws the video's
+/// duration from `budget`.
+pub fn register(
+    registry: &mut Registry,
+    objects: Arc<dyn ObjectStore>,
+    settings: VideoSettings,
+    budget: Arc<dyn MediaBudget>,
+) {
     let sources = SourceCache::new(
         objects.clone(),
         settings.scratch_dir.join("sources"),
@@ -188,6 +196,7 @@ pub fn register(registry: &mut Registry, objects: Arc<dyn ObjectStore>, settings
         objects,
         settings,
         sources,
+        budget,
     });
     for kind in TaskKind::ALL {
         let handler: Arc<dyn reel_jobs::worker::TaskHandler> = match kind {
@@ -229,8 +238,15 @@ pub struct Publication {
 /// One published rendition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RenditionSummary {
+    /// Its id, e.g. `h264-720p`: its folder under the video (empty in
+    /// publications written before ids named the codec).
+    #[serde(default)]
+    pub id: String,
     /// Its name, e.g. `720p`.
     pub name: String,
+    /// Its video codec.
+    #[serde(default)]
+    pub codec: reel_media::plan::VideoCodec,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -298,6 +314,7 @@ struct Shared {
     objects: Arc<dyn ObjectStore>,
     settings: VideoSettings,
     sources: SourceCache,
+    budget: Arc<dyn MediaBudget>,
 }
 
 fn payload<T: serde::de::DeserializeOwned>(ctx: &TaskContext) -> Result<T, TaskError> {

@@ -22,9 +22,10 @@ impl TaskHandler for PackageTask {
     async fn run(&self, ctx: TaskContext) -> Result<Completion, TaskError> {
         let input: PackagePayload = payload(&ctx)?;
         let shared = &self.0;
-        let name = input.rendition.name.clone();
+        let id = input.rendition.id().to_string();
+        let name = id.clone();
         let keys: Vec<String> = (0..input.chunks as u64)
-            .map(|chunk| JobLayout::new(ctx.job_id).chunk(&name, chunk))
+            .map(|chunk| JobLayout::new(ctx.job_id).chunk(&id, chunk))
             .collect();
         let objects = shared.objects.clone();
         let chunks: Vec<Bytes> = futures::stream::iter(keys)
@@ -82,10 +83,10 @@ impl TaskHandler for PackageTask {
             }
         };
         let segments = shared
-            .write_track(VideoLayout::new(input.video), &name, &track, true)
+            .write_track(VideoLayout::new(input.video), &id, &track, true)
             .await?;
         let rendition = VideoRendition {
-            id: name.clone(),
+            id: id.clone(),
             codec: track.info.codec.clone(),
             width,
             height,
@@ -96,7 +97,9 @@ impl TaskHandler for PackageTask {
             segments,
         };
         let summary = RenditionSummary {
-            name: name.clone(),
+            id,
+            name: input.rendition.name.clone(),
+            codec: input.rendition.codec,
             width,
             height,
             average_bitrate: rendition.average_bitrate,

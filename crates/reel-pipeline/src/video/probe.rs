@@ -8,7 +8,7 @@ use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
 use serde_json::json;
 use tracing::info;
 
-use super::{dag, media_error, payload, ProbeOutput, Shared, VideoTaskInput};
+use super::{dag, media_error, payload, BudgetError, ProbeOutput, Shared, VideoTaskInput};
 
 pub(super) struct ProbeTask(pub(super) Arc<Shared>);
 
@@ -35,6 +35,16 @@ impl TaskHandler for ProbeTask {
         let plan = reel_media::plan::plan(&info, &shared.settings.plan)
             .map_err(|error| media_error("plan", error))?;
         info!(video = %input.video, duration = plan.duration_seconds, "planned");
+        shared
+            .budget
+            .reserve(input.video, plan.duration_seconds)
+            .await
+            .map_err(|error| match error {
+                BudgetError::Exceeded(reason) => TaskError::permanent(reason),
+                unavailable @ BudgetError::Unavailable(_) => {
+                    TaskError::retryable(unavailable.to_string())
+                }
+            })?;
         let new_tasks = dag::fan_out(&input, &info, &plan, shared.settings.lowest_rendition_first);
         let output = ProbeOutput { info, plan };
         Ok(Completion {

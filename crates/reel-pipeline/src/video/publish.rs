@@ -43,16 +43,17 @@ impl TaskHandler for PublishTask {
             video.push(rendition);
             summaries.push(summary);
         }
-        let audio = match outputs.get(dag::AUDIO_KEY) {
-            Some(output) => Some(
+        let mut audio = Vec::new();
+        if let Some(output) = outputs.get(dag::AUDIO_KEY) {
+            audio.push(
                 serde_json::from_value::<AudioRendition>(output["rendition"].clone())
                     .map_err(|error| TaskError::permanent(format!("publish: audio: {error}")))?,
-            ),
-            None => None,
-        };
+            );
+        }
         let presentation = Presentation {
             video,
             audio,
+            text: Vec::new(),
             complete: input.complete,
         };
         let layout = VideoLayout::new(input.video);

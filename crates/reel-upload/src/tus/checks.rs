@@ -67,6 +67,15 @@ pub(super) async fn check_quota(
     }
 }
 
+/// What is left of the key's quota (None: no quota).
+pub(super) async fn quota_left(state: &UploadState, owner: &str) -> Result<Option<u64>, TusError> {
+    let Some(quota) = state.settings.quota_per_key else {
+        return Ok(None);
+    };
+    let used = state.store.bytes_used_by(owner).await?;
+    Ok(Some(quota.saturating_sub(used)))
+}
+
 pub(super) fn check_size(state: &UploadState, length: u64) -> Result<(), TusError> {
     let limit = state.settings.max_upload_bytes;
     if length > limit {

@@ -630,6 +630,9 @@ async fn patch_locked(
             }
             None => {
                 check_size(state, new_length)?;
+                // The bytes already received count toward the quota (a
+                // deferred upload counts its offset); the rest must fit.
+                check_quota(state, &request.owner, new_length.saturating_sub(row.offset)).await?;
                 if new_length == 0 && row.concat.is_none() {
                     return Err(TusError::BadRequest(
                         "Upload-Length is 0: an empty file cannot become a video".to_string(),
@@ -647,7 +650,25 @@ async fn patch_locked(
     }
     let room = match row.length {
         Some(length) => length.saturating_sub(row.offset),
-        None => state.settings.max_upload_bytes.saturating_sub(row.offset),
+        None => {
+            // A deferred length: the size limit and what is left of the
+            // quota bound what this PATCH may add.
+            let room = state.settings.max_upload_bytes.saturating_sub(row.offset);
+            match quota_left(state, &request.owner).await? {
+                Some(left) if left < room => {
+                    if request.content_length.is_some_and(|length| length > left) {
+                        return Err(TusError::TooLarge(format!(
+                            "key {:?} has {left} bytes left of its quota of {} bytes; this body has {}: delete videos or raise limits.quota_per_key",
+                            request.owner,
+                            state.settings.quota_per_key.unwrap_or(0),
+                            request.content_length.unwrap_or(0),
+                        )));
+                    }
+                    left
+                }
+                _ => room,
+            }
+        }
     };
     if let Some(content_length) = request.content_length {
         if content_length > room {

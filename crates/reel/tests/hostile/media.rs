@@ -4,7 +4,6 @@
 //! with a job error naming the step, instead of being decoded.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,16 +12,9 @@ use super::edges::admin_key;
 use crate::common::{Api, Env};
 
 fn transport_stream(dir: &Path, name: &str, size: &str, seconds: &str) -> Vec<u8> {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=25"))
-        .args(["-t", seconds, "-c:v", "libx264", "-preset", "ultrafast"])
+    let path = reel_testkit::media::Lavfi::video(size, "25", seconds)
         .args(["-g", "25", "-f", "mpegts"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg not found: install it with apt-get install ffmpeg (make deps)");
-    assert!(status.success(), "ffmpeg failed to generate {name}");
+        .write(dir.join(name));
     std::fs::read(&path).expect("read ts")
 }
 

@@ -7,6 +7,7 @@ mod edges;
 mod media;
 mod ownership;
 mod purge;
+mod quota;
 mod redaction;
 mod selftest;
 mod server;

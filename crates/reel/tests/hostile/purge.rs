@@ -87,24 +87,10 @@ async fn deleting_a_video_or_making_it_private_purges_it_on_every_registered_edg
     let (server, url) = env.serve(1);
     let key = admin_key(&server);
     let file = generated_video(env.dir.path());
-    let ingested = env
-        .command(&[
-            "ingest",
-            "--wait",
-            "--json",
-            "--server",
-            &url,
-            "--api-key",
-            &key,
-        ])
-        .arg(&file)
-        .output()
-        .expect("ingest");
-    let video: Value = serde_json::from_slice(&ingested.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&ingested.stderr)));
+    let video = env.ingest(&url, &key, &file);
     assert_eq!(video["state"], "ready", "{video:#}");
     let id = video["id"].as_str().expect("id").to_string();
-    let rendition = video["renditions"][0]["name"]
+    let rendition = video["renditions"][0]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("no rendition: {video:#}"))
         .to_string();
