@@ -99,8 +99,12 @@ pub struct MediaInfo {
     pub start_time_seconds: f64,
     /// The first decodable video stream that is not cover art.
     pub video: Option<VideoInfo>,
-    /// The first decodable audio stream.
+    /// The first decodable audio stream (the one marked default, if any is).
     pub audio: Option<AudioInfo>,
+    /// Every other decodable audio stream, in container order: each
+    /// becomes an audio track of its own (a language, a commentary).
+    #[serde(default)]
+    pub more_audio: Vec<AudioInfo>,
     /// How many streams of each kind the container has.
     pub streams: StreamCounts,
 }
@@ -178,6 +182,12 @@ pub struct AudioInfo {
     pub duration_seconds: Option<f64>,
     /// The `language` tag, e.g. `eng`, unless absent or `und`.
     pub language: Option<String>,
+    /// The `title` tag, e.g. `Director's commentary`, when present.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Whether the container marks it as the default track.
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// How many streams of each kind a container has.
@@ -371,9 +381,18 @@ fn media_info_from_json(json: &Value, size_bytes: u64) -> Result<MediaInfo, Medi
     let video = streams
         .iter()
         .find_map(|stream| video_info(stream, format_start, format_duration));
-    let audio = streams
+    let mut audio_streams: Vec<AudioInfo> = streams
         .iter()
-        .find_map(|stream| audio_info(stream, format_start));
+        .filter_map(|stream| audio_info(stream, format_start))
+        .collect();
+    // The default track first: it is the one players start with.
+    if let Some(default_idx) = audio_streams.iter().position(|audio| audio.default) {
+        let default = audio_streams.remove(default_idx);
+        audio_streams.insert(0, default);
+    }
+    let mut audio_streams = audio_streams.into_iter();
+    let audio = audio_streams.next();
+    let more_audio: Vec<AudioInfo> = audio_streams.collect();
     if video.is_none() && audio.is_none() {
         return Err(MediaError::unprocessable(
             "the file has no decodable video or audio stream",
@@ -395,6 +414,7 @@ fn media_info_from_json(json: &Value, size_bytes: u64) -> Result<MediaInfo, Medi
         start_time_seconds: format_start,
         video,
         audio,
+        more_audio,
         streams: counts,
     })
 }
@@ -512,6 +532,8 @@ fn audio_info(stream: &Value, format_start: f64) -> Option<AudioInfo> {
             .filter(|seconds| *seconds > 0.0)
             .or_else(|| tag_duration(stream)),
         language: known_text(&stream["tags"]["language"]).filter(|language| language != "und"),
+        title: known_text(&stream["tags"]["title"]),
+        default: stream["disposition"]["default"].as_u64() == Some(1),
     })
 }
 
@@ -668,123 +690,4 @@ fn tag_duration(stream: &Value) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keyframe_csv_keeps_flagged_packets_sorted() {
-        let text = "0.066667,K__\n0.133333,___\n2.066667,K_\nN/A,K_\n1.5,K\n";
-        assert_eq!(parse_keyframe_csv(text), vec![0.066667, 1.5, 2.066667]);
-    }
-
-    #[test]
-    fn bit_depth_comes_from_the_pixel_format() {
-        for (pix_fmt, depth) in [
-            ("yuv420p", 8),
-            ("yuvj420p", 8),
-            ("yuv420p10le", 10),
-            ("yuv422p12be", 12),
-            ("p010le", 10),
-            ("nv12", 8),
-            ("gray", 8),
-            ("gray10le", 8),
-            ("rgb48le", 16),
-        ] {
-            assert_eq!(bit_depth(pix_fmt), depth, "{pix_fmt}");
-        }
-    }
-
-    #[test]
-    fn variable_frame_rate_needs_varying_deltas() {
-        let steady: Vec<f64> = (0..300)
-            .map(|idx| f64::from(idx) * 1001.0 / 30000.0)
-            .collect();
-        assert!(!is_variable_frame_rate(&steady));
-        // Millisecond time bases alternate 33 and 34 ms at 29.97 fps.
-        let rounded: Vec<f64> = steady
-            .iter()
-            .map(|t| (t * 1000.0).round() / 1000.0)
-            .collect();
-        assert!(!is_variable_frame_rate(&rounded));
-        // Every 7th frame of a 60 fps stream dropped: the notes' VFR source.
-        let dropped: Vec<f64> = (0..600)
-            .filter(|idx| idx % 7 != 6)
-            .map(|idx| f64::from(idx) / 60.0)
-            .collect();
-        assert!(is_variable_frame_rate(&dropped));
-        assert!(!is_variable_frame_rate(&[0.0, 0.04]));
-    }
-
-    #[test]
-    fn reads_a_rotated_anamorphic_stream() {
-        let json = serde_json::json!({
-            "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "start_time": "0.000000", "duration": "10.0"},
-            "streams": [
-                {"index": 0, "codec_type": "video", "codec_name": "mjpeg", "pix_fmt": "yuvj420p",
-                 "width": 300, "height": 300, "r_frame_rate": "90000/1", "avg_frame_rate": "0/0",
-                 "disposition": {"attached_pic": 1}},
-                {"index": 1, "codec_type": "video", "codec_name": "h264", "pix_fmt": "yuv420p10le",
-                 "width": 720, "height": 576, "sample_aspect_ratio": "16:15",
-                 "r_frame_rate": "25/1", "avg_frame_rate": "25/1", "color_transfer": "arib-std-b67",
-                 "start_time": "0.040000", "duration": "9.960000", "nb_frames": "249",
-                 "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}],
-                 "disposition": {"attached_pic": 0}},
-                {"index": 2, "codec_type": "audio", "codec_name": "aac", "sample_fmt": "fltp",
-                 "sample_rate": "48000", "channels": 1, "channel_layout": "mono",
-                 "start_time": "0.000000", "tags": {"language": "und"}},
-                {"index": 3, "codec_type": "subtitle", "codec_name": "mov_text"}
-            ]
-        });
-        let info = media_info_from_json(&json, 1234).expect("valid");
-        let video = info.video.expect("video");
-        assert_eq!(video.index, 1);
-        assert_eq!((video.display_width, video.display_height), (576, 768));
-        assert_eq!(video.rotation_degrees, -90);
-        assert_eq!(video.bit_depth, 10);
-        assert!(video.hdr);
-        assert_eq!(video.frame_count, Some(249));
-        assert_eq!(video.frame_rate, FrameRate::new(25, 1).expect("rate"));
-        let audio = info.audio.expect("audio");
-        assert_eq!((audio.index, audio.channels, audio.language), (2, 1, None));
-        assert_eq!(info.duration_seconds, 9.96);
-        assert_eq!(
-            info.streams,
-            StreamCounts {
-                video: 2,
-                audio: 1,
-                subtitle: 1,
-                data: 0,
-                other: 0
-            }
-        );
-    }
-
-    #[test]
-    fn limits_name_the_value_and_the_limit() {
-        let json = serde_json::json!({
-            "format": {"format_name": "matroska,webm", "duration": "10.0"},
-            "streams": [
-                {"index": 0, "codec_type": "video", "codec_name": "h264", "pix_fmt": "yuv420p",
-                 "width": 9000, "height": 9000, "r_frame_rate": "25/1", "avg_frame_rate": "25/1"}
-            ]
-        });
-        let info = media_info_from_json(&json, 1).expect("valid");
-        let error = check_limits(&info, &MediaLimits::standard()).expect_err("too big");
-        assert!(error.is_permanent());
-        assert_eq!(
-            error.to_string(),
-            "the video is 9000x9000 pixels, over the limit of 8192x8192"
-        );
-        let no_streams = serde_json::json!({"format": {"duration": "1"}, "streams": []});
-        let error = media_info_from_json(&no_streams, 1).expect_err("nothing to decode");
-        assert!(error.is_permanent(), "{error}");
-        let mut zero = info.clone();
-        zero.duration_seconds = 0.0;
-        zero.video = None;
-        let error = check_limits(&zero, &MediaLimits::standard()).expect_err("no duration");
-        assert!(
-            error.to_string().contains("zero or unknown duration"),
-            "{error}"
-        );
-    }
-}
+mod tests;

@@ -36,6 +36,7 @@ use tokio::process::Command;
 
 pub mod encode;
 mod inspect;
+pub mod language;
 pub mod plan;
 mod process;
 

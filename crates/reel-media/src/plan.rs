@@ -74,8 +74,20 @@ pub struct Plan {
     pub duration_seconds: f64,
     /// The video encode, if the source has video.
     pub video: Option<VideoPlan>,
-    /// The audio encode, if the source has audio.
+    /// The audio encode, if the source has audio: its first (default)
+    /// audio stream.
     pub audio: Option<AudioPlan>,
+    /// The encodes of its other audio streams, one track each, in the
+    /// order of [`MediaInfo::more_audio`].
+    #[serde(default)]
+    pub more_audio: Vec<AudioPlan>,
+}
+
+impl Plan {
+    /// Every audio encode, the default one first.
+    pub fn audio_tracks(&self) -> impl Iterator<Item = &AudioPlan> {
+        self.audio.iter().chain(&self.more_audio)
+    }
 }
 
 /// The shared frame grid and the ladder of one title.
@@ -295,7 +307,12 @@ pub fn plan(info: &MediaInfo, settings: &PlanSettings) -> Result<Plan, MediaErro
             "the file has a zero or unknown duration",
         ));
     }
-    let audio = info.audio.as_ref().map(|audio| {
+    let segment_seconds = video
+        .as_ref()
+        .map(|video_plan| video_plan.frames_to_seconds(u64::from(video_plan.segment_frames)))
+        .unwrap_or(AUDIO_ONLY_SEGMENT_SECONDS);
+    let audio_plan = |audio: &crate::AudioInfo| {
+        // Mono stays mono; everything else becomes stereo AAC.
         let channels = if audio.channels == 1 { 1 } else { 2 };
         AudioPlan {
             source_index: audio.index,
@@ -304,19 +321,17 @@ pub fn plan(info: &MediaInfo, settings: &PlanSettings) -> Result<Plan, MediaErro
             channels,
             sample_rate: 48_000,
             bitrate_kbps: if channels == 1 { 96 } else { 128 },
-            segment_seconds: video
-                .as_ref()
-                .map(|video_plan| {
-                    video_plan.frames_to_seconds(u64::from(video_plan.segment_frames))
-                })
-                .unwrap_or(AUDIO_ONLY_SEGMENT_SECONDS),
+            segment_seconds,
         }
-    });
+    };
+    let audio = info.audio.as_ref().map(audio_plan);
+    let more_audio = info.more_audio.iter().map(audio_plan).collect();
     Ok(Plan {
         origin_seconds,
         duration_seconds,
         video,
         audio,
+        more_audio,
     })
 }
 

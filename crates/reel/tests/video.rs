@@ -647,10 +647,7 @@ async fn ten_bit_becomes_eight_bit() {
     let hls = video["hls"].as_str().expect("hls");
     let base = &hls[..hls.rfind('/').expect("slash") + 1];
     for rendition in video["renditions"].as_array().expect("renditions") {
-        let url = format!(
-            "{base}{}/index.m3u8",
-            rendition["id"].as_str().expect("id")
-        );
+        let url = format!("{base}{}/index.m3u8", rendition["id"].as_str().expect("id"));
         let output = Command::new("ffprobe")
             .args([
                 "-v",
@@ -689,6 +686,60 @@ async fn no_audio() {
     )
     .await;
     assert!(probe["plan"]["audio"].is_null(), "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_audio_stream_becomes_a_track_with_its_language() {
+    let server = Server::start(2, &[]);
+    let source = Source {
+        name: "two-languages",
+        args: args(
+            "-f lavfi -i testsrc2=size=320x180:rate=25 \
+             -f lavfi -i sine=frequency=300:sample_rate=48000 \
+             -f lavfi -i sine=frequency=600:sample_rate=44100 \
+             -map 0:v -map 1:a -map 2:a -t 4 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \
+             -c:a aac -ac:a:0 2 -ac:a:1 1 -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre \
+             -metadata:s:a:1 title=Commentaire",
+        ),
+        extension: "mkv",
+    };
+    let file = make_source(server.env.dir.path(), &source);
+    let video = server.ingest(&file);
+    let probe = check_playable(&server, &video, av()).await;
+    assert_eq!(
+        probe["plan"]["more_audio"][0]["channels"], 1,
+        "mono stays mono"
+    );
+    let hls = video["hls"].as_str().expect("hls");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let master = server.get_text(hls).await;
+    for expected in [
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"",
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Commentaire\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"audio-2/index.m3u8\"",
+    ] {
+        assert!(master.contains(expected), "missing {expected} in\n{master}");
+    }
+    let first = fetch_track(&server, &format!("{base}audio/index.m3u8")).await;
+    let second = fetch_track(&server, &format!("{base}audio-2/index.m3u8")).await;
+    second.check_continuous("audio-2");
+    // Both tracks last the title, within one AAC frame.
+    let seconds = |track: &ServedTrack| track.total_ticks() as f64 / f64::from(track.timescale);
+    assert!(
+        (seconds(&first) - seconds(&second)).abs() <= 1024.0 / 48_000.0,
+        "{} s and {} s",
+        seconds(&first),
+        seconds(&second)
+    );
+    let mpd = server.get_text(video["dash"].as_str().expect("dash")).await;
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
+    assert!(
+        mpd.contains("lang=\"en\"") && mpd.contains("lang=\"fr\""),
+        "{mpd}"
+    );
+    assert!(
+        mpd_timelines(&mpd).iter().any(|(id, _)| id == "audio-2"),
+        "{mpd}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

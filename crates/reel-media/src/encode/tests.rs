@@ -35,6 +35,7 @@ fn ntsc_plan(duration_seconds: f64) -> VideoPlan {
         start_time_seconds: 0.0,
         video: Some(video),
         audio: None,
+        more_audio: Vec::new(),
         streams: StreamCounts {
             video: 1,
             audio: 0,

@@ -60,6 +60,8 @@ fn audio(channels: u32) -> AudioInfo {
         start_time_seconds: 0.0,
         duration_seconds: Some(12.5),
         language: None,
+        title: None,
+        default: false,
     }
 }
 
@@ -71,6 +73,7 @@ fn info(video: Option<VideoInfo>, audio: Option<AudioInfo>) -> MediaInfo {
         start_time_seconds: 0.0,
         video,
         audio,
+        more_audio: Vec::new(),
         streams: StreamCounts {
             video: 1,
             audio: 1,

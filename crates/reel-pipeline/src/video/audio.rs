@@ -1,4 +1,4 @@
-//! `audio`: encodes the audio track once and packages it.
+//! `audio`, `audio-2`, …: encodes one audio track once and packages it.
 
 use std::sync::Arc;
 
@@ -11,10 +11,7 @@ use reel_media::encode::FfmpegProgress;
 use serde_json::json;
 
 use super::scratch::Scratch;
-use super::{io_error, media_error, payload, AudioPayload, Shared, VideoLayout};
-
-/// The audio track's id and directory.
-const AUDIO_RENDITION: &str = "audio";
+use super::{dag, io_error, media_error, payload, AudioPayload, Shared, VideoLayout};
 
 pub(super) struct AudioTask(pub(super) Arc<Shared>);
 
@@ -52,35 +49,36 @@ impl TaskHandler for AudioTask {
         .await
         .map_err(|error| TaskError::retryable(format!("packaging thread: {error}")))?
         .map_err(|error| TaskError::permanent(format!("package audio: {error}")))?;
-        let (channels, sample_rate) = match track.info.kind {
-            reel_cmaf::TrackKind::Audio {
-                channels,
-                sample_rate,
-            } => (channels, sample_rate),
+        // The sample entry's channelcount is 2 for AAC in MP4 whatever the
+        // stream holds (ISO/IEC 14496-14); the encoder made what the plan says.
+        let channels = input.plan.channels;
+        let sample_rate = match track.info.kind {
+            reel_cmaf::TrackKind::Audio { sample_rate, .. } => sample_rate,
             reel_cmaf::TrackKind::Video { .. } => {
                 return Err(TaskError::permanent(
                     "package audio: the encoder wrote video, not audio",
                 ))
             }
         };
+        let id = dag::audio_key(input.track);
         let segments = shared
-            .write_track(
-                VideoLayout::new(input.video),
-                AUDIO_RENDITION,
-                &track,
-                false,
-            )
+            .write_track(VideoLayout::new(input.video), &id, &track, false)
             .await?;
         let language = input
             .language
             .clone()
             .filter(|language| !language.is_empty() && language != "und");
+        let name = reel_media::language::track_name(
+            input.title.as_deref(),
+            language.as_deref(),
+            input.track,
+        );
         let rendition = AudioRendition {
-            id: AUDIO_RENDITION.to_string(),
+            id,
             codec: track.info.codec.clone(),
-            name: language.clone().unwrap_or_else(|| "Audio".to_string()),
-            language,
-            default: true,
+            name,
+            language: language.map(|tag| reel_media::language::bcp47(&tag)),
+            default: input.track <= 1,
             channels,
             sample_rate,
             timescale: track.info.timescale,

@@ -13,8 +13,17 @@ use super::{
     VideoTaskInput,
 };
 
-/// The key of the audio task.
+/// The key of the first (default) audio track's task.
 pub(super) const AUDIO_KEY: &str = "audio";
+
+/// The task key, and the folder, of audio track `track` (from 1).
+pub(super) fn audio_key(track: u32) -> String {
+    if track <= 1 {
+        AUDIO_KEY.to_string()
+    } else {
+        format!("{AUDIO_KEY}-{track}")
+    }
+}
 /// The key of the thumbnails task.
 pub(super) const THUMBNAILS_KEY: &str = "thumbnails";
 
@@ -34,20 +43,27 @@ pub(super) fn fan_out(
     let mut tasks = Vec::new();
     let mut publish_deps: Vec<Vec<String>> = Vec::new();
     let mut publish_renditions: Vec<String> = Vec::new();
-    if let Some(audio) = &plan.audio {
+    let audio_infos = info.audio.iter().chain(&info.more_audio);
+    let mut audio_keys = Vec::new();
+    for (track_idx, (audio, source)) in plan.audio_tracks().zip(audio_infos).enumerate() {
+        let track = u32::try_from(track_idx + 1).unwrap_or(u32::MAX);
+        let key = audio_key(track);
         tasks.push(NewTask {
-            key: AUDIO_KEY.to_string(),
+            key: key.clone(),
             kind: TaskKind::Audio.as_str().to_string(),
             priority: 0,
             payload: json!(AudioPayload {
                 video: input.video,
                 source: input.source.clone(),
                 plan: audio.clone(),
-                language: info.audio.as_ref().and_then(|audio| audio.language.clone()),
+                language: source.language.clone(),
+                track,
+                title: source.title.clone(),
             }),
             depends_on: Vec::new(),
             max_attempts: 3,
         });
+        audio_keys.push(key);
     }
     let mut thumbnails_key = None;
     if let Some(video) = &plan.video {
@@ -153,7 +169,7 @@ pub(super) fn fan_out(
         });
         thumbnails_key = Some(THUMBNAILS_KEY.to_string());
     }
-    let has_audio = plan.audio.is_some();
+    let has_audio = !audio_keys.is_empty();
     if publish_deps.is_empty() {
         // Audio only: one publication.
         publish_deps.push(Vec::new());
@@ -169,9 +185,7 @@ pub(super) fn fan_out(
         for earlier in publish_renditions.iter().take(step_idx) {
             depends_on.push(package_key(earlier));
         }
-        if has_audio {
-            depends_on.push(AUDIO_KEY.to_string());
-        }
+        depends_on.extend(audio_keys.iter().cloned());
         if let Some(previous) = &previous {
             depends_on.push(previous.clone());
         }

@@ -283,6 +283,17 @@ pub(crate) struct AudioPayload {
     plan: AudioPlan,
     /// The source audio's language tag, if any.
     language: Option<String>,
+    /// The track's number, from 1 (the default track): its task key and
+    /// folder are `audio` for 1, `audio-{n}` after.
+    #[serde(default = "first_track")]
+    track: u32,
+    /// The source stream's title tag, if any: the name players show.
+    #[serde(default)]
+    title: Option<String>,
+}
+
+fn first_track() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -44,10 +44,14 @@ impl TaskHandler for PublishTask {
             summaries.push(summary);
         }
         let mut audio = Vec::new();
-        if let Some(output) = outputs.get(dag::AUDIO_KEY) {
+        for track in 1.. {
+            let key = dag::audio_key(track);
+            let Some(output) = outputs.get(&key) else {
+                break;
+            };
             audio.push(
                 serde_json::from_value::<AudioRendition>(output["rendition"].clone())
-                    .map_err(|error| TaskError::permanent(format!("publish: audio: {error}")))?,
+                    .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
             );
         }
         let presentation = Presentation {

@@ -221,14 +221,17 @@ async fn verify(api: &Api, body: Vec<u8>) -> reqwest::Response {
 async fn verify_jobs_meet_the_quota_and_remove_their_source_when_they_end() {
     let env = Env::sqlite();
     let admin = env.create_key();
-    let (_server, url) = env.serve_with(1, &[("REEL_QUOTA_PER_KEY", "5MiB")]);
+    let media = std::fs::read(crate::common::generated_video(env.dir.path())).expect("video");
+    // A quota just above the video: an over-quota body stays small enough
+    // to be sent whole before the server's early 413 (no broken pipe).
+    let quota = media.len() + 1024;
+    let (_server, url) = env.serve_with(1, &[("REEL_QUOTA_PER_KEY", &quota.to_string())]);
     let api = Api::new(url, admin);
-    let over = verify(&api, vec![0u8; 6 << 20]).await;
+    let over = verify(&api, vec![0u8; quota + 1]).await;
     assert_eq!(over.status(), 413);
     assert!(sources(&env).is_empty(), "{:?}", sources(&env));
     // A job that fails (not media) and one that succeeds: neither keeps
     // its source once it has ended.
-    let media = std::fs::read(crate::common::generated_video(env.dir.path())).expect("video");
     for (body, end) in [
         (b"not media at all".to_vec(), "failed"),
         (media, "succeeded"),
