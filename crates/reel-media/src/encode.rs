@@ -281,6 +281,37 @@ pub fn video_chunk_args(
     args
 }
 
+/// The arguments that convert text subtitle stream `index` to one WebVTT
+/// file, its cue times moved to the shared t=0 (`origin_seconds` of the
+/// source timeline).
+pub fn text_args(source: &Path, index: u32, origin_seconds: f64, output: &Path) -> Vec<OsString> {
+    let mut args = input_args();
+    push(&mut args, ["-copyts", "-itsoffset"]);
+    args.push(seconds(-origin_seconds).into());
+    args.push("-i".into());
+    args.push(source.into());
+    args.push("-map".into());
+    args.push(format!("0:{index}").into());
+    push(
+        &mut args,
+        [
+            "-vn",
+            "-an",
+            "-dn",
+            "-map_metadata",
+            "-1",
+            "-map_chapters",
+            "-1",
+            "-c:s",
+            "webvtt",
+            "-f",
+            "webvtt",
+        ],
+    );
+    args.push(output.into());
+    args
+}
+
 /// The arguments that encode the title's audio once: AAC-LC at 48 kHz into a
 /// fragmented MP4 with a fragment about every `plan.segment_seconds`,
 /// starting at the shared t=0 (silence fills a late start, an early start is

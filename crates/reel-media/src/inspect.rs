@@ -105,8 +105,58 @@ pub struct MediaInfo {
     /// becomes an audio track of its own (a language, a commentary).
     #[serde(default)]
     pub more_audio: Vec<AudioInfo>,
+    /// The text subtitle streams (SubRip, ASS/SSA, mov_text, WebVTT), in
+    /// container order: each becomes a WebVTT track.
+    #[serde(default)]
+    pub subtitles: Vec<SubtitleInfo>,
+    /// The subtitle streams left out, with why (bitmap subtitles such as
+    /// PGS or DVB are not converted to text): `stream 3: hdmv_pgs_subtitle …`.
+    #[serde(default)]
+    pub skipped_subtitles: Vec<String>,
     /// How many streams of each kind the container has.
     pub streams: StreamCounts,
+}
+
+/// A text subtitle stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubtitleInfo {
+    /// The stream index in the container (for `-map 0:N`).
+    pub index: u32,
+    /// The codec, e.g. `subrip` or `mov_text`.
+    pub codec: String,
+    /// The `language` tag, unless absent or `und`.
+    pub language: Option<String>,
+    /// The `title` tag, when present.
+    pub title: Option<String>,
+    /// Whether the container marks it as the default track.
+    pub default: bool,
+}
+
+/// Subtitle codecs that are text, which ffmpeg converts to WebVTT.
+const TEXT_SUBTITLE_CODECS: &[&str] =
+    &["subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"];
+
+fn subtitle_info(stream: &Value) -> Option<Result<SubtitleInfo, String>> {
+    if stream["codec_type"] != "subtitle" {
+        return None;
+    }
+    let index = u32::try_from(stream["index"].as_u64()?).ok()?;
+    let codec = stream["codec_name"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string();
+    if !TEXT_SUBTITLE_CODECS.contains(&codec.as_str()) {
+        return Some(Err(format!(
+            "stream {index}: {codec} (bitmap or unknown subtitles are not converted to text)"
+        )));
+    }
+    Some(Ok(SubtitleInfo {
+        index,
+        codec,
+        language: known_text(&stream["tags"]["language"]).filter(|language| language != "und"),
+        title: known_text(&stream["tags"]["title"]),
+        default: stream["disposition"]["default"].as_u64() == Some(1),
+    }))
 }
 
 /// The video stream reel encodes.
@@ -393,6 +443,13 @@ fn media_info_from_json(json: &Value, size_bytes: u64) -> Result<MediaInfo, Medi
     let mut audio_streams = audio_streams.into_iter();
     let audio = audio_streams.next();
     let more_audio: Vec<AudioInfo> = audio_streams.collect();
+    let (mut subtitles, mut skipped_subtitles) = (Vec::new(), Vec::new());
+    for found in streams.iter().filter_map(subtitle_info) {
+        match found {
+            Ok(subtitle) => subtitles.push(subtitle),
+            Err(skipped) => skipped_subtitles.push(skipped),
+        }
+    }
     if video.is_none() && audio.is_none() {
         return Err(MediaError::unprocessable(
             "the file has no decodable video or audio stream",
@@ -415,6 +472,8 @@ fn media_info_from_json(json: &Value, size_bytes: u64) -> Result<MediaInfo, Medi
         video,
         audio,
         more_audio,
+        subtitles,
+        skipped_subtitles,
         streams: counts,
     })
 }

@@ -41,7 +41,8 @@ pub mod plan;
 mod process;
 
 pub use inspect::{
-    inspect, AudioInfo, MediaInfo, MediaLimits, StreamCounts, VideoInfo, ALLOWED_DEMUXERS,
+    inspect, AudioInfo, MediaInfo, MediaLimits, StreamCounts, SubtitleInfo, VideoInfo,
+    ALLOWED_DEMUXERS,
 };
 pub use process::{child_limits, set_child_limits, ChildLimits};
 pub use reel_core::redact_paths;

@@ -254,8 +254,11 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                 match end.local_name().as_ref() {
                     b"Representation" => in_representation = false,
                     b"AdaptationSet" => {
+                        // A text track is one file, without a timeline.
                         for (id, own) in representations.drain(..) {
-                            out.push((id, own.or(set_total).expect("SegmentTemplate")));
+                            if let Some(total) = own.or(set_total) {
+                                out.push((id, total));
+                            }
                         }
                         set_total = None;
                     }
@@ -740,6 +743,112 @@ async fn every_audio_stream_becomes_a_track_with_its_language() {
         mpd_timelines(&mpd).iter().any(|(id, _)| id == "audio-2"),
         "{mpd}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_subtitle_streams_become_webvtt_tracks() {
+    let server = Server::start(2, &[]);
+    let dir = server.env.dir.path();
+    let srt = dir.join("cues.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,500 --> 00:00:01,500\nHello <b>there</b>\n\n2\n00:00:02,000 --> 00:00:03,000\nSecond cue\n",
+    )
+    .expect("srt");
+    let srt = srt.display().to_string();
+    // SubRip and ASS in Matroska, mov_text in MP4.
+    let cases = [
+        (
+            "subs.mkv",
+            format!(
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -i {srt} -t 4 -map 0:v -map 1:s -map 2:s \
+                 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s:0 srt -c:s:1 ass \
+                 -metadata:s:s:0 language=eng -metadata:s:s:1 language=fre -metadata:s:s:1 title=Sous-titres"
+            ),
+            2,
+        ),
+        (
+            "subs.mp4",
+            format!(
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -t 4 -map 0:v -map 1:s \
+                 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s mov_text -metadata:s:s:0 language=eng"
+            ),
+            1,
+        ),
+    ];
+    for (name, ffmpeg_args, n_tracks) in cases {
+        let path = dir.join(name);
+        reel_testkit::media::ffmpeg(args(&ffmpeg_args), &path);
+        let video = server.ingest(&path);
+        check_playable(
+            &server,
+            &video,
+            Expect {
+                video: true,
+                audio: false,
+            },
+        )
+        .await;
+        let hls = video["hls"].as_str().expect("hls");
+        let base = &hls[..hls.rfind('/').expect("slash") + 1];
+        let master = server.get_text(hls).await;
+        assert_eq!(
+            master.matches("TYPE=SUBTITLES").count(),
+            n_tracks,
+            "{name}: {master}"
+        );
+        assert!(
+            master.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"text\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,URI=\"text-1/index.m3u8\""),
+            "{name}: {master}"
+        );
+        assert!(master.contains(",SUBTITLES=\"text\"\n"), "{name}: {master}");
+        let playlist = server.get_text(&format!("{base}text-1/index.m3u8")).await;
+        assert!(
+            playlist.contains("#EXTINF:4.000000,\ncaptions.vtt\n"),
+            "{playlist}"
+        );
+        let response = server
+            .client
+            .get(format!("{base}text-1/captions.vtt"))
+            .send()
+            .await
+            .expect("captions");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("text/vtt"),
+            "{:?}",
+            response.headers()
+        );
+        let vtt = response.text().await.expect("text");
+        assert!(
+            vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n"),
+            "{vtt}"
+        );
+        // The cues keep their times on the video's timeline.
+        assert!(vtt.contains("00:00.500 --> 00:01.500"), "{name}: {vtt}");
+        assert!(vtt.contains("00:02.000 --> 00:03.000"), "{name}: {vtt}");
+        assert!(vtt.contains("Second cue"), "{name}: {vtt}");
+        let mpd = server.get_text(video["dash"].as_str().expect("dash")).await;
+        assert_eq!(
+            mpd.matches("contentType=\"text\" mimeType=\"text/vtt\"")
+                .count(),
+            n_tracks,
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains("<BaseURL>text-1/captions.vtt</BaseURL>"),
+            "{mpd}"
+        );
+        if n_tracks == 2 {
+            assert!(
+                master.contains("NAME=\"Sous-titres\",LANGUAGE=\"fr\""),
+                "{master}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,8 @@ fn ntsc_plan(duration_seconds: f64) -> VideoPlan {
         video: Some(video),
         audio: None,
         more_audio: Vec::new(),
+        subtitles: Vec::new(),
+        skipped_subtitles: Vec::new(),
         streams: StreamCounts {
             video: 1,
             audio: 0,

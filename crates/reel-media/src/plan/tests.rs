@@ -74,6 +74,8 @@ fn info(video: Option<VideoInfo>, audio: Option<AudioInfo>) -> MediaInfo {
         video,
         audio,
         more_audio: Vec::new(),
+        subtitles: Vec::new(),
+        skipped_subtitles: Vec::new(),
         streams: StreamCounts {
             video: 1,
             audio: 1,

@@ -9,8 +9,8 @@ use reel_media::MediaInfo;
 use serde_json::json;
 
 use super::{
-    AudioPayload, EncodePayload, PackagePayload, PublishPayload, TaskKind, ThumbnailPayload,
-    VideoTaskInput,
+    AudioPayload, EncodePayload, PackagePayload, PublishPayload, TaskKind, TextPayload,
+    ThumbnailPayload, VideoTaskInput,
 };
 
 /// The key of the first (default) audio track's task.
@@ -26,6 +26,11 @@ pub(super) fn audio_key(track: u32) -> String {
 }
 /// The key of the thumbnails task.
 pub(super) const THUMBNAILS_KEY: &str = "thumbnails";
+
+/// The task key, and the folder, of text track `track` (from 1).
+pub(super) fn text_key(track: u32) -> String {
+    format!("text-{track}")
+}
 
 /// The key of a rendition's package task.
 pub(super) fn package_key(rendition: &str) -> String {
@@ -64,6 +69,33 @@ pub(super) fn fan_out(
             max_attempts: 3,
         });
         audio_keys.push(key);
+    }
+    // Text tracks are quick; every publication lists them, like audio.
+    let mut text_keys = Vec::new();
+    for (track_idx, subtitle) in info.subtitles.iter().enumerate() {
+        let track = u32::try_from(track_idx + 1).unwrap_or(u32::MAX);
+        let key = text_key(track);
+        tasks.push(NewTask {
+            key: key.clone(),
+            kind: TaskKind::Text.as_str().to_string(),
+            priority: 0,
+            payload: json!(TextPayload {
+                video: input.video,
+                source: input.source.clone(),
+                index: subtitle.index,
+                track,
+                origin_seconds: plan.origin_seconds,
+                duration_seconds: plan.duration_seconds,
+                language: subtitle.language.clone(),
+                title: subtitle.title.clone(),
+                // Captions show when the viewer asks, whatever the
+                // container's default flag (Matroska sets it on every track).
+                default: false,
+            }),
+            depends_on: Vec::new(),
+            max_attempts: 3,
+        });
+        text_keys.push(key);
     }
     let mut thumbnails_key = None;
     if let Some(video) = &plan.video {
@@ -186,6 +218,7 @@ pub(super) fn fan_out(
             depends_on.push(package_key(earlier));
         }
         depends_on.extend(audio_keys.iter().cloned());
+        depends_on.extend(text_keys.iter().cloned());
         if let Some(previous) = &previous {
             depends_on.push(previous.clone());
         }

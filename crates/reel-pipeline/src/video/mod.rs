@@ -35,6 +35,7 @@ pub mod progress;
 mod publish;
 mod scratch;
 mod sources;
+mod text;
 mod thumbnails;
 
 use std::path::{Path, PathBuf};
@@ -129,18 +130,21 @@ pub enum TaskKind {
     Package,
     /// Makes the poster and the storyboard.
     Thumbnails,
+    /// Converts one text subtitle stream to a WebVTT track.
+    Text,
     /// Writes the manifests of what is ready.
     Publish,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 7] = [
         TaskKind::MediaProbe,
         TaskKind::Encode,
         TaskKind::Audio,
         TaskKind::Package,
         TaskKind::Thumbnails,
+        TaskKind::Text,
         TaskKind::Publish,
     ];
 
@@ -152,6 +156,7 @@ impl TaskKind {
             TaskKind::Audio => "audio",
             TaskKind::Package => "package",
             TaskKind::Thumbnails => "thumbnails",
+            TaskKind::Text => "text",
             TaskKind::Publish => "publish",
         }
     }
@@ -205,6 +210,7 @@ pub fn register(
             TaskKind::Audio => Arc::new(audio::AudioTask(shared.clone())),
             TaskKind::Package => Arc::new(package::PackageTask(shared.clone())),
             TaskKind::Thumbnails => Arc::new(thumbnails::ThumbnailTask(shared.clone())),
+            TaskKind::Text => Arc::new(text::TextTask(shared.clone())),
             TaskKind::Publish => Arc::new(publish::PublishTask(shared.clone())),
         };
         registry.register(kind.as_str(), handler);
@@ -290,6 +296,24 @@ pub(crate) struct AudioPayload {
     /// The source stream's title tag, if any: the name players show.
     #[serde(default)]
     title: Option<String>,
+}
+
+/// One text track to make from a subtitle stream of the source.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TextPayload {
+    video: VideoId,
+    source: StoredObject,
+    /// The subtitle stream's index in the source.
+    index: u32,
+    /// The track's number, from 1: its key and folder `text-{n}`.
+    track: u32,
+    /// The source timestamp that becomes t=0.
+    origin_seconds: f64,
+    /// The title's output duration.
+    duration_seconds: f64,
+    language: Option<String>,
+    title: Option<String>,
+    default: bool,
 }
 
 fn first_track() -> u32 {

@@ -103,7 +103,10 @@ fn video_state(job: &JobView) -> VideoState {
 fn pipeline_steps(job: &JobView) -> Vec<PipelineStep> {
     const STEPS: [(&str, &[TaskKind]); 5] = [
         ("probe", &[TaskKind::MediaProbe]),
-        ("encode", &[TaskKind::Encode, TaskKind::Audio]),
+        (
+            "encode",
+            &[TaskKind::Encode, TaskKind::Audio, TaskKind::Text],
+        ),
         ("thumbnails", &[TaskKind::Thumbnails]),
         ("package", &[TaskKind::Package]),
         ("publish", &[TaskKind::Publish]),

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_jobs::store::Completion;
 use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
-use reel_manifest::{AudioRendition, Presentation, VideoRendition};
+use reel_manifest::{AudioRendition, Presentation, TextTrack, VideoRendition};
 use serde_json::json;
 
 use super::{
@@ -54,10 +54,21 @@ impl TaskHandler for PublishTask {
                     .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
             );
         }
+        let mut text = Vec::new();
+        for track in 1.. {
+            let key = dag::text_key(track);
+            let Some(output) = outputs.get(&key) else {
+                break;
+            };
+            text.push(
+                serde_json::from_value::<TextTrack>(output["track"].clone())
+                    .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
+            );
+        }
         let presentation = Presentation {
             video,
             audio,
-            text: Vec::new(),
+            text,
             complete: input.complete,
         };
         let layout = VideoLayout::new(input.video);
