@@ -647,10 +647,7 @@ async fn ten_bit_becomes_eight_bit() {
     let hls = video["hls"].as_str().expect("hls");
     let base = &hls[..hls.rfind('/').expect("slash") + 1];
     for rendition in video["renditions"].as_array().expect("renditions") {
-        let url = format!(
-            "{base}{}/index.m3u8",
-            rendition["id"].as_str().expect("id")
-        );
+        let url = format!("{base}{}/index.m3u8", rendition["id"].as_str().expect("id"));
         let output = Command::new("ffprobe")
             .args([
                 "-v",
