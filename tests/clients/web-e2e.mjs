@@ -104,6 +104,8 @@ const result = {
     anonymousMediaRequests: null,
     anonymousListed: null,
     publicReadyState: null,
+    dashPlayedTo: null,
+    dashManifests: 0,
   },
   errors: [],
   steps: [],
@@ -421,6 +423,7 @@ try {
     } else if (path.startsWith(mediaPrefix)) {
       const signed = /^\/v\/[^/]+\/t\/([^/]+)\//.exec(path);
       if (!signed) privacy.unsignedRequests += 1;
+      if (path.endsWith('/manifest.mpd') && response.status() < 400) privacy.dashManifests += 1;
       else tokens.add(signed[1]);
       if (response.status() >= 400) privacy.refusals += 1;
       // Certainly after the first token ended (its exp is at most its lifetime after its arrival).
@@ -472,6 +475,31 @@ try {
   if (playback.errors > 0 || playback.playerError) {
     result.errors.push({ type: 'player', details: playback.playerError || `${playback.errors} fatal player error(s)`, fatal: true });
   }
+  // 6b. Shaka (DASH) plays it as well, with the token of the moment: from
+  // the start again, until 1 s of media has played.
+  if (playback.ended) {
+    await page.click('[data-testid="engine-dash"]');
+    await page.waitForSelector('[data-testid="player-video"][data-engine="dash"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="player-video"]').readyState >= 1, null, { timeout: 20_000 });
+    await page.evaluate(() => {
+      const media = document.querySelector('[data-testid="player-video"]');
+      media.currentTime = 0;
+      void media.play().catch(() => undefined);
+    });
+    await page.waitForFunction(
+      () => {
+        const media = document.querySelector('[data-testid="player-video"]');
+        return (media.currentTime > 1 && !media.paused) || !!document.querySelector('[data-testid="player-error"]');
+      },
+      null,
+      { timeout: 20_000, polling: 100 },
+    );
+    privacy.dashPlayedTo = await page.evaluate(() => {
+      const media = document.querySelector('[data-testid="player-video"]');
+      return document.querySelector('[data-testid="player-error"]') ? null : media.currentTime;
+    });
+    step(`DASH (Shaka) played to ${privacy.dashPlayedTo}`);
+  }
   recording = false;
   privacy.tokensUsed = tokens.size;
   step(`played: ended=${playback.ended} currentTime=${playback.currentTime} duration=${playback.duration}; ${privacy.mints} mints, ${privacy.tokensUsed} tokens used, ${privacy.lateRequests} requests after the first token ended`);
@@ -520,7 +548,9 @@ try {
     privacy.anonymousPlayer === false &&
     privacy.anonymousMediaRequests === 0 &&
     privacy.anonymousListed === false &&
-    privacy.publicReadyState >= 1;
+    privacy.publicReadyState >= 1 &&
+    privacy.dashPlayedTo > 1 &&
+    privacy.dashManifests >= 1;
   if (!privateOk) result.errors.push({ type: 'harness', details: 'private playback checks failed (see private)', fatal: true });
   result.ok = result.interrupted && result.resumed && result.pauseResumed && playback.ended && reachedEnd && privateOk && !result.errors.some((e) => e.fatal);
   exitCode = result.ok ? 0 : 1;

@@ -100,6 +100,9 @@ async fn the_web_app_uploads_a_private_video_through_a_network_cut_and_only_its_
         private["lateRequests"].as_u64() >= Some(1),
         "media was fetched after the first token ended: {report:#}"
     );
+    // Shaka plays the signed DASH manifest too.
+    assert!(private["dashManifests"].as_u64() >= Some(1), "{report:#}");
+    assert!(private["dashPlayedTo"].as_f64() > Some(1.0), "{report:#}");
     // An anonymous browser: a message, no player, no media, not listed.
     let message = private["anonymousMessage"].as_str().unwrap_or_default();
     assert!(message.contains("private"), "{report:#}");
