@@ -4,7 +4,8 @@
 // network mid-upload and check that the upload resumes by itself, pause and resume
 // it with the buttons, follow the link to the video, wait in the library until it
 // is `ready`, and play it to the end on its watch page through the signed URLs the
-// page mints (and renews: the mint is asked for short tokens). Then an anonymous
+// page mints (and renews: the mint is asked for short tokens), and with Shaka
+// (DASH) for a second. Then an anonymous
 // browser opens the same watch page and gets a message and no media; the owner
 // makes the video public on its watch page and the anonymous page plays it.
 // Prints ONE JSON object on stdout.
