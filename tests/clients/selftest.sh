@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the test clients on a freshly generated ffmpeg fixture (no reel needed):
 # 10 s CMAF HLS + DASH served with CORS on 127.0.0.1, then
-#   check-manifests.py, play-hls.mjs at --rate 1 (or $RATE), and a 404 that must fail.
+#   check-manifests.py, play-hls.mjs and play-shaka.mjs at --rate 1 (or $RATE), and 404s that must fail.
 # usage: tests/clients/selftest.sh   (after scripts/install-test-clients.sh)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,6 +56,27 @@ if node "$HERE/play-hls.mjs" "$BASE/hls/missing.m3u8" --timeout 20 > "$WORK/404.
     bad "play-hls on a 404 exited 0"
 else
     grep -q manifestLoadError "$WORK/404.json" && ok "play-hls 404 -> exit 1" || bad "play-hls 404 JSON: $(cat "$WORK/404.json")"
+fi
+
+t0=$(date +%s.%N)
+if node "$HERE/play-shaka.mjs" "$BASE/dash/manifest.mpd" --timeout 60 --rate "$RATE" > "$WORK/shaka.json"; then
+    t1=$(date +%s.%N)
+    "$HERE/.venv/bin/python" - "$WORK/shaka.json" <<'PY' && ok "play-shaka rate $RATE ($(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s)" || bad "play-shaka content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ended"], d
+assert 290 <= d["decodedFrames"] <= 310, d["decodedFrames"]
+assert len(d["variants"]) == 2, d["variants"]
+assert not any(e["fatal"] for e in d["errors"]), d["errors"]
+PY
+else
+    bad "play-shaka exit code: $(cat "$WORK/shaka.json")"
+fi
+
+if node "$HERE/play-shaka.mjs" "$BASE/dash/missing.mpd" --timeout 20 > "$WORK/shaka-404.json"; then
+    bad "play-shaka on a 404 exited 0"
+else
+    grep -q '"httpStatus":404' "$WORK/shaka-404.json" && ok "play-shaka 404 -> exit 1" || bad "play-shaka 404 JSON: $(cat "$WORK/shaka-404.json")"
 fi
 
 echo "$pass passed, $fail failed"

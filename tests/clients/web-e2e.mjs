@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // End-to-end check of reel's web app in headless Debian chromium: sign in through
-// the sign-in page, upload a file on /upload (tus), cut the network mid-upload and
-// check that the upload resumes by itself, pause and resume it with the buttons,
-// follow the link to the video, wait in the library until it is `ready`, and play
-// it to the end on its watch page. Prints ONE JSON object on stdout.
+// the sign-in page, upload a file on /upload (tus) as a private video, cut the
+// network mid-upload and check that the upload resumes by itself, pause and resume
+// it with the buttons, follow the link to the video, wait in the library until it
+// is `ready`, and play it to the end on its watch page through the signed URLs the
+// page mints (and renews: the mint is asked for short tokens), and with Shaka
+// (DASH) for a second. Then an anonymous
+// browser opens the same watch page and gets a message and no media; the owner
+// makes the video public on its watch page and the anonymous page plays it.
+// Prints ONE JSON object on stdout.
 //
 //   node tests/clients/web-e2e.mjs BASE_URL API_KEY VIDEO_FILE [--timeout SECONDS]
 //
@@ -18,7 +23,7 @@
 // long reached the server), and going offline does not break requests in flight.
 //
 // Output: {ok, uploadedBytes, offlineAt, statusesWhileOffline, serverOffsetAtCut, interrupted, tusRequestsFailed, resumed, pausedAt, pauseResumed, videoId,
-//          ended, currentTime, duration, levelHeight, errors:[...], steps:[...], elapsedMs}
+//          ended, currentTime, duration, levelHeight, private:{...}, errors:[...], steps:[...], elapsedMs}
 // Exit code: 0 only on success; 1 otherwise; 2 on bad usage.
 // Env: REEL_CHROMIUM overrides the browser path (default /usr/bin/chromium).
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -32,7 +37,10 @@ const UPLOAD_SECONDS = 15;
 const PAUSE_AT_FRACTION = 0.1;
 const OFFLINE_AT_FRACTION = 0.3;
 const OFFLINE_MS = 2000;
-const PLAYBACK_RATE = 4;
+// Real time, so that segments are fetched after the first short token ended.
+const PLAYBACK_RATE = 1;
+// The lifetime the watch page's mint is made to ask for (it asks for an hour).
+const TOKEN_TTL_SECONDS = 4;
 
 function usage(msg) {
   if (msg) process.stderr.write(`web-e2e: ${msg}\n`);
@@ -85,6 +93,21 @@ const result = {
   currentTime: null,
   duration: null,
   levelHeight: null,
+  private: {
+    libraryVisibility: null,
+    mints: 0,
+    tokensUsed: 0,
+    lateRequests: 0,
+    refusals: 0,
+    unsignedRequests: 0,
+    anonymousMessage: null,
+    anonymousPlayer: null,
+    anonymousMediaRequests: null,
+    anonymousListed: null,
+    publicReadyState: null,
+    dashPlayedTo: null,
+    dashManifests: 0,
+  },
   errors: [],
   steps: [],
   elapsedMs: 0,
@@ -216,6 +239,7 @@ function readUpload(page) {
 }
 
 let browser = null;
+let anonymousBrowser = null;
 let relay = null;
 const userDataDir = mkdtempSync(join(tmpdir(), 'reel-web-e2e-'));
 let exitCode = 1;
@@ -252,7 +276,8 @@ try {
   await page.waitForURL(/\/upload$/, { timeout: 10_000 });
   await page.waitForSelector('[data-testid="file-input"]', { state: 'attached', timeout: 10_000 });
 
-  // 2. Upload with a throttled uplink.
+  // 2. Upload with a throttled uplink, as a private video.
+  await page.check('[data-testid="visibility-private"]');
   const uploadBytesPerSecond = Math.max(64 * 1024, Math.floor(fileSize / UPLOAD_SECONDS));
   relay.rate = uploadBytesPerSecond;
   relay.limited = true;
@@ -370,10 +395,43 @@ try {
     }
     await sleep(1000);
   }
+  const privacy = result.private;
+  privacy.libraryVisibility = await page.getAttribute(card, 'data-visibility');
 
-  // 6. Watch it to the end.
-  await page.click(`${card} [data-testid="video-link"]`);
-  await page.waitForURL(new RegExp(`/watch/${result.videoId}`), { timeout: 10_000 });
+  // 6. Watch it to the end. The page mints signed URLs with the session; the
+  // mint is made to ask for 4 s tokens and the page buffers 2 s ahead
+  // (`?buffer=2`), so segments are fetched after the first token ended: they
+  // must carry a renewed one (a refused segment is a fatal player error).
+  const href = await page.getAttribute(`${card} [data-testid="video-link"]`, 'href');
+  if (href !== `/watch/${result.videoId}`) throw new Error(`the library links the video to ${href}`);
+  const mediaPrefix = `/v/${result.videoId}/`;
+  const requestedAt = new Map();
+  let firstMint = null;
+  const tokens = new Set();
+  let recording = true;
+  page.on('request', (request) => requestedAt.set(request, Date.now()));
+  await page.route('**/v1/videos/*/playback', (route) =>
+    route.continue({ postData: JSON.stringify({ ttl_seconds: TOKEN_TTL_SECONDS }) }),
+  );
+  page.on('response', async (response) => {
+    if (!recording) return;
+    const path = new URL(response.url()).pathname;
+    const at = requestedAt.get(response.request()) ?? Date.now();
+    if (path.endsWith('/playback') && response.request().method() === 'POST') {
+      privacy.mints += 1;
+      const body = await response.json().catch(() => ({}));
+      if (!firstMint && body.token) firstMint = { token: body.token, at: Date.now() };
+    } else if (path.startsWith(mediaPrefix)) {
+      const signed = /^\/v\/[^/]+\/t\/([^/]+)\//.exec(path);
+      if (!signed) privacy.unsignedRequests += 1;
+      if (path.endsWith('/manifest.mpd') && response.status() < 400) privacy.dashManifests += 1;
+      else tokens.add(signed[1]);
+      if (response.status() >= 400) privacy.refusals += 1;
+      // Certainly after the first token ended (its exp is at most its lifetime after its arrival).
+      if (firstMint && at > firstMint.at + TOKEN_TTL_SECONDS * 1000) privacy.lateRequests += 1;
+    }
+  });
+  await page.goto(`${appUrl}/watch/${result.videoId}?buffer=2`, { waitUntil: 'load', timeout: 20_000 });
   await page.waitForSelector('[data-testid="player-video"]', { timeout: 20_000 });
   step('watch page');
   await page.evaluate((rate) => {
@@ -418,19 +476,95 @@ try {
   if (playback.errors > 0 || playback.playerError) {
     result.errors.push({ type: 'player', details: playback.playerError || `${playback.errors} fatal player error(s)`, fatal: true });
   }
-  step(`played: ended=${playback.ended} currentTime=${playback.currentTime} duration=${playback.duration}`);
+  // 6b. Shaka (DASH) plays it as well, with the token of the moment: from
+  // the start again, until 1 s of media has played.
+  if (playback.ended) {
+    await page.click('[data-testid="engine-dash"]');
+    await page.waitForSelector('[data-testid="player-video"][data-engine="dash"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="player-video"]').readyState >= 1, null, { timeout: 20_000 });
+    await page.evaluate(() => {
+      const media = document.querySelector('[data-testid="player-video"]');
+      media.currentTime = 0;
+      void media.play().catch(() => undefined);
+    });
+    await page.waitForFunction(
+      () => {
+        const media = document.querySelector('[data-testid="player-video"]');
+        return (media.currentTime > 1 && !media.paused) || !!document.querySelector('[data-testid="player-error"]');
+      },
+      null,
+      { timeout: 20_000, polling: 100 },
+    );
+    privacy.dashPlayedTo = await page.evaluate(() => {
+      const media = document.querySelector('[data-testid="player-video"]');
+      return document.querySelector('[data-testid="player-error"]') ? null : media.currentTime;
+    });
+    step(`DASH (Shaka) played to ${privacy.dashPlayedTo}`);
+  }
+  recording = false;
+  privacy.tokensUsed = tokens.size;
+  step(`played: ended=${playback.ended} currentTime=${playback.currentTime} duration=${playback.duration}; ${privacy.mints} mints, ${privacy.tokensUsed} tokens used, ${privacy.lateRequests} requests after the first token ended`);
   const reachedEnd = playback.duration !== null && playback.currentTime >= playback.duration - 0.5;
   if (!reachedEnd) result.errors.push({ type: 'harness', details: `currentTime ${playback.currentTime} did not reach duration ${playback.duration}`, fatal: true });
-  result.ok = result.interrupted && result.resumed && result.pauseResumed && playback.ended && reachedEnd && !result.errors.some((e) => e.fatal);
+
+  // 7. Anonymous: another browser, no session. The watch page says why there
+  // is nothing to play and asks for no media; the library does not list it.
+  const { chromium: anonymousChromium } = await import('playwright-core');
+  anonymousBrowser = await anonymousChromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const anonymous = await anonymousBrowser.newPage();
+  let anonymousMedia = 0;
+  anonymous.on('request', (request) => {
+    if (new URL(request.url()).pathname.startsWith(mediaPrefix)) anonymousMedia += 1;
+  });
+  await anonymous.goto(`${appUrl}/watch/${result.videoId}`, { waitUntil: 'load', timeout: 20_000 });
+  await anonymous.waitForSelector('[data-testid="watch-unavailable"]', { timeout: 20_000 });
+  privacy.anonymousMessage = (await anonymous.textContent('[data-testid="watch-unavailable"]'))?.trim() ?? null;
+  privacy.anonymousPlayer = (await anonymous.$('[data-testid="player-video"]')) !== null;
+  privacy.anonymousMediaRequests = anonymousMedia;
+  await anonymous.goto(`${appUrl}/`, { waitUntil: 'load', timeout: 20_000 });
+  await anonymous.waitForSelector('.video-grid, .empty', { timeout: 20_000 });
+  privacy.anonymousListed = (await anonymous.$(card)) !== null;
+  step(`anonymous: "${privacy.anonymousMessage}", player ${privacy.anonymousPlayer}, ${anonymousMedia} media requests, listed ${privacy.anonymousListed}`);
+
+  // 8. The owner makes it public on the watch page (PATCH with the session
+  // cookie); the anonymous watch page then loads it.
+  await page.selectOption('[data-testid="visibility-select"]', 'public');
+  await page.waitForSelector('[data-testid="video-visibility"][data-visibility="public"]', { timeout: 10_000 });
+  await anonymous.goto(`${appUrl}/watch/${result.videoId}`, { waitUntil: 'load', timeout: 20_000 });
+  await anonymous.waitForSelector('[data-testid="player-video"]', { timeout: 20_000 });
+  await anonymous.waitForFunction(() => document.querySelector('[data-testid="player-video"]').readyState >= 1, null, {
+    timeout: 20_000,
+  });
+  privacy.publicReadyState = await anonymous.evaluate(() => document.querySelector('[data-testid="player-video"]').readyState);
+  step(`public: the anonymous page loaded the video (readyState ${privacy.publicReadyState})`);
+
+  const privateOk =
+    privacy.libraryVisibility === 'private' &&
+    privacy.mints >= 2 &&
+    privacy.tokensUsed >= 2 &&
+    privacy.lateRequests >= 1 &&
+    privacy.refusals === 0 &&
+    privacy.unsignedRequests === 0 &&
+    /private/.test(privacy.anonymousMessage ?? '') &&
+    privacy.anonymousPlayer === false &&
+    privacy.anonymousMediaRequests === 0 &&
+    privacy.anonymousListed === false &&
+    privacy.publicReadyState >= 1 &&
+    privacy.dashPlayedTo > 1 &&
+    privacy.dashManifests >= 1;
+  if (!privateOk) result.errors.push({ type: 'harness', details: 'private playback checks failed (see private)', fatal: true });
+  result.ok = result.interrupted && result.resumed && result.pauseResumed && playback.ended && reachedEnd && privateOk && !result.errors.some((e) => e.fatal);
   exitCode = result.ok ? 0 : 1;
 } catch (e) {
   result.errors.push({ type: 'harness', details: String(e?.message || e).split('\n')[0], fatal: true });
   exitCode = 1;
 } finally {
-  try {
-    if (browser) await browser.close();
-  } catch {
-    // The browser is gone already.
+  for (const open of [browser, anonymousBrowser]) {
+    try {
+      if (open) await open.close();
+    } catch {
+      // The browser is gone already.
+    }
   }
   if (relay) relay.close();
   try {

@@ -4,6 +4,10 @@
 
 export type VideoState = 'processing' | 'playable' | 'ready' | 'failed' | 'cancelled';
 
+/** Who may list and play a video: anyone; anyone with its id; its owner (signed URLs). */
+export type Visibility = 'public' | 'unlisted' | 'private';
+export const VISIBILITIES: Visibility[] = ['public', 'unlisted', 'private'];
+
 export interface Rendition {
   name: string;
   width: number;
@@ -38,6 +42,7 @@ export interface VideoError {
 export interface Video {
   id: string;
   title: string;
+  visibility: Visibility;
   state: VideoState;
   percent: number;
   duration_seconds: number | null;
@@ -105,6 +110,26 @@ export function getVideo(id: string): Promise<Video> {
 
 export function deleteVideo(id: string): Promise<unknown> {
   return request('DELETE', `/v1/videos/${encodeURIComponent(id)}`);
+}
+
+export function setVisibility(id: string, visibility: Visibility): Promise<Video> {
+  return request('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { visibility });
+}
+
+/** Signed playback URLs (`/v/{id}/t/{token}/…`) that play as they are until `expires_at`. */
+export interface Playback {
+  token: string;
+  /** Unix seconds. */
+  expires_at: number;
+  hls: string;
+  dash: string;
+  poster: string | null;
+  storyboard: string | null;
+}
+
+/** Mints a playback token (the owner's session; the server checks the Origin). */
+export function mintPlayback(id: string, ttlSeconds: number): Promise<Playback> {
+  return request('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, { ttl_seconds: ttlSeconds });
 }
 
 export function getSession(): Promise<Session> {

@@ -75,7 +75,24 @@ fn not_found(video: &str, path: &str) -> ApiError {
     ))
 }
 
+/// `GET /v/{video}/{path}`; every answer, refusals and errors included,
+/// carries the media CORS headers, so a player in a page can read why it
+/// was refused (a 403 without them reaches it as a network error).
 pub(crate) async fn serve_object(
+    state: State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    path: Path<(String, String)>,
+) -> Response {
+    let mut response = match serve_object_inner(state, method, headers, path).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    cors::add_read_headers(response.headers_mut());
+    response
+}
+
+async fn serve_object_inner(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,

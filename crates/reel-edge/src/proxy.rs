@@ -135,7 +135,11 @@ pub(crate) async fn route(State(edge): State<Arc<Edge>>, request: Request) -> Re
         );
         return response;
     }
-    proxy(edge, parts).await
+    // Refusals and upstream errors carry the CORS headers too, so a player
+    // in a page can read their status (cached answers have them from the origin).
+    let mut response = proxy(edge, parts).await;
+    cors::add_read_headers(response.headers_mut());
+    response
 }
 
 async fn proxy(edge: Arc<Edge>, parts: Parts) -> Response {

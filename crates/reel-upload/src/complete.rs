@@ -84,7 +84,7 @@ pub(crate) async fn complete_upload(
             source_size: stored.size,
             source_sha256: stored.sha256.clone(),
             owner: Some(row.owner.clone()),
-            visibility: reel_model::Visibility::Public,
+            visibility: visibility_of(row),
         };
         let job_id =
             reel_model::create_video(&state.store, &video, video_job(video_id, &stored)).await?;
@@ -118,6 +118,21 @@ fn title_of(row: &UploadRow) -> String {
         .filter(|character| !character.is_control())
         .take(MAX_TITLE_CHARS)
         .collect()
+}
+
+/// The video's visibility: the `visibility` metadata (`public`, `unlisted`
+/// or `private`, checked at creation), else public. A stored value that does
+/// not parse (creation refuses those) makes the video private rather than
+/// exposing what its uploader may have meant to hide.
+fn visibility_of(row: &UploadRow) -> reel_model::Visibility {
+    match row
+        .metadata
+        .get("visibility")
+        .and_then(|value| value.as_str())
+    {
+        None => reel_model::Visibility::Public,
+        Some(text) => text.parse().unwrap_or(reel_model::Visibility::Private),
+    }
 }
 
 /// Concatenates the parts of `sources` into the video's source object.

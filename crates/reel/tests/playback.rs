@@ -3,12 +3,14 @@
 //! private media without a valid token (403) while the signed URLs it hands
 //! out play as they are (relative URIs inherit the token).
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{generated_video, Env};
+use crate::common::{clients_dir, generated_video, Env, Process};
 
 const EDGE_SECRET: &str = "edge-credential-for-tests";
 
@@ -255,6 +257,12 @@ async fn the_origin_serves_private_media_only_with_a_valid_token() {
     ] {
         let response = client.get(&target).send().await.expect("request");
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}: {target}");
+        // A player in a page reads the refusal only with CORS headers.
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{what}"
+        );
         let body: Value = response.json().await.expect("json error");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(code), "{what}: {body}");
@@ -357,6 +365,33 @@ async fn upstream_requests(edge: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// Starts `reel edge` in front of `origin` with the edge credential. With
+/// `jwks` it verifies tokens with that file; without, with the origin's
+/// JWKS, which it is waited for to have fetched.
+fn start_edge(env: &Env, origin: &str, jwks: Option<&Path>) -> (Process, String) {
+    let jwks_arg = jwks.map(|path| path.display().to_string());
+    let mut args = vec![
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        origin,
+        "--name",
+        "edge-1",
+        "--origin-secret",
+        EDGE_SECRET,
+    ];
+    if let Some(jwks) = &jwks_arg {
+        args.extend(["--jwks", jwks]);
+    }
+    let edge = env.spawn(&args);
+    let edge_url = edge.listening_url();
+    if jwks.is_none() {
+        edge.wait_for_line("playback keys updated", Duration::from_secs(30));
+    }
+    (edge, edge_url)
+}
+
 async fn mint(client: &reqwest::Client, url: &str, key: &str, id: &str, ttl: u64) -> Value {
     client
         .post(format!("{url}/v1/videos/{id}/playback"))
@@ -383,19 +418,7 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
     );
     let client = reqwest::Client::new();
     let id = ready_video(&env, &client, &url, &key, "private").await;
-    let edge = env.spawn(&[
-        "edge",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &url,
-        "--name",
-        "edge-1",
-        "--origin-secret",
-        EDGE_SECRET,
-    ]);
-    let edge_url = edge.listening_url();
-    edge.wait_for_line("playback keys updated", Duration::from_secs(30));
+    let (_edge, edge_url) = start_edge(&env, &url, None);
 
     // Two viewers' tokens (Ed25519 is deterministic: other claims, other token).
     let first = mint(&client, &url, &key, &id, 600).await;
@@ -476,6 +499,11 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
     ] {
         let response = client.get(&target).send().await.expect("request");
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}: {target}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{what}"
+        );
         let text = response.text().await.expect("text");
         assert!(text.contains(code), "{what}: {text}");
     }
@@ -484,4 +512,106 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
         fetched,
         "refusals fetch nothing"
     );
+}
+
+/// Plays `url` with `tests/clients/SCRIPT` (play-hls.mjs or play-shaka.mjs)
+/// in chromium at rate 8: whether it exited 0, and its JSON report.
+async fn play_in_chromium(script: &'static str, url: String) -> (bool, Value) {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(clients_dir().join(script))
+            .arg(&url)
+            .args(["--timeout", "60", "--rate", "8", "--stall-timeout", "20"])
+            .output()
+            .expect("node: run scripts/install-test-clients.sh (make test does)")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "{script} printed no JSON ({error}): {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}
+
+fn fatal_errors(report: &Value) -> Vec<&Value> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|error| error["fatal"] == true)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_and_shaka_play_a_private_video_through_an_edge_only_with_a_token() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+            ("REEL_EDGE_SECRET", EDGE_SECRET),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let id = ready_video(&env, &client, &url, &key, "private").await;
+    // The edge verifies with the origin's public keys, given as a file.
+    let jwks = client
+        .get(format!("{url}{}", reel_token::JWKS_PATH))
+        .send()
+        .await
+        .expect("jwks")
+        .text()
+        .await
+        .expect("text");
+    let jwks_file = env.dir.path().join("origin-jwks.json");
+    std::fs::write(&jwks_file, jwks).expect("write the JWKS");
+    let (_edge, edge_url) = start_edge(&env, &url, Some(&jwks_file));
+    let edge_host = edge_url.trim_start_matches("http://").to_string();
+
+    let minted = mint(&client, &url, &key, &id, 600).await;
+    let at_edge = |name: &str| {
+        minted[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {minted:#}"))
+            .replacen(&url, &edge_url, 1)
+    };
+    for (script, signed, hosts) in [
+        ("play-hls.mjs", at_edge("hls"), "fragHosts"),
+        ("play-shaka.mjs", at_edge("dash"), "segHosts"),
+    ] {
+        let (success, report) = play_in_chromium(script, signed).await;
+        assert!(success, "{script} with a token: {report:#}");
+        assert_eq!(report["ended"], true, "{script}: {report:#}");
+        assert!(fatal_errors(&report).is_empty(), "{script}: {report:#}");
+        let duration = report["duration"].as_f64().expect("duration");
+        assert!((duration - 3.0).abs() < 0.2, "{script}: {report:#}");
+        assert!(
+            report["decodedFrames"].as_u64().unwrap_or(0) >= 70,
+            "{script}: {report:#}"
+        );
+        let segment_hosts: Vec<&String> = report[hosts].as_object().expect(hosts).keys().collect();
+        assert_eq!(segment_hosts, [&edge_host], "{script}: {report:#}");
+    }
+
+    // The same players on the edge's plain URLs: refused with 403, fatally.
+    for (script, plain) in [
+        ("play-hls.mjs", format!("{edge_url}/v/{id}/master.m3u8")),
+        ("play-shaka.mjs", format!("{edge_url}/v/{id}/manifest.mpd")),
+    ] {
+        let (success, report) = play_in_chromium(script, plain).await;
+        assert!(!success, "{script} without a token: {report:#}");
+        assert_eq!(report["ended"], false, "{script}: {report:#}");
+        assert!(
+            fatal_errors(&report)
+                .iter()
+                .any(|error| error["httpStatus"] == 403),
+            "{script} without a token records a fatal 403: {report:#}"
+        );
+        assert_eq!(report["decodedFrames"], 0, "{script}: {report:#}");
+    }
 }

@@ -1,8 +1,10 @@
 //! The web app in Debian's headless Chromium (playwright-core), against the
 //! real `reel serve` with the built app (`make web` builds `web/dist`):
-//! sign in, upload through the page with the network cut mid-upload, wait
-//! until ready, play to the end; and the watch page's player stepping down
-//! under CDP throttling and back up when it is lifted.
+//! sign in, upload a private video through the page with the network cut
+//! mid-upload, wait until ready, play it to the end through the signed URLs
+//! the watch page mints and renews, refused to an anonymous browser until
+//! the owner makes it public there; and the watch page's player stepping
+//! down under CDP throttling and back up when it is lifted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,7 +57,7 @@ fn browser(script: &str, args: &[&str]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_web_app_uploads_through_a_network_cut_and_plays_to_the_end() {
+async fn the_web_app_uploads_a_private_video_through_a_network_cut_and_only_its_owner_plays_it() {
     let env = Env::sqlite();
     let key = env.create_key();
     let web = web_dir();
@@ -84,6 +86,42 @@ async fn the_web_app_uploads_through_a_network_cut_and_plays_to_the_end() {
     let played = report["currentTime"].as_f64().expect("currentTime");
     assert!((duration - 12.0).abs() < 0.5, "{report:#}");
     assert!(played >= duration - 0.5, "{report:#}");
+    // Private: uploaded so, played only through signed URLs, renewed in time.
+    let private = &report["private"];
+    eprintln!("private playback: {private}");
+    assert_eq!(private["libraryVisibility"], "private", "{report:#}");
+    assert_eq!(private["unsignedRequests"], 0, "{report:#}");
+    assert_eq!(private["refusals"], 0, "{report:#}");
+    assert!(
+        private["mints"].as_u64() >= Some(2) && private["tokensUsed"].as_u64() >= Some(2),
+        "the page renewed its token and the player used the new one: {report:#}"
+    );
+    assert!(
+        private["lateRequests"].as_u64() >= Some(1),
+        "media was fetched after the first token ended: {report:#}"
+    );
+    // Shaka plays the signed DASH manifest too.
+    assert!(private["dashManifests"].as_u64() >= Some(1), "{report:#}");
+    assert!(private["dashPlayedTo"].as_f64() > Some(1.0), "{report:#}");
+    // An anonymous browser: a message, no player, no media, not listed.
+    let message = private["anonymousMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("private"), "{report:#}");
+    assert_eq!(private["anonymousPlayer"], false, "{report:#}");
+    assert_eq!(private["anonymousMediaRequests"], 0, "{report:#}");
+    assert_eq!(private["anonymousListed"], false, "{report:#}");
+    // The owner made it public on the watch page: the server says so, and
+    // the anonymous page loaded it.
+    assert!(
+        private["publicReadyState"].as_u64() >= Some(1),
+        "{report:#}"
+    );
+    let shown: Value = reqwest::get(format!("{url}/v1/videos/{video_id}"))
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["visibility"], "public", "{shown:#}");
     // The file that arrived is the file that was picked.
     let sent = std::fs::read(&file).expect("file");
     let stored = std::fs::read(env.objects_dir().join(format!("sources/{video_id}/source")))

@@ -1,8 +1,10 @@
-// The library: every video as a card with its poster, state and, while it
-// is processing, live progress through the pipeline steps. Polls the server
-// every 1.5 s while anything is processing, every 15 s otherwise.
+// The library: every video as a card with its poster, state, visibility and,
+// while it is processing, live progress through the pipeline steps. Polls the
+// server every 1.5 s while anything is processing, every 15 s otherwise.
+// Private videos show no poster here: their media needs a signed URL, which
+// only the watch page mints.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, deleteVideo, isProcessing, listVideos, type Video } from '../api';
+import { ApiError, deleteVideo, isProcessing, listVideos, type Video, type Visibility } from '../api';
 import { formatBytes, formatClock, formatCreated, formatStepName } from '../format';
 import { Link } from '../router';
 import { requireSignIn, useSession } from '../session';
@@ -124,6 +126,20 @@ export function StateBadge({ state }: { state: string }) {
   );
 }
 
+export const VISIBILITY_LABELS: Record<Visibility, string> = {
+  public: 'Public',
+  unlisted: 'Unlisted',
+  private: 'Private',
+};
+
+export function VisibilityBadge({ visibility }: { visibility: Visibility }) {
+  return (
+    <span class={`badge badge--${visibility}`} data-testid="video-visibility" data-visibility={visibility}>
+      {VISIBILITY_LABELS[visibility] ?? visibility}
+    </span>
+  );
+}
+
 function VideoCard({
   video,
   canDelete,
@@ -161,12 +177,21 @@ function VideoCard({
   };
 
   return (
-    <li class="video-card" data-testid="video-card" data-video-id={video.id} data-state={video.state} aria-labelledby={titleId}>
+    <li
+      class="video-card"
+      data-testid="video-card"
+      data-video-id={video.id}
+      data-state={video.state}
+      data-visibility={video.visibility}
+      aria-labelledby={titleId}
+    >
       <Link href={`/watch/${video.id}`} class="video-card__thumb" tabIndex={-1} aria-hidden="true">
-        {video.urls.poster ? (
+        {video.urls.poster && video.visibility !== 'private' ? (
           <img src={video.urls.poster} alt="" loading="lazy" />
         ) : (
-          <span class="video-card__placeholder">{watchable ? '▶' : STATE_LABELS[video.state]}</span>
+          <span class="video-card__placeholder">
+            {video.visibility === 'private' ? 'Private' : watchable ? '▶' : STATE_LABELS[video.state]}
+          </span>
         )}
         {video.duration_seconds != null && <span class="video-card__duration">{formatClock(video.duration_seconds)}</span>}
       </Link>
@@ -178,6 +203,7 @@ function VideoCard({
         </h2>
         <p class="video-card__meta">
           <StateBadge state={video.state} />
+          <VisibilityBadge visibility={video.visibility} />
           <span>{formatCreated(video.created_at)}</span>
           {video.source_size != null && <span>{formatBytes(video.source_size)}</span>}
           {video.renditions.length > 0 && (

@@ -2,14 +2,17 @@
 // tus-js-client, with progress, rate, ETA, pause and resume. An interrupted
 // upload (lost network, closed tab) continues where it stopped: tus-js-client
 // keeps each upload's URL in localStorage under the file's fingerprint, and
-// picking the same file again resumes it.
+// picking the same file again resumes it. Each upload carries the visibility
+// chosen above the drop zone (public by default) as its tus metadata
+// `visibility`, so a private video is private from its first moment.
 import type { TargetedDragEvent, TargetedEvent } from 'preact';
 import { useEffect, useReducer, useRef, useState } from 'preact/hooks';
 import * as tus from 'tus-js-client';
-import { listVideos } from '../api';
+import { listVideos, VISIBILITIES, type Visibility } from '../api';
 import { formatBytes, formatEta } from '../format';
 import { Link } from '../router';
 import { requireSignIn, signInUrl, useSession } from '../session';
+import { VISIBILITY_LABELS, VisibilityBadge } from './Library';
 
 type PreviousUpload = Awaited<ReturnType<tus.Upload['findPreviousUploads']>>[number];
 
@@ -18,6 +21,8 @@ type UploadStatus = 'starting' | 'uploading' | 'paused' | 'retrying' | 'offline'
 interface UploadItem {
   key: string;
   file: File;
+  /** As sent at creation (a resumed upload keeps the one it was created with). */
+  visibility: Visibility;
   upload: tus.Upload;
   status: UploadStatus;
   bytesSent: number;
@@ -39,6 +44,12 @@ const CHUNK_SIZE = 8 * 1024 * 1024;
 const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000];
 const RENDER_INTERVAL_MS = 250;
 
+const VISIBILITY_HINTS: Record<Visibility, string> = {
+  public: 'In the library; anyone can watch.',
+  unlisted: 'Anyone with the link can watch; listed only to you.',
+  private: 'Only you can watch, through links the watch page signs.',
+};
+
 let nextItemKey = 0;
 
 export function UploadPage() {
@@ -48,6 +59,7 @@ export function UploadPage() {
   const [dragging, setDragging] = useState(false);
   const [pending, setPending] = useState<PreviousUpload[]>([]);
   const [announcement, setAnnouncement] = useState('');
+  const [visibility, setVisibility] = useState<Visibility>('public');
   const inputRef = useRef<HTMLInputElement>(null);
   const renderScheduled = useRef(false);
 
@@ -106,7 +118,7 @@ export function UploadPage() {
           item.status !== 'done',
       );
       if (already) continue;
-      const item = createItem(file, scheduleRender, setAnnouncement, () => void refreshPending());
+      const item = createItem(file, visibility, scheduleRender, setAnnouncement, () => void refreshPending());
       items.current = [...items.current, item];
       void beginUpload(item, scheduleRender);
     }
@@ -154,6 +166,23 @@ export function UploadPage() {
       <p class="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
+      <fieldset class="visibility-choice" data-testid="visibility-choice">
+        <legend>Who can watch the videos you add</legend>
+        {VISIBILITIES.map((option) => (
+          <label key={option} class="visibility-choice__option">
+            <input
+              type="radio"
+              name="visibility"
+              value={option}
+              checked={visibility === option}
+              onChange={() => setVisibility(option)}
+              data-testid={`visibility-${option}`}
+            />
+            <span class="visibility-choice__name">{VISIBILITY_LABELS[option]}</span>
+            <span class="muted">{VISIBILITY_HINTS[option]}</span>
+          </label>
+        ))}
+      </fieldset>
       <div
         class={`dropzone ${dragging ? 'dropzone--active' : ''}`}
         onDragEnter={(e) => {
@@ -229,11 +258,12 @@ export function UploadPage() {
 
 function createItem(
   file: File,
+  visibility: Visibility,
   onChange: () => void,
   announce: (text: string) => void,
   onStored: () => void,
 ): UploadItem {
-  const item = { key: `upload-${nextItemKey++}`, file } as UploadItem;
+  const item = { key: `upload-${nextItemKey++}`, file, visibility } as UploadItem;
   Object.assign(item, {
     status: 'starting',
     bytesSent: 0,
@@ -253,7 +283,7 @@ function createItem(
     retryDelays: RETRY_DELAYS_MS,
     parallelUploads: 1,
     removeFingerprintOnSuccess: true,
-    metadata: { filename: file.name, filetype: file.type || 'application/octet-stream' },
+    metadata: { filename: file.name, filetype: file.type || 'application/octet-stream', visibility },
     onUploadUrlAvailable: onStored,
     onProgress(bytesSent, bytesTotal) {
       if (item.status === 'paused') return;
@@ -334,6 +364,9 @@ async function beginUpload(item: UploadItem, onChange: () => void): Promise<void
       const newest = [...previous].sort((a, b) => Date.parse(b.creationTime) - Date.parse(a.creationTime))[0];
       item.upload.resumeFromPreviousUpload(newest);
       item.resuming = true;
+      // The server keeps the metadata the upload was created with.
+      const created = newest.metadata.visibility;
+      item.visibility = (VISIBILITIES as string[]).includes(created) ? (created as Visibility) : 'public';
     }
   } catch {
     // Without localStorage the upload simply starts from zero.
@@ -440,8 +473,11 @@ function UploadRow({ item, onChange }: { item: UploadItem; onChange: () => void 
       data-resumed-from={item.resumedFrom ?? undefined}
     >
       <div class="upload-item__head">
-        <span class="upload-item__name" id={nameId}>
-          {item.file.name}
+        <span class="upload-item__title">
+          <span class="upload-item__name" id={nameId}>
+            {item.file.name}
+          </span>
+          <VisibilityBadge visibility={item.visibility} />
         </span>
         <span class={`upload-item__status upload-item__status--${item.status}`} data-testid="upload-status">
           {STATUS_LABELS[item.status]}

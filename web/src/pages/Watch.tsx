@@ -1,5 +1,8 @@
 // The watch page: /watch/{id}. Plays the video (HLS with hls.js, or DASH with
-// Shaka behind the switch) and shows its details. Needs no sign-in.
+// Shaka behind the switch) and shows its details. Needs no sign-in, except
+// for a private video: only its owner (or an admin) sees it, and the page
+// plays it through signed URLs it mints with the session (src/player/signed.ts).
+// A signed-in viewer can change the video's visibility here.
 //
 // URL options:
 //   ?t=SECONDS      start there (the Share button writes it)
@@ -7,11 +10,19 @@
 //   ?buffer=SECONDS buffer at most this much media ahead (hls.js maxBufferLength,
 //                   Shaka bufferingGoal), for constrained devices and networks
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, dashUrl, getVideo, hlsUrl, isProcessing, type Video } from '../api';
+import { ApiError, dashUrl, getVideo, hlsUrl, isProcessing, setVisibility, VISIBILITIES, type Video, type Visibility } from '../api';
 import { formatBitrate, formatBytes, formatClock, formatCreated } from '../format';
 import { Player, type EngineKind } from '../player/Player';
+import { useSignedPlayback } from '../player/signed';
 import { Link, replaceSearch } from '../router';
-import { StateBadge } from './Library';
+import { requireSignIn, signInUrl, useSession } from '../session';
+import { StateBadge, VISIBILITY_LABELS, VisibilityBadge } from './Library';
+
+const VISIBILITY_HINTS: Record<Visibility, string> = {
+  public: 'listed, anyone can watch',
+  unlisted: 'anyone with the link',
+  private: 'only you, through signed links',
+};
 
 function positiveNumber(text: string | null): number | null {
   if (text == null) return null;
@@ -28,6 +39,10 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
   const startTime = useRef(positiveNumber(search.get('t')) ?? 0);
   const maxBufferSeconds = useRef(positiveNumber(search.get('buffer')));
   const mediaRef = useRef<HTMLVideoElement | null>(null);
+  const session = useSession();
+  const signed = useSignedPlayback(video);
+  const [visibilityMessage, setVisibilityMessage] = useState('');
+  const [visibilityBusy, setVisibilityBusy] = useState(false);
 
   useEffect(() => {
     let timer: number | undefined;
@@ -88,11 +103,48 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
     window.setTimeout(() => setShareMessage(''), 6000);
   };
 
+  const changeVisibility = async (next: Visibility) => {
+    if (!video || next === video.visibility) return;
+    setVisibilityBusy(true);
+    setVisibilityMessage('');
+    try {
+      const answer = await setVisibility(video.id, next);
+      setVideo(answer);
+      setVisibilityMessage(`This video is now ${VISIBILITY_LABELS[answer.visibility].toLowerCase()}.`);
+    } catch (error) {
+      const status = error instanceof ApiError ? error.status : 0;
+      if (status === 401) {
+        requireSignIn(`/watch/${id}`);
+        return;
+      }
+      setVisibilityMessage(
+        status === 403 || status === 404
+          ? 'Only its owner or an admin can change who sees this video.'
+          : `Could not change the visibility: ${(error as Error).message}`,
+      );
+    } finally {
+      setVisibilityBusy(false);
+    }
+  };
+
   if (loadError && !video) {
+    const notFound = loadError.status === 404;
     return (
-      <section class="page page--narrow">
-        <h1>{loadError.status === 404 ? 'Video not found' : 'Could not load the video'}</h1>
-        <p>{loadError.status === 404 ? 'It may have been deleted.' : `${loadError.message}. Retrying…`}</p>
+      <section class="page page--narrow" data-testid="watch-unavailable">
+        <h1>{notFound ? 'Video not found' : 'Could not load the video'}</h1>
+        {notFound ? (
+          <p>
+            It may have been deleted, or it is private: only its owner can watch it.
+            {session.status === 'signed-out' && (
+              <>
+                {' '}
+                <Link href={signInUrl(`/watch/${id}`)}>Sign in</Link> if it is yours.
+              </>
+            )}
+          </p>
+        ) : (
+          <p>{loadError.message}. Retrying…</p>
+        )}
         <p>
           <Link href="/">Back to the library</Link>
         </p>
@@ -107,7 +159,19 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
     );
   }
 
-  const url = engineKind === 'dash' ? dashUrl(video) : hlsUrl(video);
+  // A private video plays from the signed URLs (with their poster and
+  // storyboard); the others from the plain or steered ones.
+  const isPrivate = video.visibility === 'private';
+  const playback = isPrivate ? signed.playback : null;
+  const sources = isPrivate
+    ? { hls: playback?.hls ?? null, dash: playback?.dash ?? null }
+    : { hls: hlsUrl(video), dash: dashUrl(video) };
+  const shown: Video = playback
+    ? { ...video, urls: { ...video.urls, poster: playback.poster, storyboard: playback.storyboard } }
+    : isPrivate
+      ? { ...video, urls: { ...video.urls, poster: null, storyboard: null } }
+      : video;
+  const url = engineKind === 'dash' ? sources.dash : sources.hls;
   const playable = video.state === 'playable' || video.state === 'ready';
 
   return (
@@ -116,7 +180,8 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
         {playable && url ? (
           <Player
             key={video.id}
-            video={video}
+            video={shown}
+            signUrl={isPrivate ? signed.signUrl : undefined}
             engineKind={engineKind}
             url={url}
             startTime={startTime.current}
@@ -127,9 +192,17 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
           />
         ) : (
           <div class="player player--placeholder" data-testid="player-placeholder">
-            {video.urls.poster && <img src={video.urls.poster} alt="" />}
+            {shown.urls.poster && <img src={shown.urls.poster} alt="" />}
             <div class="player__message">
-              {isProcessing(video) ? (
+              {playable && isPrivate ? (
+                signed.error ? (
+                  <p role="alert" data-testid="signed-playback-error">
+                    Could not get a playback URL for this private video: {signed.error.message}
+                  </p>
+                ) : (
+                  <p>Preparing a signed playback URL…</p>
+                )
+              ) : isProcessing(video) ? (
                 <>
                   <p>Processing… {Math.round(video.percent)} %</p>
                   <p class="muted-light">This page starts playing as soon as the first rendition is ready.</p>
@@ -150,7 +223,13 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
         <div class="watch__title-row">
           <h1 class="watch__title">{video.title || 'Untitled'}</h1>
           <StateBadge state={video.state} />
+          <VisibilityBadge visibility={video.visibility} />
         </div>
+        {playback && signed.error && (
+          <p class="banner banner--error" role="alert" data-testid="signed-playback-error">
+            Could not renew this private video's playback URL: {signed.error.message}. Playback stops when the current one expires.
+          </p>
+        )}
         <p class="watch__meta">
           {video.duration_seconds != null && <span>{formatClock(video.duration_seconds)}</span>}
           <span>Uploaded {formatCreated(video.created_at)}</span>
@@ -179,6 +258,28 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
         <p class="share-message" role="status" aria-live="polite" data-testid="share-message">
           {shareMessage}
         </p>
+
+        {session.status === 'signed-in' && (
+          <div class="visibility-control">
+            <label for="visibility-select">Who can watch</label>
+            <select
+              id="visibility-select"
+              value={video.visibility}
+              disabled={visibilityBusy}
+              onChange={(event) => void changeVisibility((event.target as HTMLSelectElement).value as Visibility)}
+              data-testid="visibility-select"
+            >
+              {VISIBILITIES.map((visibility) => (
+                <option key={visibility} value={visibility}>
+                  {VISIBILITY_LABELS[visibility]}: {VISIBILITY_HINTS[visibility]}
+                </option>
+              ))}
+            </select>
+            <span role="status" aria-live="polite" data-testid="visibility-message">
+              {visibilityMessage}
+            </span>
+          </div>
+        )}
 
         {video.renditions.length > 0 && (
           <details class="details-block">

@@ -22,6 +22,8 @@ export interface PlayerProps {
   mediaRef: { current: HTMLVideoElement | null };
   statsOpen: boolean;
   onToggleStats(): void;
+  /** A private video: puts the newest playback token into each media URL. */
+  signUrl?: (url: string) => string;
 }
 
 interface StatsSnapshot {
@@ -59,7 +61,7 @@ function bufferedEnd(media: HTMLVideoElement): number {
 }
 
 export function Player(props: PlayerProps) {
-  const { video, engineKind, url, maxBufferSeconds } = props;
+  const { video, engineKind, url, maxBufferSeconds, signUrl } = props;
   const containerRef = useRef<HTMLDivElement>(null);
   const mediaRef = props.mediaRef;
   const engineRef = useRef<Engine | null>(null);
@@ -116,7 +118,7 @@ export function Player(props: PlayerProps) {
         if (!recovered && !cancelled) setFatalError(message);
       },
     };
-    const options = { url, contentId: video.id, startTime: startTimeRef.current, maxBufferSeconds };
+    const options = { url, contentId: video.id, startTime: startTimeRef.current, maxBufferSeconds, signUrl };
     const create = engineKind === 'dash' ? createDashEngine : createHlsEngine;
     create(media, options, events)
       .then((engine) => {
@@ -146,7 +148,7 @@ export function Player(props: PlayerProps) {
   useEffect(() => {
     const storyboardUrl = video.urls.storyboard;
     if (!storyboardUrl) return;
-    loadStoryboard(storyboardUrl)
+    loadStoryboard(signUrl ? signUrl(storyboardUrl) : storyboardUrl)
       .then(setStoryboard)
       .catch(() => setStoryboard([]));
   }, [video.urls.storyboard]);
@@ -366,7 +368,7 @@ export function Player(props: PlayerProps) {
                   style={{
                     width: `${hoverCue.width}px`,
                     height: `${hoverCue.height}px`,
-                    backgroundImage: `url("${hoverCue.imageUrl}")`,
+                    backgroundImage: `url("${signUrl ? signUrl(hoverCue.imageUrl) : hoverCue.imageUrl}")`,
                     backgroundPosition: `-${hoverCue.x}px -${hoverCue.y}px`,
                   }}
                 />

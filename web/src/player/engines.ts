@@ -25,6 +25,8 @@ export interface EngineOptions {
   startTime: number;
   /** Seconds of media to buffer ahead, for constrained devices (the `?buffer=` option). */
   maxBufferSeconds: number | null;
+  /** Rewrites every request's URL (a private video: the newest playback token). */
+  signUrl?: (url: string) => string;
 }
 
 export interface Engine {
@@ -54,7 +56,10 @@ export async function createHlsEngine(video: HTMLVideoElement, options: EngineOp
     options.maxBufferSeconds != null
       ? { maxBufferLength: options.maxBufferSeconds, maxMaxBufferLength: options.maxBufferSeconds, backBufferLength: 30 }
       : {};
+  const signUrl = options.signUrl;
   const hls = new Hls({
+    // hls.js opens the request itself unless xhrSetup already did.
+    ...(signUrl ? { xhrSetup: (xhr: XMLHttpRequest, url: string) => xhr.open('GET', signUrl(url), true) } : {}),
     cmcd: { contentId: options.contentId },
     startPosition: options.startTime > 0 ? options.startTime : -1,
     capLevelToPlayerSize: false,
@@ -155,7 +160,10 @@ interface ShakaPlayer {
   selectVariantTrack(track: ShakaTrack, clearBuffer?: boolean): void;
   getStats(): { estimatedBandwidth: number };
   getConfiguration(): { abr: { enabled: boolean } };
-  getNetworkingEngine(): { registerResponseFilter(filter: (type: number, response: { uri: string }) => void): void } | null;
+  getNetworkingEngine(): {
+    registerRequestFilter(filter: (type: number, request: { uris: string[] }) => void): void;
+    registerResponseFilter(filter: (type: number, response: { uri: string }) => void): void;
+  } | null;
   addEventListener(name: string, listener: (event: Event & { detail?: { code?: number; severity?: number; message?: string } }) => void): void;
   destroy(): Promise<void>;
 }
@@ -179,6 +187,12 @@ export async function createDashEngine(video: HTMLVideoElement, options: EngineO
     cmcd: { enabled: true, contentId: options.contentId, useHeaders: false },
   });
   let lastHost: string | null = null;
+  const signUrl = options.signUrl;
+  if (signUrl) {
+    player.getNetworkingEngine()?.registerRequestFilter((_type, request) => {
+      request.uris = request.uris.map(signUrl);
+    });
+  }
   player.getNetworkingEngine()?.registerResponseFilter((type, response) => {
     if (type !== shaka.net.NetworkingEngine.RequestType.SEGMENT) return;
     try {

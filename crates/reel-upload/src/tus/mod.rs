@@ -246,6 +246,13 @@ async fn create_upload(
         }
         None => None,
     };
+    // Checked here so that a video cannot end up public because a value
+    // was misspelt; completion reads it back (`complete::visibility_of`).
+    if let Some(visibility) = metadata.get("visibility") {
+        let text = visibility.as_str().unwrap_or_default();
+        text.parse::<reel_model::Visibility>()
+            .map_err(|error| TusError::BadRequest(format!("metadata visibility: {error}")))?;
+    }
     let filename = ["filename", "name"]
         .iter()
         .find_map(|key| metadata.get(*key).and_then(|value| value.as_str()))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine;
 use reel_jobs::store::JobStore;
 use reel_model::uploads::UploadStatus;
-use reel_model::{Uploads as _, Videos as _};
+use reel_model::{Uploads as _, Videos as _, Visibilities as _};
 use reqwest::Method;
 use sha1::Digest;
 
@@ -177,6 +177,43 @@ async fn declared_sha256_is_verified_on_completion() {
     assert_eq!(server.objects_under("uploads").await, Vec::<String>::new());
     assert_eq!(server.objects_under("sources").await, Vec::<String>::new());
     assert_eq!(server.head(&url).await.status(), 410);
+}
+
+#[tokio::test]
+async fn visibility_metadata_makes_the_video_private_and_a_bad_value_is_400() {
+    let server = TestServer::start(settings()).await;
+    let create = |visibility: &str| {
+        server
+            .request(Method::POST, &server.endpoint)
+            .header("upload-length", 1000)
+            .header(
+                "upload-metadata",
+                format!(
+                    "filename {},visibility {}",
+                    b64(b"a.mp4"),
+                    b64(visibility.as_bytes())
+                ),
+            )
+            .send()
+    };
+    let refused = create("secret").await.expect("POST");
+    assert_eq!(refused.status(), 400);
+    assert!(message(refused).await.contains("visibility"));
+    assert_eq!(server.objects_under("uploads").await, Vec::<String>::new());
+
+    let bytes = random_bytes(1000, 4);
+    let url = location(&create("private").await.expect("POST"));
+    assert_eq!(server.patch(&url, 0, bytes.clone()).await.status(), 204);
+    server.assert_completed_as(&url, &bytes).await;
+    let video_id = server.upload_row(&url).await.video_id.expect("video");
+    let visibility = server
+        .state
+        .store
+        .video_visibility(video_id)
+        .await
+        .expect("read")
+        .expect("video");
+    assert_eq!(visibility, reel_model::Visibility::Private);
 }
 
 #[tokio::test]

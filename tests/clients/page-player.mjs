@@ -1,0 +1,249 @@
+// The harness play-hls.mjs and play-shaka.mjs share: their command line, a tiny
+// page server on 127.0.0.1:0 (so the page has a real http origin and media
+// servers must send CORS headers) that serves one player library, Debian's
+// chromium through playwright-core, the wait for `ended` (or a fatal error, a
+// stall, the timeout) and the ONE JSON object printed on stdout.
+//
+// A player script gives `pageMain`, which runs in the page, sets its player up
+// on the <video id="v"> and calls `watchVideo` (defined in the page by this
+// harness) to record `ended`, media errors and stalls on `window.__reel`; and
+// `pageSnapshot`, which returns the player's own fields for the JSON. Entries
+// pushed on `window.__reel.errors` with `fatal: true` fail the run.
+import { createServer } from 'node:http';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * `URL [--timeout S] [--rate N] [--stall-timeout S] [--<configFlag> JSON] [--progress]`;
+ * exits 2 on bad usage.
+ */
+export function parsePlayerArgs(name, argv, configFlag) {
+  const usage = (msg) => {
+    if (msg) process.stderr.write(`${name}: ${msg}\n`);
+    process.stderr.write(`usage: ${name}.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS] [--${configFlag} JSON] [--progress]\n`);
+    process.exit(2);
+  };
+  const opts = { url: null, timeout: 60, rate: 1, stall: 0, config: {}, progress: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const text = () => {
+      const [k, v] = a.includes('=') ? a.split(/=(.*)/s) : [a, argv[++i]];
+      if (v === undefined) usage(`${k} needs a value`);
+      return [k, v];
+    };
+    const number = () => {
+      const [k, v] = text();
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) usage(`${k}: not a positive number: ${v}`);
+      return n;
+    };
+    const is = (flag) => a === flag || a.startsWith(`${flag}=`);
+    if (is('--timeout')) opts.timeout = number();
+    else if (is('--rate')) opts.rate = number();
+    else if (is('--stall-timeout')) opts.stall = number();
+    else if (a === '--progress') opts.progress = true;
+    else if (is(`--${configFlag}`)) {
+      const [k, v] = text();
+      try { opts.config = JSON.parse(v); } catch { usage(`${k}: not JSON: ${v}`); }
+    }
+    else if (a === '-h' || a === '--help') usage();
+    else if (a.startsWith('--')) usage(`unknown option ${a}`);
+    else if (opts.url === null) opts.url = a;
+    else usage(`unexpected argument ${a}`);
+  }
+  if (!opts.url) usage('missing URL');
+  if (opts.rate > 16) usage('--rate must be <= 16 (chromium mutes/limits beyond that)');
+  return opts;
+}
+
+// Runs in the page (its source is put in the page): the player-independent
+// watch of the <video> on window.__reel.
+function watchVideo(video, { rate, stall }) {
+  const st = window.__reel;
+  video.muted = true;
+  video.defaultPlaybackRate = rate;
+  video.playbackRate = rate;
+  const stop = () => { st.done = true; };
+  video.addEventListener('ended', () => { st.ended = true; stop(); });
+  video.addEventListener('error', () => {
+    const e = video.error;
+    st.errors.push({ type: 'mediaError', details: e ? `code ${e.code}: ${e.message}` : 'unknown', fatal: true });
+    stop();
+  });
+  // loading a source resets playbackRate to defaultPlaybackRate; keep forcing ours.
+  video.addEventListener('loadedmetadata', () => { video.playbackRate = rate; });
+  if (stall > 0) {
+    let last = -1;
+    let since = performance.now();
+    const iv = setInterval(() => {
+      if (st.done) return clearInterval(iv);
+      if (video.currentTime !== last) {
+        last = video.currentTime;
+        since = performance.now();
+        return;
+      }
+      if (performance.now() - since > stall * 1000) {
+        st.errors.push({ type: 'harness', details: `stalled: currentTime stuck at ${video.currentTime} for ${stall}s`, fatal: true });
+        clearInterval(iv);
+        stop();
+      }
+    }, 250);
+  }
+  return stop;
+}
+
+function mediaSnapshot() {
+  const v = document.getElementById('v');
+  const st = window.__reel || {};
+  const buffered = [];
+  for (let i = 0; v && i < v.buffered.length; i++) buffered.push([v.buffered.start(i), v.buffered.end(i)]);
+  const q = v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+  return {
+    ended: !!(st.ended || (v && v.ended)),
+    currentTime: v ? v.currentTime : null,
+    duration: v && Number.isFinite(v.duration) ? v.duration : null,
+    buffered,
+    errors: st.errors || [],
+    decodedFrames: q ? q.totalVideoFrames : 0,
+    droppedFrames: q ? q.droppedVideoFrames : 0,
+  };
+}
+
+/**
+ * Plays `opts.url` in chromium and prints `result` (the caller's skeleton with
+ * its own fields) completed with the common ones; sets the exit code: 0 only
+ * if the <video> ended with no fatal error.
+ *
+ * `library`: `{ file, route }`, the player's script under node_modules and the
+ * path the page loads it from. `pageMain(args)` gets `{ url, rate, stall, config }`.
+ */
+export async function playInPage({ name, opts, library, pageMain, pageSnapshot, result }) {
+  const t0 = Date.now();
+  result = {
+    url: opts.url, ended: false, currentTime: null, duration: null, buffered: [], errors: [],
+    decodedFrames: 0, droppedFrames: 0, ...result,
+    playbackRate: opts.rate, timedOut: false, elapsedMs: 0, browserVersion: null,
+  };
+  let printed = false;
+  const finish = (code) => {
+    if (printed) return;
+    printed = true;
+    result.elapsedMs = Date.now() - t0;
+    process.stdout.write(JSON.stringify(result) + '\n');
+    process.exitCode = code;
+  };
+  const fatalHarness = (msg) => result.errors.push({ type: 'harness', details: String(msg), fatal: true });
+
+  // Hard stop in case the browser itself hangs: timeout + 30 s for launch/teardown.
+  const hardStop = setTimeout(() => {
+    fatalHarness(`hard timeout after ${opts.timeout + 30}s (browser hung?)`);
+    result.timedOut = true;
+    finish(1);
+    process.exit(1);
+  }, (opts.timeout + 30) * 1000);
+  hardStop.unref();
+
+  const libraryPath = join(HERE, 'node_modules', library.file);
+  let libraryJs;
+  try {
+    libraryJs = readFileSync(libraryPath);
+  } catch (e) {
+    fatalHarness(`cannot read ${libraryPath}: run scripts/install-test-clients.sh (${e.message})`);
+    finish(1);
+    return;
+  }
+  const pageHtml = `<!doctype html><html><head><meta charset="utf-8"><title>reel ${name}</title>
+<script src="${library.route}"></script><script>${watchVideo.toString()}</script></head>
+<body><video id="v" muted playsinline width="640" height="360"></video></body></html>`;
+  const server = createServer((req, res) => {
+    if (req.url === library.route) {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end(libraryJs);
+    } else if (req.url === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+    } else if (req.url === '/' || req.url.startsWith('/?')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(pageHtml);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+
+  let context = null;
+  const userDataDir = mkdtempSync(join(tmpdir(), `reel-${name}-`));
+  let exitCode = 1;
+  try {
+    const { chromium } = await import('playwright-core');
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 30_000,
+    });
+    result.browserVersion = context.browser() ? context.browser().version() : null;
+    const page = context.pages()[0] || (await context.newPage());
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') result.errors.push({ type: 'console', details: msg.text(), fatal: false });
+    });
+    page.on('pageerror', (err) => {
+      result.errors.push({ type: 'pageerror', details: String(err && err.message || err), fatal: false });
+    });
+    page.on('crash', () => fatalHarness('page crashed'));
+
+    await page.goto(pageUrl, { waitUntil: 'load', timeout: 15_000 });
+    await page.evaluate(() => {
+      window.__reel = { done: false, ended: false, errors: [], lastHost: null };
+    });
+    await page.evaluate(pageMain, { url: opts.url, rate: opts.rate, stall: opts.stall, config: opts.config });
+    let progress = null;
+    if (opts.progress) {
+      progress = setInterval(async () => {
+        try {
+          const p = await page.evaluate(() => {
+            const v = document.getElementById('v');
+            return [v ? v.currentTime : 0, (window.__reel && window.__reel.lastHost) || '-'];
+          });
+          process.stderr.write(`progress ${p[0]} ${p[1]}\n`);
+        } catch { /* page closing */ }
+      }, 250);
+    }
+
+    const remaining = Math.max(1000, t0 + opts.timeout * 1000 - Date.now());
+    try {
+      await page.waitForFunction(() => window.__reel && window.__reel.done, null, { timeout: remaining, polling: 100 });
+    } catch (e) {
+      if (!/Timeout/i.test(String(e && e.message))) throw e;
+      result.timedOut = true;
+    }
+    if (progress) clearInterval(progress);
+    const snap = { ...(await page.evaluate(mediaSnapshot)), ...(await page.evaluate(pageSnapshot)) };
+    // console/pageerror entries collected in node come after the in-page ones
+    const nodeErrors = result.errors;
+    Object.assign(result, snap, { errors: [...snap.errors, ...nodeErrors] });
+    if (result.timedOut) {
+      result.errors.push({
+        type: 'harness',
+        details: `timeout after ${opts.timeout}s without 'ended' (currentTime=${result.currentTime})`,
+        fatal: true,
+      });
+    }
+    exitCode = result.ended && !result.errors.some((e) => e.fatal) ? 0 : 1;
+  } catch (e) {
+    fatalHarness(e && e.stack ? e.stack.split('\n')[0] : String(e));
+    exitCode = 1;
+  } finally {
+    try { if (context) await context.close(); } catch { /* ignore */ }
+    server.close();
+    try { rmSync(userDataDir, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+  finish(exitCode);
+}
