@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
-use reel_model::{Principal, Role, Videos as _};
+use reel_model::{Principal, Role};
 use reel_pipeline::video::VideoLayout;
 use reel_steer::{Candidate, ClientLocator, GeoPoint, Pathway, Protocol};
 use serde::Deserialize;
@@ -411,6 +411,9 @@ pub(crate) async fn play_hls(
     request: Request,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
+    // A private video's steered playlists need a token like its media:
+    // the playback endpoint's signed URLs are the way in.
+    crate::playback::check_access(&state, video_id, None, request.headers()).await?;
     let video = video_id.to_string();
     let master = stored_manifest(&state, video_id, "master.m3u8").await?;
     let pathways = pathways(&state, &request, &video)?;
@@ -434,6 +437,7 @@ pub(crate) async fn play_dash(
     request: Request,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
+    crate::playback::check_access(&state, video_id, None, request.headers()).await?;
     let video = video_id.to_string();
     let mpd = stored_manifest(&state, video_id, "manifest.mpd").await?;
     let pathways = pathways(&state, &request, &video)?;
@@ -459,6 +463,7 @@ pub(crate) async fn steering(
     request: Request,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
+    crate::playback::check_access(&state, video_id, None, request.headers()).await?;
     let video = video_id.to_string();
     let protocol = match query.proto.as_deref() {
         Some("hls") | None => Protocol::Hls,
@@ -498,9 +503,13 @@ pub(crate) async fn redirect(
             "bad path {path:?}: /r/ takes a video's relative media path, such as master.m3u8 or v0/seg-00001.m4s"
         )));
     }
-    if state.store.video(video_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no video with id {video_id}")));
-    }
+    // The media rules of the origin: a private video's paths carry a token
+    // (`t/{token}/…`), checked here before any edge is named.
+    let token = path
+        .strip_prefix("t/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(token, _)| token);
+    crate::playback::check_access(&state, video_id, token, request.headers()).await?;
     let video = video_id.to_string();
     let best = pathways(&state, &request, &video)?
         .into_iter()

@@ -163,3 +163,47 @@ async fn the_redirect_route_is_no_open_redirect() {
     let location = valid.headers()["location"].to_str().expect("ascii");
     assert_eq!(location, format!("{url}/v/{id}/v0/seg-00001.m4s"));
 }
+
+/// The steered entry points follow the media rules: a private video's
+/// `play.m3u8`, `play.mpd`, steering answer and `/r/` redirect are refused
+/// without a token (403), as its media are, while a public video's are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steered_entry_points_refuse_a_private_video_without_a_token() {
+    let tenants = crate::hostile::Tenants::start();
+    let create = |visibility: &'static str| {
+        let request = tenants
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/videos?title=t&visibility={visibility}"),
+                &tenants.alice,
+            )
+            .body(vec![7u8; 4096]);
+        async move {
+            let response = request.send().await.expect("POST /v1/videos");
+            assert_eq!(response.status(), 201);
+            let video: Value = response.json().await.expect("JSON");
+            video["id"].as_str().expect("id").to_string()
+        }
+    };
+    let private = create("private").await;
+    let public = create("public").await;
+    let status = |path: String| {
+        let request = tenants.http.get(format!("{}{path}", tenants.url));
+        async move { request.send().await.expect("GET").status().as_u16() }
+    };
+    for path in [
+        "/v1/videos/{id}/play.m3u8",
+        "/v1/videos/{id}/play.mpd",
+        "/v1/steering/{id}?proto=hls",
+        "/r/{id}/master.m3u8",
+        "/r/{id}/t/not.a.token/master.m3u8",
+    ] {
+        assert_eq!(status(path.replace("{id}", &private)).await, 403, "{path}");
+    }
+    // The public one is not refused (it has no manifest yet: 404).
+    assert_eq!(status(format!("/v1/videos/{public}/play.m3u8")).await, 404);
+    assert_ne!(
+        status(format!("/v1/steering/{public}?proto=hls")).await,
+        403
+    );
+}
