@@ -463,7 +463,12 @@ pub(crate) async fn steering(
     request: Request,
 ) -> Result<Response, ApiError> {
     let video_id = parse_video_id(&id)?;
-    crate::playback::check_access(&state, video_id, None, request.headers()).await?;
+    // Refused for a private video; an unknown id still gets the edges'
+    // order (it names nothing of any video).
+    match crate::playback::check_access(&state, video_id, None, request.headers()).await {
+        Ok(_) | Err(ApiError::NotFound(_)) => {}
+        Err(refused) => return Err(refused),
+    }
     let video = video_id.to_string();
     let protocol = match query.proto.as_deref() {
         Some("hls") | None => Protocol::Hls,
