@@ -26,6 +26,7 @@ use serde_json::json;
 
 mod access;
 pub mod auth;
+mod captions;
 mod companion;
 mod origin;
 pub mod playback;
@@ -208,6 +209,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/uploads/{id}/parts", post(uploads::part_urls))
         .route("/v1/uploads/{id}/complete", post(uploads::complete_upload))
+        .route(
+            "/v1/videos/{id}/captions",
+            post(captions::add_captions).layer(axum::extract::DefaultBodyLimit::max(
+                captions::MAX_CAPTION_BYTES + 1,
+            )),
+        )
+        .route(
+            "/v1/videos/{id}/captions/{track}",
+            axum::routing::delete(captions::delete_captions),
+        )
         .route("/v1/videos/{id}/playback", post(playback::mint))
         .route(reel_token::JWKS_PATH, get(playback::jwks))
         .route("/v1/videos/{id}/play.m3u8", get(steering::play_hls))

@@ -25,6 +25,7 @@
 //! panics, whatever the (possibly deserialized) input.
 #![deny(missing_docs)]
 
+pub mod captions;
 mod dash;
 mod hls;
 pub mod paths;

@@ -852,6 +852,90 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
+    let server = Server::start(2, &[]);
+    let video = server.ingest(&crate::common::generated_video(server.env.dir.path()));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let hls = video["hls"].as_str().expect("hls").to_string();
+    let dash = video["dash"].as_str().expect("dash").to_string();
+    let captions = format!("{}/v1/videos/{id}/captions", server.url);
+    let post = |query: &'static str, body: &'static str| {
+        server
+            .client
+            .post(format!("{captions}?{query}"))
+            .bearer_auth(&server.key)
+            .body(body)
+            .send()
+    };
+    // A wrong file is refused with the line that is wrong; nothing changes.
+    let refused = post(
+        "language=fr",
+        "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:03,000 -> 00:00:04,000\nbad\n",
+    )
+    .await
+    .expect("POST");
+    assert_eq!(refused.status(), 422);
+    let message = refused.text().await.unwrap_or_default();
+    assert!(message.contains("line 6"), "{message}");
+    assert!(!server.get_text(&hls).await.contains("SUBTITLES"));
+    let added = post(
+        "language=fre&name=Fran%C3%A7ais",
+        "WEBVTT\n\n00:00.250 --> 00:01.000\nBonjour\n",
+    )
+    .await
+    .expect("POST");
+    assert_eq!(added.status(), 201);
+    let added: Value = added.json().await.expect("JSON");
+    assert_eq!(added["track"]["id"], "text-1", "{added}");
+    assert_eq!(added["track"]["language"], "fr", "{added}");
+    let master = server.get_text(&hls).await;
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"text\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,URI=\"text-1/index.m3u8\""),
+        "{master}"
+    );
+    let mpd = server.get_text(&dash).await;
+    assert!(
+        mpd.contains("<BaseURL>text-1/captions.vtt</BaseURL>"),
+        "{mpd}"
+    );
+    let vtt = server.get_text(added["url"].as_str().expect("url")).await;
+    assert!(
+        vtt.contains("00:00:00.250 --> 00:00:01.000\nBonjour"),
+        "{vtt}"
+    );
+    // The video's segments are the same objects as before: only manifests moved.
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let rendition = video["renditions"][0]["id"].as_str().expect("rendition");
+    let status = server
+        .client
+        .get(format!("{base}{rendition}/seg-00001.m4s"))
+        .send()
+        .await
+        .expect("segment")
+        .status();
+    assert_eq!(status, 200);
+    // Parsed by the third-party parsers too.
+    let output = client_python("check-manifests.py", [hls.as_str(), dash.as_str()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let delete = |track: &str| {
+        server
+            .client
+            .delete(format!("{captions}/{track}"))
+            .bearer_auth(&server.key)
+            .send()
+    };
+    assert_eq!(delete("text-9").await.expect("DELETE").status(), 404);
+    assert_eq!(delete("text-1").await.expect("DELETE").status(), 200);
+    assert!(!server.get_text(&hls).await.contains("SUBTITLES"));
+    assert!(!server.get_text(&dash).await.contains("text/vtt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_only() {
     let probe = run_case(
         Source {
