@@ -170,8 +170,9 @@ pub fn video_chunk_args(
 
     let chunk_seconds = plan.frames_to_seconds(u64::from(chunk.frame_count));
     let mut graph = format!(
-        "[0:{index}]setpts=PTS-{origin}/TB,fps={rate}:start_time={start},\
+        "[0:{index}]setpts=PTS-{origin}/TB,{deinterlace}fps={rate}:start_time={start},\
          tpad=stop_mode=clone:stop_duration={pad}",
+        deinterlace = deinterlace_filter(plan),
         index = plan.source_index,
         origin = seconds(plan.origin_seconds),
         rate = plan.frame_rate,
@@ -420,7 +421,8 @@ pub fn poster_args(source: &Path, plan: &VideoPlan, output: &Path) -> Vec<OsStri
     push(&mut args, ["-copyts", "-i"]);
     args.push(source.into());
     let mut graph = format!(
-        "[0:{index}]setpts=PTS-{origin}/TB,trim=start={start}",
+        "[0:{index}]setpts=PTS-{origin}/TB,{deinterlace}trim=start={start}",
+        deinterlace = deinterlace_filter(plan),
         index = plan.source_index,
         origin = seconds(plan.origin_seconds),
         start = seconds(poster_seconds),
@@ -483,8 +485,9 @@ pub fn storyboard_args(
     // tpad guarantees a frame for the last interval; trim keeps exactly as
     // many thumbnails as the WebVTT index lists.
     let mut graph = format!(
-        "[0:{index}]setpts=PTS-{origin}/TB,tpad=stop_mode=clone:stop_duration={interval},\
+        "[0:{index}]setpts=PTS-{origin}/TB,{deinterlace}tpad=stop_mode=clone:stop_duration={interval},\
          fps=1000000/{interval_micros}:start_time=0,trim=end_frame={count}",
+        deinterlace = deinterlace_filter(plan),
         index = plan.source_index,
         origin = seconds(plan.origin_seconds),
         interval = seconds(layout.interval_seconds),
@@ -602,6 +605,16 @@ fn push<const N: usize>(args: &mut Vec<OsString>, items: [&str; N]) {
 /// take them.
 fn seconds(value: f64) -> String {
     format!("{value:.6}")
+}
+
+/// bwdif for interlaced sources (one frame per frame, fields found from the
+/// stream), followed by a comma; nothing for progressive ones.
+fn deinterlace_filter(plan: &VideoPlan) -> &'static str {
+    if plan.deinterlace {
+        "bwdif=mode=send_frame:parity=auto:deint=all,"
+    } else {
+        ""
+    }
 }
 
 /// HDR to SDR BT.709 (the packaging notes' zscale chain), with the input's

@@ -122,6 +122,10 @@ pub struct VideoPlan {
     /// thumbnails may then decode keyframes only.
     #[serde(default)]
     pub max_keyframe_gap_seconds: Option<f64>,
+    /// Set for interlaced sources (field order `tt`, `bb`, `tb` or `bt`):
+    /// every decode runs bwdif before scaling, one frame per frame.
+    #[serde(default)]
+    pub deinterlace: bool,
 }
 
 impl VideoPlan {
@@ -409,6 +413,10 @@ fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, M
         chunks,
         renditions: renditions(video, frame_rate, &settings.ladder),
         tonemap,
+        deinterlace: matches!(
+            video.field_order.as_deref(),
+            Some("tt" | "bb" | "tb" | "bt")
+        ),
         max_keyframe_gap_seconds: max_keyframe_gap(
             &video.keyframes_seconds,
             video.start_time_seconds + video.duration_seconds,

@@ -936,6 +936,26 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interlaced_sources_are_deinterlaced() {
+    let probe = run_case(
+        Source {
+            name: "interlaced",
+            args: args(
+                "-f lavfi -i testsrc2=size=720x576:rate=50 -f lavfi -i sine=sample_rate=48000 -vf interlace -t 3 \
+                 -c:v libx264 -preset ultrafast -flags +ildct+ilme -x264opts tff=1 -pix_fmt yuv420p -c:a aac",
+            ),
+            extension: "mkv",
+        },
+        av(),
+    )
+    .await;
+    assert_eq!(probe["info"]["video"]["field_order"], "tb", "{probe:#}");
+    assert_eq!(planned(&probe, "deinterlace"), true, "{probe:#}");
+    // 25 interlaced frames a second stay 25 progressive ones.
+    assert_eq!(planned(&probe, "frame_rate"), "25", "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_only() {
     let probe = run_case(
         Source {

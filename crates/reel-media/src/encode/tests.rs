@@ -158,3 +158,27 @@ fn the_storyboard_index_matches_the_tiles() {
          \n00:00:10.000 --> 00:00:12.012\nstoryboard-1.jpg#xywh=0,0,160,90\n"
     );
 }
+
+#[test]
+fn interlaced_sources_go_through_bwdif_before_the_frame_rate() {
+    let mut plan = ntsc_plan(30.0);
+    plan.deinterlace = true;
+    let args: Vec<String> = video_chunk_args(
+        Path::new("in.mp4"),
+        &plan,
+        &plan.chunks[0],
+        &plan.renditions[..1],
+        &[PathBuf::from("a.mp4")],
+        &EncodeSettings::standard(),
+    )
+    .iter()
+    .map(|arg| arg.to_string_lossy().into_owned())
+    .collect();
+    let graph = args.join(" ");
+    assert!(
+        graph.contains(
+            "[0:0]setpts=PTS-0.000000/TB,bwdif=mode=send_frame:parity=auto:deint=all,fps=30000/1001"
+        ),
+        "{graph}"
+    );
+}
