@@ -408,9 +408,11 @@ fn skips_deblocking(plan: &VideoPlan, renditions: &[RenditionPlan]) -> bool {
 }
 
 /// The arguments that write one JPEG poster: the frame at 10 % of the
-/// title, at most 1280 pixels wide, with square pixels and SDR colours.
+/// title (the first frame of a title of under ten frames), at most 1280
+/// pixels wide, with square pixels and SDR colours.
 pub fn poster_args(source: &Path, plan: &VideoPlan, output: &Path) -> Vec<OsString> {
-    let poster_seconds = plan.duration_seconds() * 0.1;
+    // On a frame's own time, so `trim` keeps that frame even in a title of one.
+    let poster_seconds = plan.frames_to_seconds(plan.total_frames / 10);
     let (width, height) = scaled_size(plan, POSTER_MAX_WIDTH.min(display_width(plan)));
     let mut args = input_args();
     push(

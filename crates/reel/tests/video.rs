@@ -956,6 +956,38 @@ async fn interlaced_sources_are_deinterlaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_frame_video_becomes_a_one_frame_presentation_with_its_poster() {
+    let server = Server::start(2, &[]);
+    let source = Source {
+        name: "one-frame",
+        args: args("-f lavfi -i testsrc2=size=320x240:rate=25 -frames:v 1 -c:v libx264 -preset ultrafast -pix_fmt yuv420p"),
+        extension: "mp4",
+    };
+    let file = make_source(server.env.dir.path(), &source);
+    let video = server.ingest(&file);
+    let probe = check_playable(
+        &server,
+        &video,
+        Expect {
+            video: true,
+            audio: false,
+        },
+    )
+    .await;
+    assert_eq!(planned(&probe, "total_frames"), 1, "{probe:#}");
+    let hls = video["hls"].as_str().expect("hls");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let response = server
+        .client
+        .get(format!("{base}poster.jpg"))
+        .send()
+        .await
+        .expect("poster");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_only() {
     let probe = run_case(
         Source {
