@@ -48,7 +48,7 @@ fn store_failed(what: &'static str) -> impl Fn(object_store::Error) -> ApiError 
 
 /// The ready video's presentation (captions join a finished video only: a
 /// running publish chain would write over them).
-async fn ready_presentation(
+pub(crate) async fn ready_presentation(
     state: &AppState,
     video_id: VideoId,
     job_id: Option<reel_core::JobId>,

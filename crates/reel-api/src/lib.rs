@@ -28,6 +28,7 @@ mod access;
 pub mod auth;
 mod captions;
 mod companion;
+mod downloads;
 mod origin;
 pub mod playback;
 mod request_id;
@@ -218,6 +219,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/videos/{id}/captions/{track}",
             axum::routing::delete(captions::delete_captions),
+        )
+        .route(
+            "/v1/videos/{id}/downloads",
+            post(downloads::create_downloads),
         )
         .route("/v1/videos/{id}/playback", post(playback::mint))
         .route(reel_token::JWKS_PATH, get(playback::jwks))

@@ -159,6 +159,12 @@ async fn serve_object_inner(
         HeaderValue::from_static(cache_control),
     );
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(file) = path.strip_prefix("download/") {
+        // `file` passed valid_path: letters, digits, `.`, `_`, `-` only.
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{id}-{file}\"")) {
+            response_headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
     if let Some(etag) = &validators.etag {
         response_headers.insert(header::ETAG, etag.clone());
     }

@@ -313,6 +313,40 @@ pub fn text_args(source: &Path, index: u32, origin_seconds: f64, output: &Path) 
     args
 }
 
+/// The arguments that remux a packaged video track (and an audio track)
+/// into one progressive MP4 with its index first (`+faststart`), copying
+/// the streams: no re-encode.
+pub fn remux_args(video: &Path, audio: Option<&Path>, output: &Path) -> Vec<OsString> {
+    let mut args = input_args();
+    args.push("-i".into());
+    args.push(video.into());
+    if let Some(audio) = audio {
+        args.push("-i".into());
+        args.push(audio.into());
+    }
+    push(&mut args, ["-map", "0:v:0"]);
+    if audio.is_some() {
+        push(&mut args, ["-map", "1:a:0"]);
+    }
+    push(
+        &mut args,
+        [
+            "-c",
+            "copy",
+            "-map_metadata",
+            "-1",
+            "-map_chapters",
+            "-1",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+        ],
+    );
+    args.push(output.into());
+    args
+}
+
 /// The arguments that encode the title's audio once: AAC-LC at 48 kHz into a
 /// fragmented MP4 with a fragment about every `plan.segment_seconds`,
 /// starting at the shared t=0 (silence fills a late start, an early start is

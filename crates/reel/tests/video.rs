@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::common::{client_python, clients_dir, Env, Process};
 
@@ -985,6 +985,109 @@ async fn a_one_frame_video_becomes_a_one_frame_presentation_with_its_poster() {
         .expect("poster");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "image/jpeg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
+    let server = Server::start(2, &[]);
+    let video = server.ingest(&crate::common::generated_video(server.env.dir.path()));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let rendition = video["renditions"][0]["id"]
+        .as_str()
+        .expect("rendition")
+        .to_string();
+    let downloads = format!("{}/v1/videos/{id}/downloads", server.url);
+    let unknown = server
+        .client
+        .post(&downloads)
+        .bearer_auth(&server.key)
+        .json(&json!({"renditions": ["h264-9999p"]}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(unknown.status(), 400);
+    let created = server
+        .client
+        .post(&downloads)
+        .bearer_auth(&server.key)
+        .json(&json!({"renditions": [rendition]}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.expect("JSON");
+    let api = crate::common::Api::new(server.url.clone(), server.key.clone());
+    let job = api
+        .wait_for_end(
+            created["job_id"].as_str().expect("job"),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let url = created["downloads"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let response = server.client.get(&url).send().await.expect("download");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "video/mp4");
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("disposition");
+    assert!(
+        disposition.starts_with("attachment; filename="),
+        "{disposition}"
+    );
+    let bytes = response.bytes().await.expect("body");
+    let file = server.env.dir.path().join("download.mp4");
+    std::fs::write(&file, &bytes).expect("write");
+    let ranged = server
+        .client
+        .get(&url)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    // Streams and duration as ffprobe reads them: video and audio, the
+    // video's duration within one frame.
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let probed: Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    let kinds: Vec<&str> = probed["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|stream| stream["codec_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["video", "audio"], "{probed}");
+    let duration: f64 = probed["format"]["duration"]
+        .as_str()
+        .expect("duration")
+        .parse()
+        .expect("number");
+    let expected = video["duration_seconds"]
+        .as_f64()
+        .expect("duration_seconds");
+    assert!(
+        (duration - expected).abs() <= 1.0 / 25.0 + 0.03,
+        "{duration} s vs {expected} s"
+    );
+    // faststart: the index (moov) comes before the media (mdat).
+    let moov = bytes.windows(4).position(|w| w == b"moov").expect("moov");
+    let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("mdat");
+    assert!(moov < mdat, "moov at {moov}, mdat at {mdat}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,7 +123,15 @@ impl VideoLayout {
     pub fn storyboard_index(&self) -> String {
         self.object(STORYBOARD_INDEX)
     }
+
+    /// The progressive MP4 download of a video rendition.
+    pub fn download(&self, rendition: &str) -> String {
+        self.object(&format!("{DOWNLOADS}/{rendition}.mp4"))
+    }
 }
+
+/// The folder of a video's progressive downloads.
+pub const DOWNLOADS: &str = "download";
 
 /// The file name of storyboard sheet `index`, as ffmpeg writes it to
 /// scratch and as the store keeps it.

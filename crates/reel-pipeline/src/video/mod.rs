@@ -27,6 +27,7 @@
 mod audio;
 pub mod budget;
 mod dag;
+mod download;
 mod encode;
 pub mod layout;
 mod package;
@@ -58,6 +59,7 @@ use serde_json::json;
 
 use crate::jobs::StoredObject;
 pub use budget::{BudgetError, MediaBudget};
+pub use download::download_job;
 pub use layout::{JobLayout, VideoLayout};
 pub use progress::{video_progress, PipelineStep, VideoProgress, VideoState};
 use sources::SourceCache;
@@ -132,13 +134,15 @@ pub enum TaskKind {
     Thumbnails,
     /// Converts one text subtitle stream to a WebVTT track.
     Text,
+    /// Remuxes a published rendition into a progressive MP4 (a `download` job).
+    Download,
     /// Writes the manifests of what is ready.
     Publish,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [TaskKind; 7] = [
+    pub const ALL: [TaskKind; 8] = [
         TaskKind::MediaProbe,
         TaskKind::Encode,
         TaskKind::Audio,
@@ -146,6 +150,7 @@ impl TaskKind {
         TaskKind::Thumbnails,
         TaskKind::Text,
         TaskKind::Publish,
+        TaskKind::Download,
     ];
 
     /// The name the engine stores.
@@ -157,6 +162,7 @@ impl TaskKind {
             TaskKind::Package => "package",
             TaskKind::Thumbnails => "thumbnails",
             TaskKind::Text => "text",
+            TaskKind::Download => "download",
             TaskKind::Publish => "publish",
         }
     }
@@ -211,6 +217,7 @@ pub fn register(
             TaskKind::Package => Arc::new(package::PackageTask(shared.clone())),
             TaskKind::Thumbnails => Arc::new(thumbnails::ThumbnailTask(shared.clone())),
             TaskKind::Text => Arc::new(text::TextTask(shared.clone())),
+            TaskKind::Download => Arc::new(download::DownloadTask(shared.clone())),
             TaskKind::Publish => Arc::new(publish::PublishTask(shared.clone())),
         };
         registry.register(kind.as_str(), handler);
