@@ -446,10 +446,20 @@ fn parse_job_id(text: &str) -> Result<JobId, ApiError> {
 }
 
 async fn show_job(
+    access::MaybeCaller(caller): access::MaybeCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = state.store.job(parse_job_id(&id)?).await?;
+    let job_id = parse_job_id(&id)?;
+    let job = state.store.job(job_id).await?;
+    // A private video's job is as hidden as the video: 404 to all but its
+    // owner and admins.
+    if let Some(row) = state.store.video_of_job(job_id).await? {
+        let visibility = access::visibility_of(&state, row.id).await?;
+        if !access::readable_by(&row, visibility, caller.as_ref()) {
+            return Err(ApiError::NotFound(format!("no job with id {job_id}")));
+        }
+    }
     Ok(Json(job).into_response())
 }
 

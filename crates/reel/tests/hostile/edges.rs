@@ -207,3 +207,33 @@ async fn steered_entry_points_refuse_a_private_video_without_a_token() {
         403
     );
 }
+
+/// A private video's job is hidden like the video: 404 to anyone but its
+/// owner and admins (its tasks and errors say what the video is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_videos_job_is_hidden_like_the_video() {
+    let tenants = crate::hostile::Tenants::start();
+    let response = tenants
+        .request(
+            reqwest::Method::POST,
+            "/v1/videos?title=t&visibility=private",
+            &tenants.alice,
+        )
+        .body(vec![7u8; 4096])
+        .send()
+        .await
+        .expect("POST /v1/videos");
+    assert_eq!(response.status(), 201);
+    let video: Value = response.json().await.expect("JSON");
+    let job = format!("/v1/jobs/{}", video["job_id"].as_str().expect("job id"));
+    let anonymous = tenants
+        .http
+        .get(format!("{}{job}", tenants.url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(anonymous.status(), 404);
+    assert_eq!(tenants.get(&job, &tenants.mallory).await.0, 404);
+    assert_eq!(tenants.get(&job, &tenants.alice).await.0, 200);
+    assert_eq!(tenants.get(&job, &tenants.admin).await.0, 200);
+}
