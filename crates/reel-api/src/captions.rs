@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::path::Path as ObjectPath;
-use object_store::PutPayload;
 use reel_core::VideoId;
 use reel_jobs::store::JobState;
 use reel_manifest::paths::{MEDIA_PLAYLIST, TEXT_FILE};
@@ -29,9 +28,6 @@ pub(crate) const MAX_CAPTION_BYTES: usize = 4 << 20;
 /// The most text tracks a video may have.
 const MAX_TEXT_TRACKS: usize = 32;
 
-/// The header line HLS players use to place WebVTT cues: the media start at 0.
-const TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000";
-
 /// One caption edit at a time in this process: each reads, changes and
 /// writes the presentation whole.
 static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -40,10 +36,6 @@ static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub(crate) struct CaptionQuery {
     language: Option<String>,
     name: Option<String>,
-}
-
-fn store_failed(what: &'static str) -> impl Fn(object_store::Error) -> ApiError {
-    move |error| ApiError::internal(what, &error)
 }
 
 /// The ready video's presentation (captions join a finished video only: a
@@ -62,31 +54,9 @@ pub(crate) async fn ready_presentation(
             "video {video_id} is not ready yet: add captions once GET /v1/videos/{video_id} says ready"
         )));
     }
-    let location = ObjectPath::from(VideoLayout::new(video_id).presentation());
-    let bytes = state
-        .objects
-        .get(&location)
+    reel_pipeline::video::read_presentation(state.objects.as_ref(), video_id)
         .await
-        .map_err(store_failed("reading the presentation"))?
-        .bytes()
-        .await
-        .map_err(store_failed("reading the presentation"))?;
-    serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::internal("reading the presentation", &error))
-}
-
-async fn put(
-    state: &AppState,
-    key: String,
-    bytes: impl Into<Bytes>,
-    what: &'static str,
-) -> Result<(), ApiError> {
-    state
-        .objects
-        .put(&ObjectPath::from(key), PutPayload::from(bytes.into()))
-        .await
-        .map_err(store_failed(what))?;
-    Ok(())
 }
 
 /// Writes the presentation and both manifests, then purges the edges.
@@ -95,28 +65,9 @@ async fn republish(
     video_id: VideoId,
     presentation: &Presentation,
 ) -> Result<(), ApiError> {
-    let layout = VideoLayout::new(video_id);
-    put(
-        state,
-        layout.presentation(),
-        json!(presentation).to_string(),
-        "writing the presentation",
-    )
-    .await?;
-    put(
-        state,
-        layout.mpd(),
-        reel_manifest::dash_mpd(presentation),
-        "writing the MPD",
-    )
-    .await?;
-    put(
-        state,
-        layout.multivariant(),
-        reel_manifest::hls_multivariant(presentation),
-        "writing the multivariant playlist",
-    )
-    .await?;
+    reel_pipeline::video::write_presentation(state.objects.as_ref(), video_id, presentation)
+        .await
+        .map_err(|error| ApiError::internal("rewriting the manifests", &error))?;
     state.edges.purge_video(video_id);
     Ok(())
 }
@@ -178,13 +129,11 @@ pub(crate) async fn add_captions(
         .unwrap_or(0)
         + 1;
     let id = format!("text-{number}");
-    let vtt = reel_manifest::captions::to_webvtt(&cues, TIMESTAMP_MAP);
-    let duration_micros = presentation
-        .video
-        .iter()
-        .map(|rendition| rendition_micros(&rendition.segments, rendition.timescale))
-        .max()
-        .unwrap_or_else(|| cues.iter().map(|cue| cue.end_ms * 1000).max().unwrap_or(0));
+    let vtt = reel_manifest::captions::to_webvtt(&cues);
+    let duration_micros = match presentation.duration_micros() {
+        0 => cues.iter().map(|cue| cue.end_ms * 1000).max().unwrap_or(0),
+        micros => micros,
+    };
     let track = TextTrack {
         id: id.clone(),
         name: reel_media::language::track_name(query.name.as_deref(), language.as_deref(), number),
@@ -193,21 +142,9 @@ pub(crate) async fn add_captions(
         duration_micros,
         size: vtt.len() as u64,
     };
-    let layout = VideoLayout::new(video_id);
-    put(
-        &state,
-        layout.object(&format!("{id}/{TEXT_FILE}")),
-        vtt,
-        "writing the captions",
-    )
-    .await?;
-    put(
-        &state,
-        layout.object(&format!("{id}/{MEDIA_PLAYLIST}")),
-        reel_manifest::hls_text(&track),
-        "writing the captions playlist",
-    )
-    .await?;
+    reel_pipeline::video::write_text_track(state.objects.as_ref(), video_id, &track, vtt)
+        .await
+        .map_err(|error| ApiError::internal("writing the captions", &error))?;
     presentation.text.push(track.clone());
     republish(&state, video_id, &presentation).await?;
     let base = crate::videos::base_url(&headers);
@@ -220,11 +157,6 @@ pub(crate) async fn add_captions(
         })),
     )
         .into_response())
-}
-
-fn rendition_micros(segments: &[reel_manifest::SegmentRef], timescale: u32) -> u64 {
-    let ticks: u64 = segments.iter().map(|segment| segment.duration).sum();
-    ticks.saturating_mul(1_000_000) / u64::from(timescale.max(1))
 }
 
 pub(crate) async fn delete_captions(

@@ -3,6 +3,10 @@
 
 use std::fmt::Write;
 
+/// The WebVTT header line that places cues on the media's timeline for HLS
+/// players (RFC 8216 3.5): reel's media start at 0.
+pub const TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000";
+
 /// The most cues one file may hold.
 pub const MAX_CUES: usize = 100_000;
 
@@ -160,9 +164,9 @@ fn parse_time(text: &str) -> Option<u64> {
     Some(total)
 }
 
-/// The cues as a WebVTT file, with `timestamp_map` (for HLS) in its header.
-pub fn to_webvtt(cues: &[Cue], timestamp_map: &str) -> String {
-    let mut out = format!("WEBVTT\n{timestamp_map}\n");
+/// The cues as a WebVTT file, with [`TIMESTAMP_MAP`] in its header.
+pub fn to_webvtt(cues: &[Cue]) -> String {
+    let mut out = format!("WEBVTT\n{TIMESTAMP_MAP}\n");
     for cue in cues {
         let _ = write!(
             out,
@@ -197,7 +201,7 @@ mod tests {
         assert_eq!(from_srt, parse_captions(vtt).expect("vtt"));
         assert_eq!(from_srt[1].text, "Second\ncue");
         assert_eq!(
-            to_webvtt(&from_srt, "X-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000"),
+            to_webvtt(&from_srt),
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n\n00:00:00.500 --> 00:00:01.500\nHello <b>there</b>\n\n00:00:02.000 --> 00:00:03.000\nSecond\ncue\n"
         );
     }

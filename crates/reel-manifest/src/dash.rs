@@ -19,9 +19,8 @@ use crate::{Presentation, SegmentRef};
 /// `$RepresentationID$/init.mp4` and `$RepresentationID$/seg-$Number%05d$.m4s`
 /// with a run-length `SegmentTimeline` in its own timescale.
 pub fn dash_mpd(presentation: &Presentation) -> String {
-    let mut longest_micros = 0;
-    let mut longest_segment_micros = 0;
-    let timelines = presentation
+    let longest_micros = presentation.duration_micros();
+    let longest_segment_micros = presentation
         .video
         .iter()
         .map(|rendition| (&rendition.segments, rendition.timescale))
@@ -30,16 +29,10 @@ pub fn dash_mpd(presentation: &Presentation) -> String {
                 .audio
                 .iter()
                 .map(|audio| (&audio.segments, audio.timescale)),
-        );
-    for track in &presentation.text {
-        longest_micros = longest_micros.max(track.duration_micros);
-    }
-    for (segments, timescale) in timelines {
-        let durations = segment_micros(segments, timescale);
-        longest_micros = longest_micros.max(durations.iter().sum());
-        longest_segment_micros =
-            longest_segment_micros.max(durations.iter().copied().max().unwrap_or(0));
-    }
+        )
+        .flat_map(|(segments, timescale)| segment_micros(segments, timescale))
+        .max()
+        .unwrap_or(0);
     let min_buffer_seconds = longest_segment_micros.div_ceil(1_000_000).max(1);
 
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -128,6 +128,24 @@ pub struct TextTrack {
 }
 
 impl Presentation {
+    /// How long the presentation lasts, in microseconds: its longest track.
+    pub fn duration_micros(&self) -> u64 {
+        let media = self
+            .video
+            .iter()
+            .map(|rendition| (&rendition.segments, rendition.timescale))
+            .chain(
+                self.audio
+                    .iter()
+                    .map(|audio| (&audio.segments, audio.timescale)),
+            )
+            .map(|(segments, timescale)| timing::segment_micros(segments, timescale).iter().sum());
+        media
+            .chain(self.text.iter().map(|track| track.duration_micros))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The audio rendition players start with: the one marked default, else
     /// the first.
     pub fn default_audio(&self) -> Option<&AudioRendition> {

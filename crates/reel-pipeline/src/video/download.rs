@@ -12,13 +12,15 @@ use reel_core::VideoId;
 use reel_jobs::store::{Completion, NewJob, NewTask};
 use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
 use reel_manifest::paths::{segment_file_name, INIT_SEGMENT};
-use reel_manifest::Presentation;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::scratch::Scratch;
-use super::{io_error, media_error, payload, store_error, Shared, TaskKind, VideoLayout};
+use super::{
+    io_error, media_error, payload, read_presentation, store_error, PresentationError, Shared,
+    TaskKind, VideoLayout,
+};
 
 /// What one download task makes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -99,19 +101,14 @@ impl TaskHandler for DownloadTask {
         let input: DownloadPayload = payload(&ctx)?;
         let shared = &self.0;
         let layout = VideoLayout::new(input.video);
-        let presentation: Presentation = {
-            let bytes = shared
-                .objects
-                .get(&ObjectPath::from(layout.presentation()))
-                .await
-                .map_err(store_error("reading the presentation"))?
-                .bytes()
-                .await
-                .map_err(store_error("reading the presentation"))?;
-            serde_json::from_slice(&bytes).map_err(|error| {
-                TaskError::permanent(format!("download: the presentation: {error}"))
-            })?
-        };
+        let presentation = read_presentation(shared.objects.as_ref(), input.video)
+            .await
+            .map_err(|error| match error {
+                PresentationError::Corrupt(_) => TaskError::permanent(format!("download: {error}")),
+                PresentationError::Store { .. } => {
+                    TaskError::retryable(format!("download: {error}"))
+                }
+            })?;
         let rendition = presentation
             .video
             .iter()
@@ -142,7 +139,8 @@ impl TaskHandler for DownloadTask {
         };
         let output = scratch.path().join("download.mp4");
         let args = reel_media::encode::remux_args(&video_part, audio_part.as_deref(), &output);
-        let seconds = rendition.segments.len() as f64 * 4.0;
+        // A copy: a twentieth of the media's time-limit allowance.
+        let seconds = presentation.duration_micros() as f64 / 1e6;
         reel_media::encode::run_ffmpeg(args, shared.ffmpeg_limit(seconds / 20.0), |_| {})
             .await
             .map_err(|error| media_error("download remux", error))?;

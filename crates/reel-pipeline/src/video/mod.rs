@@ -31,6 +31,7 @@ mod download;
 mod encode;
 pub mod layout;
 mod package;
+mod presentation;
 mod probe;
 pub mod progress;
 mod publish;
@@ -61,6 +62,9 @@ use crate::jobs::StoredObject;
 pub use budget::{BudgetError, MediaBudget};
 pub use download::download_job;
 pub use layout::{JobLayout, VideoLayout};
+pub use presentation::{
+    read_presentation, write_presentation, write_text_track, PresentationError,
+};
 pub use progress::{video_progress, PipelineStep, VideoProgress, VideoState};
 use sources::SourceCache;
 

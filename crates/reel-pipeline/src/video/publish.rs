@@ -2,20 +2,20 @@
 //! playlist of what is packaged so far; the last one completes the video
 //! and removes the job's intermediates.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use reel_jobs::store::Completion;
 use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
-use reel_manifest::{AudioRendition, Presentation, TextTrack, VideoRendition};
+use reel_manifest::{Presentation, VideoRendition};
 use serde_json::json;
 
 use super::{
-    dag, payload, scratch, store_error, JobLayout, Publication, PublishPayload, RenditionSummary,
-    Shared, VideoLayout,
+    dag, payload, scratch, store_error, write_presentation, JobLayout, Publication, PublishPayload,
+    RenditionSummary, Shared,
 };
 
 pub(super) struct PublishTask(pub(super) Arc<Shared>);
@@ -43,61 +43,21 @@ impl TaskHandler for PublishTask {
             video.push(rendition);
             summaries.push(summary);
         }
-        let mut audio = Vec::new();
-        for track in 1.. {
-            let key = dag::audio_key(track);
-            let Some(output) = outputs.get(&key) else {
-                break;
-            };
-            audio.push(
-                serde_json::from_value::<AudioRendition>(output["rendition"].clone())
-                    .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
-            );
-        }
-        let mut text = Vec::new();
-        for track in 1.. {
-            let key = dag::text_key(track);
-            let Some(output) = outputs.get(&key) else {
-                break;
-            };
-            text.push(
-                serde_json::from_value::<TextTrack>(output["track"].clone())
-                    .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
-            );
-        }
+        let audio = tracks(&outputs, dag::audio_key, "rendition")?;
+        let text = tracks(&outputs, dag::text_key, "track")?;
         let presentation = Presentation {
             video,
             audio,
             text,
             complete: input.complete,
         };
-        let layout = VideoLayout::new(input.video);
         let thumbnails = outputs.get(dag::THUMBNAILS_KEY);
         let poster = thumbnails.and_then(|t| t["poster"].as_str().map(str::to_string));
         let storyboard = thumbnails.and_then(|t| t["storyboard"].as_str().map(str::to_string));
-        // The rendition playlists exist already; the multivariant playlist
-        // and the MPD are written last, each in one put.
-        shared
-            .put(
-                &layout.presentation(),
-                Bytes::from(json!(presentation).to_string()),
-                "writing the presentation",
-            )
-            .await?;
-        shared
-            .put(
-                &layout.mpd(),
-                Bytes::from(reel_manifest::dash_mpd(&presentation)),
-                "writing the MPD",
-            )
-            .await?;
-        shared
-            .put(
-                &layout.multivariant(),
-                Bytes::from(reel_manifest::hls_multivariant(&presentation)),
-                "writing the multivariant playlist",
-            )
-            .await?;
+        // The rendition playlists exist already; the manifests come last.
+        write_presentation(shared.objects.as_ref(), input.video, &presentation)
+            .await
+            .map_err(|error| TaskError::retryable(format!("publish: {error}")))?;
         if input.complete {
             let chunks = ObjectPath::from(JobLayout::new(ctx.job_id).prefix());
             let listed: Vec<_> = shared
@@ -125,4 +85,25 @@ impl TaskHandler for PublishTask {
             publish: vec![json!(publication)],
         })
     }
+}
+
+/// The outputs' tracks `key(1)`, `key(2)`, … (as many as there are), each
+/// read from the output's `field`.
+fn tracks<T: serde::de::DeserializeOwned>(
+    outputs: &HashMap<String, serde_json::Value>,
+    key: fn(u32) -> String,
+    field: &str,
+) -> Result<Vec<T>, TaskError> {
+    let mut found = Vec::new();
+    for track in 1.. {
+        let key = key(track);
+        let Some(output) = outputs.get(&key) else {
+            break;
+        };
+        found.push(
+            serde_json::from_value(output[field].clone())
+                .map_err(|error| TaskError::permanent(format!("publish: {key}: {error}")))?,
+        );
+    }
+    Ok(found)
 }

@@ -4,22 +4,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use reel_jobs::store::Completion;
 use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
-use reel_manifest::paths::{MEDIA_PLAYLIST, TEXT_FILE};
+use reel_manifest::captions::TIMESTAMP_MAP;
 use reel_manifest::TextTrack;
 use serde_json::json;
 
 use super::scratch::Scratch;
-use super::{dag, io_error, media_error, payload, Shared, TextPayload, VideoLayout};
+use super::{dag, io_error, media_error, payload, write_text_track, Shared, TextPayload};
 
 /// The largest WebVTT file a track may become.
 const MAX_TEXT_BYTES: u64 = 16 << 20;
-
-/// The line that maps WebVTT cue times to the media's timeline (RFC 8216
-/// 3.5): the media starts at 0 on both.
-const TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000";
 
 pub(super) struct TextTask(pub(super) Arc<Shared>);
 
@@ -55,10 +50,9 @@ impl TaskHandler for TextTask {
             .map_err(|error| TaskError::permanent(format!("captions: not UTF-8 text: {error}")))?;
         let vtt = with_timestamp_map(&text);
         let id = dag::text_key(input.track);
-        let layout = VideoLayout::new(input.video);
         let language = input.language.as_deref().map(reel_media::language::bcp47);
         let track = TextTrack {
-            id: id.clone(),
+            id,
             name: reel_media::language::track_name(
                 input.title.as_deref(),
                 input.language.as_deref(),
@@ -69,20 +63,9 @@ impl TaskHandler for TextTask {
             duration_micros: (input.duration_seconds.max(0.0) * 1e6).round() as u64,
             size: vtt.len() as u64,
         };
-        shared
-            .put(
-                &layout.object(&format!("{id}/{TEXT_FILE}")),
-                Bytes::from(vtt),
-                "writing the captions",
-            )
-            .await?;
-        shared
-            .put(
-                &layout.object(&format!("{id}/{MEDIA_PLAYLIST}")),
-                Bytes::from(reel_manifest::hls_text(&track)),
-                "writing the captions playlist",
-            )
-            .await?;
+        write_text_track(shared.objects.as_ref(), input.video, &track, vtt)
+            .await
+            .map_err(|error| TaskError::retryable(format!("captions: {error}")))?;
         Ok(Completion {
             output: json!({"track": track}),
             ..Completion::default()
