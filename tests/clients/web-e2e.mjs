@@ -146,7 +146,11 @@ hardStop.unref();
  */
 async function startRelay(target) {
   const sockets = new Set();
-  const relay = { limited: false, rate: Infinity, down: false, nextFreeMs: 0 };
+  const relay = { limited: false, rate: Infinity, down: false, nextFreeMs: 0, forwarded: 0, holdAt: Infinity, holding: false };
+  // Client→server bytes past `holdAt` wait (the sockets paused) until
+  // `release()`: however slowly this script polls on a busy machine, the
+  // upload cannot run past the pause and the network cut it is meant to meet.
+  const held = [];
   const server = createServer((client) => {
     if (relay.down) return client.destroy();
     const upstream = connect(Number(target.port || 80), target.hostname);
@@ -162,6 +166,16 @@ async function startRelay(target) {
     upstream.on('close', forget).on('error', forget);
     upstream.pipe(client);
     client.on('data', (chunk) => {
+      if (relay.forwarded >= relay.holdAt) {
+        relay.holding = true;
+        client.pause();
+        held.push(() => {
+          if (!upstream.destroyed) upstream.write(chunk);
+          client.resume();
+        });
+        return;
+      }
+      relay.forwarded += chunk.length;
       if (!relay.limited) {
         upstream.write(chunk);
         return;
@@ -183,9 +197,20 @@ async function startRelay(target) {
     for (const socket of sockets) socket.destroy();
     sockets.clear();
   };
+  // Holds client→server bytes once `bytes` more have passed.
+  relay.hold = (bytes) => {
+    relay.holdAt = relay.forwarded + bytes;
+  };
+  relay.release = () => {
+    relay.holdAt = Infinity;
+    relay.holding = false;
+    // Chunks held on sockets that were closed meanwhile are dropped with them.
+    for (const release of held.splice(0)) release();
+  };
   relay.restore = () => {
     relay.down = false;
     relay.nextFreeMs = 0;
+    relay.release();
   };
   relay.close = () => {
     relay.cut();
@@ -281,6 +306,7 @@ try {
   const uploadBytesPerSecond = Math.max(64 * 1024, Math.floor(fileSize / UPLOAD_SECONDS));
   relay.rate = uploadBytesPerSecond;
   relay.limited = true;
+  relay.hold(Math.floor(fileSize * PAUSE_AT_FRACTION));
   step(`upload at ${uploadBytesPerSecond} B/s`);
   await page.setInputFiles('[data-testid="file-input"]', opts.videoFile);
 
@@ -308,7 +334,12 @@ try {
         }
         break;
       }
-      if (pauseDone && result.offlineAt === null && upload.total > 0 && upload.sent >= upload.total * OFFLINE_AT_FRACTION) {
+      if (
+        pauseDone &&
+        result.offlineAt === null &&
+        upload.total > 0 &&
+        (relay.holding || upload.sent >= upload.total * OFFLINE_AT_FRACTION)
+      ) {
         // 3. Cut the network; tus-js-client must retry and continue on its own.
         result.offlineAt = upload.sent;
         maxSentBeforeOffline = upload.sent;
@@ -332,7 +363,7 @@ try {
       } else if (
         !pauseDone &&
         upload.status === 'uploading' &&
-        upload.sent >= upload.total * PAUSE_AT_FRACTION &&
+        (relay.holding || upload.sent >= upload.total * PAUSE_AT_FRACTION) &&
         upload.sent < upload.total
       ) {
         // 4. Pause and resume with the buttons.
@@ -350,6 +381,8 @@ try {
         // the pause (its count is then the file size and cannot grow): the
         // server's offset growing is the other sign that bytes flow again.
         const serverAtPause = await serverOffset(page);
+        relay.release();
+        relay.hold(Math.floor(fileSize * (OFFLINE_AT_FRACTION - PAUSE_AT_FRACTION)));
         await page.click('[data-testid="upload-resume"]');
         const pausedBytes = stillPaused.sent;
         const resumeDeadline = Date.now() + 60_000;
