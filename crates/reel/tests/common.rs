@@ -361,3 +361,26 @@ pub fn subrip(cues: &[GeneratedCue]) -> String {
         })
         .collect()
 }
+
+/// Runs the node script `tests/clients/SCRIPT ARGS…` (a browser client) and
+/// returns the ONE JSON object it prints; it must exit 0.
+pub fn run_client(script: &str, args: &[&str]) -> Value {
+    let output = Command::new("node")
+        .arg(clients_dir().join(script))
+        .args(args)
+        .output()
+        .expect("node: run scripts/install-test-clients.sh (make test does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
+        panic!(
+            "{script} printed no JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        output.status.success(),
+        "{script} failed: {report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}

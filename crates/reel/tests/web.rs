@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::{subrip, tracks_video, Env, GeneratedCue};
+use crate::common::{run_client as browser, subrip, tracks_video, Env, GeneratedCue};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -34,28 +34,6 @@ fn generate(path: &Path, size: &str, seconds: u32) {
     reel_testkit::media::Lavfi::video(size, "30", seconds)
         .with_audio(48000)
         .write(path);
-}
-
-/// Runs a browser script and returns its JSON report (it must exit 0).
-fn browser(script: &str, args: &[&str]) -> Value {
-    let output = Command::new("node")
-        .arg(root().join("tests/clients").join(script))
-        .args(args)
-        .output()
-        .expect("node: run scripts/install-test-clients.sh (make test does)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
-        panic!(
-            "{script} printed no JSON ({error}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert!(
-        output.status.success(),
-        "{script} failed: {report:#}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
