@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the headless test clients used by reel's integration tests:
 #   - Debian chromium (/usr/bin/chromium) for MSE playback via playwright-core
-#   - npm packages in tests/clients (hls.js, shaka-player, playwright-core, tus-js-client) from package-lock.json
+#   - npm packages in tests/clients (hls.js, dashjs, shaka-player, playwright-core, tus-js-client) from package-lock.json
 #   - a Python venv at tests/clients/.venv with m3u8, mpegdash, PyJWT... (requirements.txt)
 # Idempotent and quiet when everything is already in place.
 # Env: REEL_SKIP_CHROMIUM=1 skips the apt step (e.g. on a machine without root).
@@ -61,6 +61,7 @@ if [ ! -d "$NM" ] || [ "$WANT" != "$HAVE" ]; then
     fi
     [ -f "$NM/hls.js/dist/hls.min.js" ] || die "hls.js not installed"
     [ -f "$NM/shaka-player/dist/shaka-player.compiled.js" ] || die "shaka-player not installed"
+    [ -f "$NM/dashjs/dist/modern/umd/dash.all.min.js" ] || die "dashjs not installed"
     [ -f "$NM/playwright-core/package.json" ] || die "playwright-core not installed"
     echo "$WANT" > "$NM/.reel-install-stamp"
 fi

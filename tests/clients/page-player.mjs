@@ -1,4 +1,4 @@
-// The harness play-hls.mjs and play-shaka.mjs share: their command line, a tiny
+// The harness play-hls.mjs, play-dash.mjs and play-shaka.mjs share: their command line, a tiny
 // page server on 127.0.0.1:0 (so the page has a real http origin and media
 // servers must send CORS headers) that serves one player library, Debian's
 // chromium through playwright-core, the wait for `ended` (or a fatal error, a
@@ -8,7 +8,25 @@
 // on the <video id="v"> and calls `watchVideo` (defined in the page by this
 // harness) to record `ended`, media errors and stalls on `window.__reel`; and
 // `pageSnapshot`, which returns the player's own fields for the JSON. Entries
-// pushed on `window.__reel.errors` with `fatal: true` fail the run.
+// pushed on `window.__reel.errors` with `fatal: true` fail the run. To switch
+// audio mid-play, `pageMain` sets `window.__reel.player = {activeAudio(),
+// switchAudio(language)}`; it shows the text track of `textLanguage` itself.
+//
+// The options every player script takes (besides its own --<player>-config):
+//   --runs N (default 1): play N times in one browser session (a fresh page each
+//     time); the JSON's `runs` lists each run's {ended, currentTime, duration,
+//     elapsedMs, fatal}, its top level is the last run, and exit 0 needs all ended.
+//   --block-codec PREFIX (repeatable, e.g. av01): the page's
+//     MediaSource.isTypeSupported, MediaCapabilities.decodingInfo and
+//     canPlayType answer "no" for any codec string starting with PREFIX.
+//     Always reported: `chosenCodecs`, every codec string the player gave
+//     addSourceBuffer/changeType, in order, once each.
+//   --audio-language LANG --switch-at SECONDS: at SECONDS of media, switch to
+//     the audio track of LANG; `audioSwitch` reports {language, before,
+//     requestedAt, activeAt (media time when the player first reported LANG
+//     active), playedTo, lowest (lowest currentTime after the request)}.
+//   --text-language LANG: show the text track of LANG; `cueEvents` lists each
+//     cue when it became active: {language, text, cueStart, currentTime}.
 import { createServer } from 'node:http';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +43,14 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export function parsePlayerArgs(name, argv, configFlag) {
   const usage = (msg) => {
     if (msg) process.stderr.write(`${name}: ${msg}\n`);
-    process.stderr.write(`usage: ${name}.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS] [--${configFlag} JSON] [--progress]\n`);
+    process.stderr.write(`usage: ${name}.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS] [--${configFlag} JSON] [--progress]\n`
+      + '       [--runs N] [--block-codec PREFIX]... [--audio-language LANG --switch-at SECONDS] [--text-language LANG]\n');
     process.exit(2);
   };
-  const opts = { url: null, timeout: 60, rate: 1, stall: 0, config: {}, progress: false };
+  const opts = {
+    url: null, timeout: 60, rate: 1, stall: 0, config: {}, progress: false,
+    runs: 1, blockCodecs: [], audioLanguage: null, switchAt: null, textLanguage: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const text = () => {
@@ -47,6 +69,11 @@ export function parsePlayerArgs(name, argv, configFlag) {
     else if (is('--rate')) opts.rate = number();
     else if (is('--stall-timeout')) opts.stall = number();
     else if (a === '--progress') opts.progress = true;
+    else if (is('--runs')) opts.runs = Math.round(number());
+    else if (is('--block-codec')) opts.blockCodecs.push(text()[1].toLowerCase());
+    else if (is('--audio-language')) opts.audioLanguage = text()[1];
+    else if (is('--switch-at')) opts.switchAt = number();
+    else if (is('--text-language')) opts.textLanguage = text()[1];
     else if (is(`--${configFlag}`)) {
       const [k, v] = text();
       try { opts.config = JSON.parse(v); } catch { usage(`${k}: not JSON: ${v}`); }
@@ -58,13 +85,94 @@ export function parsePlayerArgs(name, argv, configFlag) {
   }
   if (!opts.url) usage('missing URL');
   if (opts.rate > 16) usage('--rate must be <= 16 (chromium mutes/limits beyond that)');
+  if ((opts.audioLanguage === null) !== (opts.switchAt === null)) usage('--audio-language and --switch-at go together');
   return opts;
+}
+
+// Runs in the page before any of its scripts (an init script): the codec
+// blocking of --block-codec and the record of the codecs the player chose.
+function installCodecWatch(prefixes) {
+  const watch = (window.__reelCodecs = { chosen: [] });
+  const codecsOf = (type) => {
+    const match = /codecs\s*=\s*"?([^";]*)/i.exec(type || '');
+    return match ? match[1].split(',').map((codec) => codec.trim()).filter(Boolean) : [];
+  };
+  const blocked = (type) => codecsOf(type).some((codec) => prefixes.some((prefix) => codec.toLowerCase().startsWith(prefix)));
+  const record = (type) => {
+    for (const codec of codecsOf(type)) if (!watch.chosen.includes(codec)) watch.chosen.push(codec);
+  };
+  for (const Source of [window.MediaSource, window.ManagedMediaSource].filter(Boolean)) {
+    const isTypeSupported = Source.isTypeSupported.bind(Source);
+    Source.isTypeSupported = (type) => !blocked(type) && isTypeSupported(type);
+  }
+  if (window.MediaSource) {
+    const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+    MediaSource.prototype.addSourceBuffer = function (type) {
+      record(type);
+      return addSourceBuffer.call(this, type);
+    };
+  }
+  if (window.SourceBuffer && SourceBuffer.prototype.changeType) {
+    const changeType = SourceBuffer.prototype.changeType;
+    SourceBuffer.prototype.changeType = function (type) {
+      record(type);
+      return changeType.call(this, type);
+    };
+  }
+  const canPlayType = HTMLMediaElement.prototype.canPlayType;
+  HTMLMediaElement.prototype.canPlayType = function (type) {
+    return blocked(type) ? '' : canPlayType.call(this, type);
+  };
+  const capabilities = navigator.mediaCapabilities;
+  if (capabilities && capabilities.decodingInfo) {
+    const decodingInfo = capabilities.decodingInfo.bind(capabilities);
+    capabilities.decodingInfo = (config) =>
+      blocked(config && config.video && config.video.contentType) || blocked(config && config.audio && config.audio.contentType)
+        ? Promise.resolve({ supported: false, smooth: false, powerEfficient: false, configuration: config })
+        : decodingInfo(config);
+  }
 }
 
 // Runs in the page (its source is put in the page): the player-independent
 // watch of the <video> on window.__reel.
-function watchVideo(video, { rate, stall }) {
+function watchVideo(video, { rate, stall, audioLanguage, switchAt }) {
   const st = window.__reel;
+  st.cueEvents = [];
+  st.audioSwitch = null;
+  // Each cue once, when it first becomes active, with the media time then.
+  const seen = new Set();
+  const watchTrack = (track) => {
+    track.addEventListener('cuechange', () => {
+      const at = video.currentTime;
+      for (const cue of track.activeCues || []) {
+        const key = `${track.language}|${cue.startTime}|${cue.text}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        st.cueEvents.push({ language: track.language, label: track.label, text: cue.text, cueStart: cue.startTime, currentTime: at });
+      }
+    });
+  };
+  for (const track of video.textTracks) watchTrack(track);
+  video.textTracks.addEventListener('addtrack', (event) => watchTrack(event.track));
+  if (audioLanguage) {
+    video.addEventListener('timeupdate', () => {
+      const player = st.player;
+      if (!player) return;
+      const change = st.audioSwitch;
+      if (!change) {
+        if (video.currentTime < switchAt) return;
+        st.audioSwitch = {
+          language: audioLanguage, before: player.activeAudio(), requestedAt: video.currentTime,
+          activeAt: null, playedTo: video.currentTime, lowest: video.currentTime,
+        };
+        player.switchAudio(audioLanguage);
+        return;
+      }
+      change.lowest = Math.min(change.lowest, video.currentTime);
+      change.playedTo = video.currentTime;
+      if (change.activeAt === null && player.activeAudio() === audioLanguage) change.activeAt = video.currentTime;
+    });
+  }
   video.muted = true;
   video.defaultPlaybackRate = rate;
   video.playbackRate = rate;
@@ -111,6 +219,9 @@ function mediaSnapshot() {
     errors: st.errors || [],
     decodedFrames: q ? q.totalVideoFrames : 0,
     droppedFrames: q ? q.droppedVideoFrames : 0,
+    chosenCodecs: window.__reelCodecs ? window.__reelCodecs.chosen : [],
+    cueEvents: st.cueEvents || [],
+    audioSwitch: st.audioSwitch || null,
   };
 }
 
@@ -120,14 +231,15 @@ function mediaSnapshot() {
  * if the <video> ended with no fatal error.
  *
  * `library`: `{ file, route }`, the player's script under node_modules and the
- * path the page loads it from. `pageMain(args)` gets `{ url, rate, stall, config }`.
+ * path the page loads it from. `pageMain(args)` gets `{ url, rate, stall, config,
+ * audioLanguage, switchAt, textLanguage }`.
  */
 export async function playInPage({ name, opts, library, pageMain, pageSnapshot, result }) {
   const t0 = Date.now();
   result = {
     url: opts.url, ended: false, currentTime: null, duration: null, buffered: [], errors: [],
-    decodedFrames: 0, droppedFrames: 0, ...result,
-    playbackRate: opts.rate, timedOut: false, elapsedMs: 0, browserVersion: null,
+    decodedFrames: 0, droppedFrames: 0, chosenCodecs: [], cueEvents: [], audioSwitch: null, ...result,
+    playbackRate: opts.rate, blockedCodecs: opts.blockCodecs, runs: [], timedOut: false, elapsedMs: 0, browserVersion: null,
   };
   let printed = false;
   const finish = (code) => {
@@ -139,7 +251,8 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
   };
   const fatalHarness = (msg) => result.errors.push({ type: 'harness', details: String(msg), fatal: true });
 
-  // Hard stop in case the browser itself hangs: timeout + 30 s for launch/teardown.
+  // Hard stop in case the browser itself hangs: timeout + 30 s for launch/teardown
+  // (the timeout covers every run).
   const hardStop = setTimeout(() => {
     fatalHarness(`hard timeout after ${opts.timeout + 30}s (browser hung?)`);
     result.timedOut = true;
@@ -199,44 +312,60 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
     });
     page.on('crash', () => fatalHarness('page crashed'));
 
-    await page.goto(pageUrl, { waitUntil: 'load', timeout: 15_000 });
-    await page.evaluate(() => {
-      window.__reel = { done: false, ended: false, errors: [], lastHost: null };
-    });
-    await page.evaluate(pageMain, { url: opts.url, rate: opts.rate, stall: opts.stall, config: opts.config });
-    let progress = null;
-    if (opts.progress) {
-      progress = setInterval(async () => {
-        try {
-          const p = await page.evaluate(() => {
-            const v = document.getElementById('v');
-            return [v ? v.currentTime : 0, (window.__reel && window.__reel.lastHost) || '-'];
-          });
-          process.stderr.write(`progress ${p[0]} ${p[1]}\n`);
-        } catch { /* page closing */ }
-      }, 250);
-    }
-
-    const remaining = Math.max(1000, t0 + opts.timeout * 1000 - Date.now());
-    try {
-      await page.waitForFunction(() => window.__reel && window.__reel.done, null, { timeout: remaining, polling: 100 });
-    } catch (e) {
-      if (!/Timeout/i.test(String(e && e.message))) throw e;
-      result.timedOut = true;
-    }
-    if (progress) clearInterval(progress);
-    const snap = { ...(await page.evaluate(mediaSnapshot)), ...(await page.evaluate(pageSnapshot)) };
-    // console/pageerror entries collected in node come after the in-page ones
-    const nodeErrors = result.errors;
-    Object.assign(result, snap, { errors: [...snap.errors, ...nodeErrors] });
-    if (result.timedOut) {
-      result.errors.push({
-        type: 'harness',
-        details: `timeout after ${opts.timeout}s without 'ended' (currentTime=${result.currentTime})`,
-        fatal: true,
+    await context.addInitScript({ content: `(${installCodecWatch.toString()})(${JSON.stringify(opts.blockCodecs)})` });
+    const pageArgs = {
+      url: opts.url, rate: opts.rate, stall: opts.stall, config: opts.config,
+      audioLanguage: opts.audioLanguage, switchAt: opts.switchAt, textLanguage: opts.textLanguage,
+    };
+    for (let runIdx = 0; runIdx < opts.runs; runIdx++) {
+      const runStart = Date.now();
+      // console/pageerror entries collected in node so far belong to this run
+      result.errors = [];
+      result.timedOut = false;
+      await page.goto(pageUrl, { waitUntil: 'load', timeout: 15_000 });
+      await page.evaluate(() => {
+        window.__reel = { done: false, ended: false, errors: [], lastHost: null, player: null };
       });
+      await page.evaluate(pageMain, pageArgs);
+      let progress = null;
+      if (opts.progress) {
+        progress = setInterval(async () => {
+          try {
+            const p = await page.evaluate(() => {
+              const v = document.getElementById('v');
+              return [v ? v.currentTime : 0, (window.__reel && window.__reel.lastHost) || '-'];
+            });
+            process.stderr.write(`progress ${p[0]} ${p[1]}\n`);
+          } catch { /* page closing */ }
+        }, 250);
+      }
+
+      const remaining = Math.max(1000, t0 + opts.timeout * 1000 - Date.now());
+      try {
+        await page.waitForFunction(() => window.__reel && window.__reel.done, null, { timeout: remaining, polling: 100 });
+      } catch (e) {
+        if (!/Timeout/i.test(String(e && e.message))) throw e;
+        result.timedOut = true;
+      }
+      if (progress) clearInterval(progress);
+      const snap = { ...(await page.evaluate(mediaSnapshot)), ...(await page.evaluate(pageSnapshot)) };
+      const nodeErrors = result.errors;
+      Object.assign(result, snap, { errors: [...snap.errors, ...nodeErrors] });
+      if (result.timedOut) {
+        result.errors.push({
+          type: 'harness',
+          details: `timeout after ${opts.timeout}s without 'ended' (currentTime=${result.currentTime})`,
+          fatal: true,
+        });
+      }
+      const fatal = result.errors.some((e) => e.fatal);
+      result.runs.push({
+        ended: result.ended, currentTime: result.currentTime, duration: result.duration,
+        elapsedMs: Date.now() - runStart, fatal,
+      });
+      if (!result.ended || fatal) break;
     }
-    exitCode = result.ended && !result.errors.some((e) => e.fatal) ? 0 : 1;
+    exitCode = result.runs.length === opts.runs && result.runs.every((run) => run.ended && !run.fatal) ? 0 : 1;
   } catch (e) {
     fatalHarness(e && e.stack ? e.stack.split('\n')[0] : String(e));
     exitCode = 1;

@@ -3,7 +3,8 @@
 // what happened as ONE JSON object on stdout.
 //
 //   node tests/clients/play-hls.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
-//                                       [--hls-config JSON] [--progress]
+//                                       [--hls-config JSON] [--progress] [--runs N] [--block-codec PREFIX]
+//                                       [--audio-language LANG --switch-at SECONDS] [--text-language LANG]
 //
 // --timeout (default 60): overall wall-clock limit for reaching `ended`.
 // --rate (default 1, max 16): playbackRate; 8 finishes a 10 s clip in ~2.5 s.
@@ -13,6 +14,8 @@
 // --progress: print `progress <currentTime> <host of the last fragment>` lines on stderr
 //   every 250 ms, so a test can act mid-stream (e.g. stop an edge).
 // The JSON also counts fragments per host (`fragHosts`) and steering manifests loaded.
+// --runs, --block-codec, --audio-language/--switch-at and --text-language are
+// page-player.mjs's (described there), as are chosenCodecs, audioSwitch and cueEvents.
 //
 // Exit code: 0 only if the <video> fired `ended` and hls.js raised no fatal error;
 // 1 otherwise (including timeout); 2 on bad usage.
@@ -22,12 +25,12 @@
 import { parsePlayerArgs, playInPage } from './page-player.mjs';
 
 // Runs inside the page. Sets up hls.js and records everything on window.__reel.
-function pageMain({ url, rate, stall, config }) {
+function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLanguage }) {
   const st = Object.assign(window.__reel, {
     levels: [], audioTracks: 0, levelSwitches: [], hlsjsVersion: null, fragHosts: {}, steeringManifests: 0,
   });
   const video = document.getElementById('v');
-  const stop = watchVideo(video, { rate, stall });
+  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt });
   if (typeof Hls === 'undefined') {
     st.errors.push({ type: 'harness', details: 'hls.js did not load', fatal: true });
     return stop();
@@ -37,7 +40,10 @@ function pageMain({ url, rate, stall, config }) {
     st.errors.push({ type: 'harness', details: 'Hls.isSupported() is false (no MSE?)', fatal: true });
     return stop();
   }
-  const hls = new Hls(Object.assign({ debug: false, enableWorker: true, startLevel: -1 }, config));
+  // hls.js picks the subtitle track itself (after SUBTITLE_TRACKS_UPDATED it
+  // resets a choice made there): the preference is how to ask for one.
+  const text = textLanguage ? { subtitlePreference: { lang: textLanguage }, subtitleDisplay: true } : {};
+  const hls = new Hls(Object.assign({ debug: false, enableWorker: true, startLevel: -1 }, text, config));
   hls.on(Hls.Events.FRAG_LOADED, (_ev, d) => {
     const host = new URL(d.frag.url).host;
     st.fragHosts[host] = (st.fragHosts[host] || 0) + 1;
@@ -47,6 +53,14 @@ function pageMain({ url, rate, stall, config }) {
     hls.on(Hls.Events.STEERING_MANIFEST_LOADED, () => { st.steeringManifests += 1; });
   }
   window.__hls = hls;
+  st.player = {
+    activeAudio: () => (hls.audioTracks[hls.audioTrack] ? hls.audioTracks[hls.audioTrack].lang : null),
+    switchAudio: (language) => {
+      const idx = hls.audioTracks.findIndex((track) => track.lang === language);
+      if (idx >= 0) hls.audioTrack = idx;
+    },
+  };
+
   hls.on(Hls.Events.ERROR, (_ev, d) => {
     st.errors.push({
       type: d.type, details: d.details, fatal: !!d.fatal,
@@ -84,6 +98,8 @@ function pageSnapshot() {
     hlsjsVersion: st.hlsjsVersion || null,
     fragHosts: st.fragHosts || {},
     steeringManifests: st.steeringManifests || 0,
+    subtitleTrack: hls ? hls.subtitleTrack : -1,
+    textTracks: [...document.getElementById('v').textTracks].map((t) => ({ kind: t.kind, language: t.language, mode: t.mode, cues: t.cues ? t.cues.length : null })),
   };
 }
 

@@ -3,9 +3,10 @@
 // report what happened as ONE JSON object on stdout (as play-hls.mjs does).
 //
 //   node tests/clients/play-shaka.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
-//                                         [--shaka-config JSON] [--progress]
+//                                         [--shaka-config JSON] [--progress] [--runs N] [--block-codec PREFIX]
+//                                         [--audio-language LANG --switch-at SECONDS] [--text-language LANG]
 //
-// The options are play-hls.mjs's; --shaka-config is a JSON object given to
+// The options are play-hls.mjs's (page-player.mjs describes the shared ones); --shaka-config is a JSON object given to
 // `player.configure()` (e.g. '{"streaming":{"bufferingGoal":4}}').
 // The JSON: ended, currentTime, duration, buffered, decodedFrames, droppedFrames,
 // errors (every Shaka `error` event and a rejected load: `code`, `category`,
@@ -20,10 +21,10 @@
 import { parsePlayerArgs, playInPage } from './page-player.mjs';
 
 // Runs inside the page. Sets up Shaka Player and records everything on window.__reel.
-function pageMain({ url, rate, stall, config }) {
+function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLanguage }) {
   const st = Object.assign(window.__reel, { variants: [], segHosts: {}, shakaVersion: null });
   const video = document.getElementById('v');
-  const stop = watchVideo(video, { rate, stall });
+  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt });
   if (typeof shaka === 'undefined') {
     st.errors.push({ type: 'harness', details: 'shaka-player did not load', fatal: true });
     return stop();
@@ -47,6 +48,16 @@ function pageMain({ url, rate, stall, config }) {
   };
   const player = new shaka.Player();
   window.__shaka = player;
+  st.player = {
+    activeAudio: () => {
+      const active = player.getAudioTracks().find((track) => track.active);
+      return active ? active.language : null;
+    },
+    switchAudio: (language) => {
+      const track = player.getAudioTracks().find((candidate) => candidate.language === language);
+      if (track) player.selectAudioTrack(track);
+    },
+  };
   player.configure(config);
   player.addEventListener('error', (event) => record(event.detail));
   player.getNetworkingEngine().registerResponseFilter((type, response) => {
@@ -61,6 +72,10 @@ function pageMain({ url, rate, stall, config }) {
       st.variants = player.getVariantTracks().map((t) => ({
         height: t.height, width: t.width, bandwidth: t.bandwidth, videoCodec: t.videoCodec, audioCodec: t.audioCodec,
       }));
+      if (textLanguage) {
+        const text = player.getTextTracks().find((track) => track.language === textLanguage);
+        if (text) player.selectTextTrack(text);
+      }
       video.playbackRate = rate;
       return video.play();
     })

@@ -9,7 +9,11 @@ export type Visibility = 'public' | 'unlisted' | 'private';
 export const VISIBILITIES: Visibility[] = ['public', 'unlisted', 'private'];
 
 export interface Rendition {
+  /** Its id, e.g. `h264-720p` (its folder, and its download's name). */
+  id: string;
   name: string;
+  /** `h264`, `av1` or `hevc`. */
+  codec: string;
   width: number;
   height: number;
   average_bitrate: number;
@@ -53,6 +57,13 @@ export interface Video {
   urls: VideoUrls;
   error: VideoError | null;
   steps?: PipelineStep[];
+  /** The progressive MP4s made so far (GET /v1/videos/{id} only). */
+  downloads?: Download[];
+}
+
+export interface Download {
+  rendition: string;
+  url: string;
 }
 
 export interface Session {
@@ -72,11 +83,17 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** A request body: a value sent as JSON, or a file sent as it is. */
+type RequestBody = { json: unknown } | { file: Blob };
+
+async function request<T>(method: string, path: string, body?: RequestBody): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
+  if (body && 'json' in body) {
+    init.body = JSON.stringify(body.json);
     init.headers = { ...init.headers, 'content-type': 'application/json' };
+  } else if (body) {
+    init.body = body.file;
+    init.headers = { ...init.headers, 'content-type': 'application/octet-stream' };
   }
   let response: Response;
   try {
@@ -113,7 +130,7 @@ export function deleteVideo(id: string): Promise<unknown> {
 }
 
 export function setVisibility(id: string, visibility: Visibility): Promise<Video> {
-  return request('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { visibility });
+  return request('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { json: { visibility } });
 }
 
 /** Signed playback URLs (`/v/{id}/t/{token}/…`) that play as they are until `expires_at`. */
@@ -129,7 +146,30 @@ export interface Playback {
 
 /** Mints a playback token (the owner's session; the server checks the Origin). */
 export function mintPlayback(id: string, ttlSeconds: number): Promise<Playback> {
-  return request('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, { ttl_seconds: ttlSeconds });
+  return request('POST', `/v1/videos/${encodeURIComponent(id)}/playback`, { json: { ttl_seconds: ttlSeconds } });
+}
+
+/** Starts the job that makes a progressive MP4 of every rendition (owner or admin, a ready video). */
+export function createDownloads(id: string): Promise<{ job_id: string; downloads: Download[] }> {
+  return request('POST', `/v1/videos/${encodeURIComponent(id)}/downloads`, { json: {} });
+}
+
+export interface JobSummary {
+  id: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  error?: { message?: string } | null;
+}
+
+export function getJob(id: string): Promise<JobSummary> {
+  return request('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+}
+
+/** Adds a caption track from an SRT or WebVTT file; the server's error names the line that is wrong. */
+export function uploadCaptions(id: string, file: Blob, language: string, name: string): Promise<{ track: { id: string; name: string }; cues: number }> {
+  const query = new URLSearchParams();
+  if (language) query.set('language', language);
+  if (name) query.set('name', name);
+  return request('POST', `/v1/videos/${encodeURIComponent(id)}/captions?${query}`, { file });
 }
 
 export function getSession(): Promise<Session> {
@@ -137,7 +177,7 @@ export function getSession(): Promise<Session> {
 }
 
 export function createSession(apiKey: string): Promise<{ key_name: string }> {
-  return request('POST', '/v1/session', { api_key: apiKey });
+  return request('POST', '/v1/session', { json: { api_key: apiKey } });
 }
 
 export function deleteSession(): Promise<unknown> {

@@ -43,6 +43,11 @@ pub struct VideoView {
     /// The pipeline's steps, in order: `{name, done, total}` counts of tasks.
     steps: Vec<reel_pipeline::video::PipelineStep>,
     error: Option<serde_json::Value>,
+    /// The progressive MP4s made so far (`POST /v1/videos/{id}/downloads`),
+    /// `{rendition, url}` by rendition id: shown by `GET /v1/videos/{id}`
+    /// only (a listing would list every video's store folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downloads: Option<Vec<serde_json::Value>>,
 }
 
 impl VideoView {
@@ -164,7 +169,47 @@ pub(crate) async fn show_video(
     if !crate::access::readable_by(&row, visibility, caller.as_ref()) {
         return Err(ApiError::NotFound(format!("no video with id {video_id}")));
     }
-    Ok(Json(video_view(&state, &headers, row).await?).into_response())
+    let mut view = video_view(&state, &headers, row).await?;
+    if view.state == "ready" {
+        view.downloads = Some(published_downloads(&state, &headers, video_id).await?);
+    }
+    Ok(Json(view).into_response())
+}
+
+/// The download MP4s in the video's store folder, by rendition id (each is
+/// stored whole when its task finishes, so a listed one is complete).
+async fn published_downloads(
+    state: &AppState,
+    headers: &HeaderMap,
+    video_id: VideoId,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let layout = VideoLayout::new(video_id);
+    let folder = ObjectPath::from(layout.object(reel_pipeline::video::layout::DOWNLOADS));
+    let locations: Vec<ObjectPath> = state
+        .objects
+        .list(Some(&folder))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .map_err(|error| ApiError::internal("listing the video's downloads", &error))?;
+    let mut renditions: Vec<String> = locations
+        .iter()
+        .filter_map(|location| {
+            let name = location.filename()?.strip_suffix(".mp4")?;
+            (layout.download(name) == location.as_ref()).then(|| name.to_string())
+        })
+        .collect();
+    renditions.sort();
+    let base = base_url(headers);
+    Ok(renditions
+        .into_iter()
+        .map(|rendition| {
+            json!({
+                "rendition": rendition,
+                "url": format!("{base}/v/{video_id}/download/{rendition}.mp4"),
+            })
+        })
+        .collect())
 }
 
 pub(crate) async fn delete_video(
@@ -301,6 +346,7 @@ pub(crate) async fn video_view(
         urls: json!({}),
         steps: Vec::new(),
         error: None,
+        downloads: None,
     };
     let Some(job_id) = row.job_id else {
         return Ok(view);

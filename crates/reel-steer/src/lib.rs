@@ -178,7 +178,7 @@ fn replace_uri(line: &str, base: &Url) -> Result<String, SteerError> {
     ))
 }
 
-/// Renames the `GROUP-ID="g"` / `AUDIO="g"` value `g` to `g-{pathway}`, so
+/// Renames the `GROUP-ID="g"` / `AUDIO="g"` / `SUBTITLES="g"` value `g` to `g-{pathway}`, so
 /// each pathway's variants use that pathway's renditions.
 fn rename_group(line: &str, attribute: &str, pathway: &str) -> String {
     let needle = format!("{attribute}=\"");
@@ -260,7 +260,14 @@ pub fn steer_hls(
             let _ = writeln!(out, "{}", replace_uri(&renamed, &pathway.base)?);
         }
         for (stream_inf, uri) in &variants {
-            let renamed = rename_group(stream_inf, "AUDIO", &pathway.id);
+            // Both groups a variant names are renamed as their renditions
+            // were (RFC 8216 4.4.6.2: AUDIO and SUBTITLES must match a
+            // GROUP-ID), else players find no subtitles for the variant.
+            let renamed = rename_group(
+                &rename_group(stream_inf, "AUDIO", &pathway.id),
+                "SUBTITLES",
+                &pathway.id,
+            );
             let _ = writeln!(
                 out,
                 "{renamed},PATHWAY-ID=\"{}\"\n{}",
@@ -291,7 +298,10 @@ pub fn steer_dash(
     initial: &str,
 ) -> Result<String, SteerError> {
     check_pathways(pathways)?;
-    if mpd.contains("<ContentSteering") || mpd.contains("<BaseURL") {
+    // A text track's Representation has a relative `<BaseURL>` of its own
+    // (it resolves against the pathway's): only pathway BaseURLs mean the
+    // MPD was steered already.
+    if mpd.contains("<ContentSteering") || mpd.contains("<BaseURL serviceLocation=") {
         return Err(SteerError::Malformed("already steered".to_string()));
     }
     let start = mpd

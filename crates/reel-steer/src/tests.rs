@@ -64,6 +64,21 @@ v720/index.m3u8
 #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,AVERAGE-BANDWIDTH=80000,CODECS=\"avc1.64001e\",RESOLUTION=640x360,URI=\"v360/iframes.m3u8\"
 ";
 
+#[test]
+fn hls_renames_the_subtitle_group_of_each_variant_with_its_renditions() {
+    let master = "#EXTM3U
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"English\",URI=\"audio/index.m3u8\"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"text\",NAME=\"English\",URI=\"text-1/index.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=500000,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"audio\",SUBTITLES=\"text\"
+v360/index.m3u8
+";
+    let steered = steer_hls(master, &pathways(), "/s", "edge-a").expect("steered");
+    assert!(steered.contains("TYPE=SUBTITLES,GROUP-ID=\"text-edge-b\""));
+    assert!(steered.contains(
+        "AUDIO=\"audio-edge-b\",SUBTITLES=\"text-edge-b\",PATHWAY-ID=\"edge-b\"\nhttp://b.example/v/vid/v360/index.m3u8\n"
+    ));
+}
+
 fn pathways() -> Vec<Pathway> {
     ["http://a.example:8081/v/vid/", "http://b.example/v/vid/"]
         .iter()
@@ -129,6 +144,14 @@ fn dash_gets_content_steering_and_a_base_url_per_pathway() {
         steered.contains("<BaseURL serviceLocation=\"edge-b\">http://b.example/v/vid/</BaseURL>")
     );
     assert!(steer_dash(&steered, &pathways(), "/s", "edge-a").is_err());
+}
+
+#[test]
+fn dash_with_a_text_track_is_steered() {
+    let mpd = "<MPD type=\"static\">\n  <Period id=\"0\">\n    <AdaptationSet contentType=\"text\" mimeType=\"text/vtt\" lang=\"en\">\n      <Representation id=\"text-1\" bandwidth=\"113\">\n        <BaseURL>text-1/captions.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>\n  </Period>\n</MPD>\n";
+    let steered = steer_dash(mpd, &pathways(), "/s", "edge-a").expect("steered");
+    assert!(steered.contains("<BaseURL serviceLocation=\"edge-a\">"));
+    assert!(steered.contains("<BaseURL>text-1/captions.vtt</BaseURL>"));
 }
 
 #[test]

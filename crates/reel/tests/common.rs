@@ -257,3 +257,130 @@ where
             )
         })
 }
+
+/// One caption cue of a generated subtitle, in milliseconds.
+#[derive(Clone, Debug)]
+pub struct GeneratedCue {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+/// A Matroska video with English and French audio (two tones) and an
+/// English SubRip track whose cues start every 1.2 s from 1 s on and last
+/// 0.8 s (`Cue 1`, `Cue 2`, …): the cues, to compare with what players show.
+pub fn tracks_video(dir: &Path, size: &str, seconds: u32) -> (PathBuf, Vec<GeneratedCue>) {
+    let cues: Vec<GeneratedCue> = (0..)
+        .map(|cue_idx: u64| 1000 + cue_idx * 1200)
+        .take_while(|start_ms| start_ms + 800 <= u64::from(seconds) * 1000)
+        .enumerate()
+        .map(|(cue_idx, start_ms)| GeneratedCue {
+            start_ms,
+            end_ms: start_ms + 800,
+            text: format!("Cue {}", cue_idx + 1),
+        })
+        .collect();
+    let srt = dir.join("tracks-en.srt");
+    std::fs::write(&srt, subrip(&cues)).expect("write the SubRip file");
+    let path = dir.join("tracks.mkv");
+    let srt = srt.display().to_string();
+    let seconds = seconds.to_string();
+    let args = [
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=25"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=600:sample_rate=48000",
+        "-i",
+        &srt,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-map",
+        "3:s",
+        "-t",
+        &seconds,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "srt",
+        "-metadata:s:a:0",
+        "language=eng",
+        "-metadata:s:a:0",
+        "title=English",
+        "-metadata:s:a:1",
+        "language=fre",
+        "-metadata:s:a:1",
+        "title=Français",
+        "-metadata:s:s:0",
+        "language=eng",
+        "-metadata:s:s:0",
+        "title=English",
+    ];
+    reel_testkit::media::ffmpeg(args, &path);
+    (path, cues)
+}
+
+/// `cues` as a SubRip file.
+pub fn subrip(cues: &[GeneratedCue]) -> String {
+    let time = |ms: u64| {
+        format!(
+            "{:02}:{:02}:{:02},{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    };
+    cues.iter()
+        .enumerate()
+        .map(|(cue_idx, cue)| {
+            format!(
+                "{}\n{} --> {}\n{}\n\n",
+                cue_idx + 1,
+                time(cue.start_ms),
+                time(cue.end_ms),
+                cue.text
+            )
+        })
+        .collect()
+}
+
+/// Runs the node script `tests/clients/SCRIPT ARGS…` (a browser client) and
+/// returns the ONE JSON object it prints; it must exit 0.
+pub fn run_client(script: &str, args: &[&str]) -> Value {
+    let output = Command::new("node")
+        .arg(clients_dir().join(script))
+        .args(args)
+        .output()
+        .expect("node: run scripts/install-test-clients.sh (make test does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
+        panic!(
+            "{script} printed no JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        output.status.success(),
+        "{script} failed: {report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}

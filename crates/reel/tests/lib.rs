@@ -7,6 +7,7 @@ mod common;
 mod delivery;
 mod engine;
 mod hostile;
+mod matrix;
 mod playback;
 mod player;
 mod upload;

@@ -1029,6 +1029,22 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         .as_str()
         .expect("url")
         .to_string();
+    // The video lists it (the web app's download links come from here).
+    let shown: Value = server
+        .client
+        .get(format!("{}/v1/videos/{id}", server.url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        shown["downloads"],
+        json!([{"rendition": rendition, "url": url}]),
+        "{shown:#}"
+    );
     let response = server.client.get(&url).send().await.expect("download");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "video/mp4");

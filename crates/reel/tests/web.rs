@@ -3,8 +3,10 @@
 //! sign in, upload a private video through the page with the network cut
 //! mid-upload, wait until ready, play it to the end through the signed URLs
 //! the watch page mints and renews, refused to an anonymous browser until
-//! the owner makes it public there; and the watch page's player stepping
-//! down under CDP throttling and back up when it is lifted.
+//! the owner makes it public there; the watch page's player stepping
+//! down under CDP throttling and back up when it is lifted; and its tracks:
+//! the audio and captions menus in both engines, the codec line, a caption
+//! upload (a broken file shows the server's error) and an MP4 download.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::Env;
+use crate::common::{run_client as browser, subrip, tracks_video, Env, GeneratedCue};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,28 +34,6 @@ fn generate(path: &Path, size: &str, seconds: u32) {
     reel_testkit::media::Lavfi::video(size, "30", seconds)
         .with_audio(48000)
         .write(path);
-}
-
-/// Runs a browser script and returns its JSON report (it must exit 0).
-fn browser(script: &str, args: &[&str]) -> Value {
-    let output = Command::new("node")
-        .arg(root().join("tests/clients").join(script))
-        .args(args)
-        .output()
-        .expect("node: run scripts/install-test-clients.sh (make test does)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
-        panic!(
-            "{script} printed no JSON ({error}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert!(
-        output.status.success(),
-        "{script} failed: {report:#}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,4 +155,130 @@ async fn the_watch_page_steps_down_when_throttled_and_back_up() {
         "{report:#}"
     );
     eprintln!("watch page levels: {heights:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_switches_audio_shows_captions_takes_a_caption_file_and_downloads_an_mp4() {
+    let env = Env::sqlite();
+    let key = env.create_key();
+    let web = web_dir();
+    let (_server, url) = env.serve_with(
+        2,
+        &[
+            ("REEL_WEB_DIR", web.as_str()),
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+        ],
+    );
+    let dir = env.dir.path();
+    let (file, _) = tracks_video(dir, "320x180", 40);
+    let video = env.ingest(&url, &key, &file);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let good = dir.join("deutsch.srt");
+    let german: Vec<GeneratedCue> = (0..20)
+        .map(|cue_idx| GeneratedCue {
+            start_ms: cue_idx * 2000,
+            end_ms: cue_idx * 2000 + 1900,
+            text: format!("Untertitel {}", cue_idx + 1),
+        })
+        .collect();
+    std::fs::write(&good, subrip(&german)).expect("write");
+    // The second cue's arrow is wrong (line 6).
+    let bad = dir.join("broken.srt");
+    std::fs::write(
+        &bad,
+        "1\n00:00:01,000 --> 00:00:02,000\nGut\n\n2\n00:00:03,000 -> 00:00:04,000\nKaputt\n",
+    )
+    .expect("write");
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).expect("mkdir");
+    let path = |path: &Path| path.display().to_string();
+    let report = browser(
+        "web-tracks.mjs",
+        &[
+            &url,
+            &key,
+            id,
+            &path(&good),
+            &path(&bad),
+            &path(&downloads),
+            "--timeout",
+            "240",
+        ],
+    );
+    eprintln!("watch page tracks: {report}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    for engine in ["hls", "dash"] {
+        let seen = &report["engines"][engine];
+        assert_eq!(seen["audioLanguageBefore"], "en", "{engine}: {report:#}");
+        assert_eq!(seen["audioLanguageAfter"], "fr", "{engine}: {report:#}");
+        let switched_at = seen["switchedAt"].as_f64().expect("switchedAt");
+        assert!(
+            seen["lowestAfterSwitch"].as_f64() >= Some(switched_at - 0.1)
+                && seen["playedTo"].as_f64() > Some(switched_at + 1.0),
+            "{engine}: the switch did not restart playback: {report:#}"
+        );
+        assert!(
+            seen["cue"]
+                .as_str()
+                .is_some_and(|cue| cue.starts_with("Cue ")),
+            "{engine}: {report:#}"
+        );
+        assert!(
+            seen["codecLine"]
+                .as_str()
+                .is_some_and(|line| line.starts_with("H.264 (avc1.")),
+            "{engine}: {report:#}"
+        );
+    }
+    let refused = report["badUpload"]["message"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("line 6") && report["badUpload"]["alert"] == true,
+        "{report:#}"
+    );
+    assert!(
+        report["goodUpload"]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("Added \"Deutsch\" (20 cues)")),
+        "{report:#}"
+    );
+    assert!(
+        report["goodUpload"]["cue"]
+            .as_str()
+            .is_some_and(|cue| cue.starts_with("Untertitel ")),
+        "{report:#}"
+    );
+    // The file the link downloaded is the MP4 of the video, sound included.
+    let downloaded = report["download"]["path"].as_str().expect("download path");
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type:format=duration,format_name",
+            "-of",
+            "json",
+            downloaded,
+        ])
+        .output()
+        .expect("ffprobe");
+    let probed: Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    assert!(
+        probed["format"]["format_name"]
+            .as_str()
+            .is_some_and(|name| name.contains("mp4")),
+        "{probed}"
+    );
+    let kinds: Vec<&str> = probed["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|stream| stream["codec_type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["video", "audio"], "{probed}");
+    let duration: f64 = probed["format"]["duration"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("duration");
+    assert!((duration - 40.0).abs() < 0.1, "{probed}");
 }

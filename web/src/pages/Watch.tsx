@@ -2,7 +2,8 @@
 // Shaka behind the switch) and shows its details. Needs no sign-in, except
 // for a private video: only its owner (or an admin) sees it, and the page
 // plays it through signed URLs it mints with the session (src/player/signed.ts).
-// A signed-in viewer can change the video's visibility here.
+// A signed-in viewer (its owner or an admin, as the server checks) can change
+// the video's visibility here, make its MP4 downloads and add a caption file.
 //
 // URL options:
 //   ?t=SECONDS      start there (the Share button writes it)
@@ -10,7 +11,21 @@
 //   ?buffer=SECONDS buffer at most this much media ahead (hls.js maxBufferLength,
 //                   Shaka bufferingGoal), for constrained devices and networks
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, dashUrl, getVideo, hlsUrl, isProcessing, setVisibility, VISIBILITIES, type Video, type Visibility } from '../api';
+import {
+  ApiError,
+  createDownloads,
+  dashUrl,
+  getJob,
+  getVideo,
+  hlsUrl,
+  isProcessing,
+  setVisibility,
+  uploadCaptions,
+  VISIBILITIES,
+  type Download,
+  type Video,
+  type Visibility,
+} from '../api';
 import { formatBitrate, formatBytes, formatClock, formatCreated } from '../format';
 import { Player, type EngineKind } from '../player/Player';
 import { useSignedPlayback } from '../player/signed';
@@ -43,6 +58,7 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
   const signed = useSignedPlayback(video);
   const [visibilityMessage, setVisibilityMessage] = useState('');
   const [visibilityBusy, setVisibilityBusy] = useState(false);
+  const [manifestVersion, setManifestVersion] = useState(0);
 
   useEffect(() => {
     let timer: number | undefined;
@@ -127,6 +143,14 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
     }
   };
 
+  const refresh = async () => {
+    try {
+      setVideo(await getVideo(id));
+    } catch {
+      // The next action shows the error; the page keeps what it has.
+    }
+  };
+
   if (loadError && !video) {
     const notFound = loadError.status === 404;
     return (
@@ -187,6 +211,7 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
             startTime={startTime.current}
             maxBufferSeconds={maxBufferSeconds.current}
             mediaRef={mediaRef}
+            manifestVersion={manifestVersion}
             statsOpen={statsOpen}
             onToggleStats={() => setStatsOpen((open) => !open)}
           />
@@ -281,6 +306,19 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
           </div>
         )}
 
+        {video.state === 'ready' && (
+          <Downloads
+            video={video}
+            canCreate={session.status === 'signed-in'}
+            signedBase={playback ? playback.hls.replace(/master\.m3u8$/, '') : null}
+            isPrivate={isPrivate}
+            onChanged={refresh}
+          />
+        )}
+        {session.status === 'signed-in' && video.state === 'ready' && (
+          <CaptionUpload videoId={video.id} onAdded={() => setManifestVersion((version) => version + 1)} />
+        )}
+
         {video.renditions.length > 0 && (
           <details class="details-block">
             <summary>Renditions</summary>
@@ -344,5 +382,152 @@ export function WatchPage({ id, search }: { id: string; search: URLSearchParams 
         </details>
       </div>
     </section>
+  );
+}
+
+/** A message for an owner-only action the server refused. */
+function actionError(error: unknown, what: string): string {
+  const status = error instanceof ApiError ? error.status : 0;
+  if (status === 403 || status === 404) return `Only its owner or an admin can ${what}.`;
+  return (error as Error).message;
+}
+
+/** Links to the video's MP4 downloads; for its owner, a button that makes them. */
+function Downloads({ video, canCreate, signedBase, isPrivate, onChanged }: {
+  video: Video;
+  canCreate: boolean;
+  /** A private video: the signed URL prefix its files are fetched under. */
+  signedBase: string | null;
+  isPrivate: boolean;
+  onChanged(): Promise<void>;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState('');
+  const downloads = video.downloads ?? [];
+  const href = (download: Download) => (isPrivate ? (signedBase ? `${signedBase}download/${download.rendition}.mp4` : null) : download.url);
+  const label = (download: Download) => {
+    const rendition = video.renditions.find((candidate) => candidate.id === download.rendition);
+    return rendition ? `${rendition.name} (${rendition.width}×${rendition.height})` : download.rendition;
+  };
+
+  const create = async () => {
+    setBusy(true);
+    setMessage('Making the MP4 files…');
+    try {
+      const started = await createDownloads(video.id);
+      const deadline = Date.now() + 10 * 60 * 1000;
+      for (;;) {
+        const job = await getJob(started.job_id);
+        if (job.state === 'succeeded') break;
+        if (job.state === 'failed' || job.state === 'cancelled') throw new Error(job.error?.message ?? `the download job ${job.state}`);
+        if (Date.now() > deadline) throw new Error('the MP4 files are still being made; reload the page later');
+        await new Promise((resolve) => window.setTimeout(resolve, 1000));
+      }
+      await onChanged();
+      setMessage('');
+    } catch (error) {
+      setMessage(`Could not make the downloads: ${actionError(error, 'make downloads')}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (downloads.length === 0 && !canCreate) return null;
+  return (
+    <section class="details-block" aria-labelledby="downloads-title" data-testid="downloads">
+      <h2 id="downloads-title" class="section-title">
+        Download
+      </h2>
+      {downloads.length > 0 ? (
+        <ul class="downloads">
+          {downloads.map((download) => {
+            const link = href(download);
+            return (
+              <li key={download.rendition}>
+                {link ? (
+                  <a href={link} download data-testid="download-link" data-rendition={download.rendition}>
+                    MP4 {label(download)}
+                  </a>
+                ) : (
+                  <span class="muted">MP4 {label(download)} (preparing a signed link…)</span>
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      ) : (
+        <p class="muted">No MP4 downloads yet.</p>
+      )}
+      {canCreate && downloads.length < video.renditions.length && (
+        <button type="button" class="button button--small" disabled={busy} onClick={() => void create()} data-testid="create-downloads">
+          {downloads.length === 0 ? 'Make MP4 downloads' : 'Make the missing MP4 downloads'}
+        </button>
+      )}
+      <p role="status" aria-live="polite" data-testid="downloads-message">
+        {message}
+      </p>
+    </section>
+  );
+}
+
+/** The owner's upload of a caption file (SubRip or WebVTT) as a new text track. */
+function CaptionUpload({ videoId, onAdded }: { videoId: string; onAdded(): void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [language, setLanguage] = useState('');
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState('');
+  const [failed, setFailed] = useState(false);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (!file) {
+      setFailed(true);
+      setMessage('Choose an SRT or WebVTT file first.');
+      return;
+    }
+    setBusy(true);
+    setFailed(false);
+    setMessage('Uploading the captions…');
+    try {
+      const added = await uploadCaptions(videoId, file, language.trim(), name.trim());
+      setMessage(`Added "${added.track.name}" (${added.cues} cues); it is in the Captions menu.`);
+      onAdded();
+    } catch (error) {
+      setFailed(true);
+      setMessage(actionError(error, 'add captions'));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form class="details-block caption-upload" onSubmit={(event) => void submit(event)} data-testid="caption-upload">
+      <h2 class="section-title">Add captions</h2>
+      <label class="field-label" for="caption-file">
+        Caption file (SRT or WebVTT)
+      </label>
+      <input
+        id="caption-file"
+        type="file"
+        accept=".srt,.vtt,text/vtt,application/x-subrip"
+        onChange={(event) => setFile((event.target as HTMLInputElement).files?.[0] ?? null)}
+        data-testid="caption-file"
+      />
+      <label class="field-label" for="caption-language">
+        Language (BCP 47, e.g. en or pt-BR)
+      </label>
+      <input id="caption-language" class="text-input" value={language} onInput={(event) => setLanguage((event.target as HTMLInputElement).value)} data-testid="caption-language" />
+      <label class="field-label" for="caption-name">
+        Name shown in the menu
+      </label>
+      <input id="caption-name" class="text-input" value={name} onInput={(event) => setName((event.target as HTMLInputElement).value)} data-testid="caption-name" />
+      <button type="submit" class="button button--small" disabled={busy} data-testid="caption-submit">
+        Upload captions
+      </button>
+      <p class={failed ? 'field-error' : 'muted'} role={failed ? 'alert' : 'status'} data-testid="caption-message">
+        {message}
+      </p>
+    </form>
   );
 }

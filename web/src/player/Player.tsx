@@ -1,13 +1,14 @@
 // The player: a <video> driven by hls.js or Shaka Player (src/player/engines.ts)
 // with custom controls, storyboard previews on the seek bar, a quality menu,
-// a stats panel and keyboard shortcuts. Tests read two attributes on the
-// <video>: `data-level-height` (height of the level playing) and
+// audio-language and captions menus, a stats panel and keyboard shortcuts.
+// Tests read three attributes on the <video>: `data-level-height` (height of
+// the level playing), `data-audio-language` (the audio track playing) and
 // `data-errors` (fatal player errors so far).
 import type { TargetedPointerEvent } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Video } from '../api';
 import { formatBitrate, formatClock } from '../format';
-import { createDashEngine, createHlsEngine, type Engine, type QualityLevel } from './engines';
+import { codecName, createDashEngine, createHlsEngine, type Engine, type MediaTrack, type QualityLevel } from './engines';
 import { cueAt, loadStoryboard, type StoryboardCue } from './storyboard';
 
 export type EngineKind = 'hls' | 'dash';
@@ -24,6 +25,8 @@ export interface PlayerProps {
   onToggleStats(): void;
   /** A private video: puts the newest playback token into each media URL. */
   signUrl?: (url: string) => string;
+  /** Bumped when the manifests changed (a caption track added): the engine reloads them, keeping the position. */
+  manifestVersion: number;
 }
 
 interface StatsSnapshot {
@@ -37,6 +40,7 @@ interface StatsSnapshot {
   pathway: string | null;
   segmentHost: string | null;
   resolution: string;
+  videoCodec: string | null;
 }
 
 const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 2];
@@ -90,6 +94,8 @@ export function Player(props: PlayerProps) {
   const [storyboard, setStoryboard] = useState<StoryboardCue[]>([]);
   const [hover, setHover] = useState<{ fraction: number; time: number } | null>(null);
   const [announcement, setAnnouncement] = useState('');
+  const [audioTracks, setAudioTracks] = useState<MediaTrack[]>([]);
+  const [textTracks, setTextTracks] = useState<MediaTrack[]>([]);
 
   // The engine: created for each (engine kind, URL, retry); the position
   // carries over when the user switches between HLS and DASH.
@@ -99,6 +105,9 @@ export function Player(props: PlayerProps) {
     setFatalError(null);
     setLevels([]);
     setCurrentLevel(null);
+    setAudioTracks([]);
+    setTextTracks([]);
+    delete media.dataset.audioLanguage;
     const events = {
       onLevels: () => {
         if (cancelled || !engineRef.current) return;
@@ -111,6 +120,15 @@ export function Player(props: PlayerProps) {
         setCurrentLevel(level);
         setAutoLevel(engine.isAuto());
         if (level) media.dataset.levelHeight = String(level.height);
+      },
+      onTracks: () => {
+        const engine = engineRef.current;
+        if (cancelled || !engine) return;
+        const audio = engine.audioTracks();
+        setAudioTracks(audio);
+        setTextTracks(engine.textTracks());
+        const active = audio.find((track) => track.active);
+        if (active) media.dataset.audioLanguage = active.language;
       },
       onFatalError: (message: string, recovered: boolean) => {
         fatalCount.current += 1;
@@ -128,6 +146,7 @@ export function Player(props: PlayerProps) {
         }
         engineRef.current = engine;
         events.onLevels();
+        events.onTracks();
         const playing = media.play();
         playing?.catch(() => setPlaying(false));
       })
@@ -143,7 +162,7 @@ export function Player(props: PlayerProps) {
       engineRef.current?.destroy();
       engineRef.current = null;
     };
-  }, [engineKind, url, attempt]);
+  }, [engineKind, url, attempt, props.manifestVersion]);
 
   useEffect(() => {
     const storyboardUrl = video.urls.storyboard;
@@ -210,6 +229,7 @@ export function Player(props: PlayerProps) {
         pathway: engine?.pathway() ?? null,
         segmentHost: engine?.lastSegmentHost() ?? null,
         resolution: media.videoWidth ? `${media.videoWidth}×${media.videoHeight}` : '–',
+        videoCodec: engine?.videoCodec() ?? null,
       });
     };
     sample();
@@ -255,6 +275,22 @@ export function Player(props: PlayerProps) {
     engine.selectLevel(value === 'auto' ? null : Number(value));
     setAutoLevel(value === 'auto');
     setAnnouncement(value === 'auto' ? 'Quality: automatic' : `Quality: ${levels.find((l) => String(l.id) === value)?.height}p`);
+  };
+
+  const selectAudio = (value: string) => {
+    const engine = engineRef.current;
+    const track = audioTracks.find((candidate) => String(candidate.id) === value);
+    if (!engine || !track) return;
+    engine.selectAudio(track.id);
+    setAnnouncement(`Audio: ${trackLabel(track)}`);
+  };
+
+  const selectText = (value: string) => {
+    const engine = engineRef.current;
+    if (!engine) return;
+    const track = textTracks.find((candidate) => String(candidate.id) === value) ?? null;
+    engine.selectText(track ? track.id : null);
+    setAnnouncement(track ? `Captions: ${trackLabel(track)}` : 'Captions off');
   };
 
   const selectRate = (value: number) => {
@@ -317,6 +353,8 @@ export function Player(props: PlayerProps) {
   const played = duration > 0 ? (currentTime / duration) * 100 : 0;
   const loaded = duration > 0 ? (loadedEnd / duration) * 100 : 0;
   const VolumeIcon = muted || volume === 0 ? IconMuted : IconVolume;
+  const activeAudio = audioTracks.find((track) => track.active);
+  const activeText = textTracks.find((track) => track.active);
 
   return (
     <div
@@ -429,7 +467,7 @@ export function Player(props: PlayerProps) {
             <button
               type="button"
               class="icon-button"
-              aria-label="Settings: quality and speed"
+              aria-label="Settings: quality, audio, captions and speed"
               aria-expanded={settingsOpen}
               aria-controls="player-settings"
               onClick={() => setSettingsOpen((open) => !open)}
@@ -450,6 +488,31 @@ export function Player(props: PlayerProps) {
                     ))}
                   </select>
                 </label>
+                {audioTracks.length > 1 && (
+                  <label class="menu__row">
+                    <span>Audio</span>
+                    <select value={String(activeAudio?.id ?? '')} onChange={(e) => selectAudio((e.target as HTMLSelectElement).value)} data-testid="audio-menu">
+                      {audioTracks.map((track) => (
+                        <option key={track.id} value={String(track.id)}>
+                          {trackLabel(track)}
+                        </option>
+                      ))}
+                    </select>
+                  </label>
+                )}
+                {textTracks.length > 0 && (
+                  <label class="menu__row">
+                    <span>Captions</span>
+                    <select value={activeText ? String(activeText.id) : 'off'} onChange={(e) => selectText((e.target as HTMLSelectElement).value)} data-testid="captions-menu">
+                      <option value="off">Off</option>
+                      {textTracks.map((track) => (
+                        <option key={track.id} value={String(track.id)}>
+                          {trackLabel(track)}
+                        </option>
+                      ))}
+                    </select>
+                  </label>
+                )}
                 <label class="menu__row">
                   <span>Speed</span>
                   <select value={String(rate)} onChange={(e) => selectRate(Number((e.target as HTMLSelectElement).value))} data-testid="speed-menu">
@@ -481,6 +544,8 @@ export function Player(props: PlayerProps) {
               {stats.levelHeight ? `${stats.levelHeight}p · ${formatBitrate(stats.levelBitrate ?? 0)}` : '–'}
               {stats.auto ? ' (auto)' : ' (fixed)'}
             </dd>
+            <dt>Codec</dt>
+            <dd data-testid="stats-codec">{stats.videoCodec ? `${codecName(stats.videoCodec)} (${stats.videoCodec})` : '–'}</dd>
             <dt>Picture</dt>
             <dd>{stats.resolution}</dd>
             <dt>Bandwidth</dt>
@@ -504,6 +569,14 @@ export function Player(props: PlayerProps) {
       </p>
     </div>
   );
+}
+
+/** A track's name and language code ("Français (fr)"), or whichever it has, or "Track N". */
+function trackLabel(track: MediaTrack): string {
+  if (track.name && track.language && track.name !== track.language) {
+    return `${track.name} (${track.language})`;
+  }
+  return track.name || track.language || `Track ${track.id + 1}`;
 }
 
 // Icons: inline SVG, decorative (the buttons carry the labels).

@@ -10,6 +10,27 @@ export interface QualityLevel {
   bitrate: number;
 }
 
+/** An audio or text track as the menus show it. */
+export interface MediaTrack {
+  /** The engine's own id of the track (hls.js track index, Shaka track id). */
+  id: number;
+  /** BCP 47 language, or '' when the manifest gives none. */
+  language: string;
+  /** The name the manifest gives (e.g. "Commentaire"), else ''. */
+  name: string;
+  active: boolean;
+}
+
+/** The human name of an RFC 6381 codec string's family: H.264, AV1, HEVC, or the string itself. */
+export function codecName(codec: string): string {
+  const prefix = codec.split('.')[0].toLowerCase();
+  if (prefix === 'avc1' || prefix === 'avc3') return 'H.264';
+  if (prefix === 'av01') return 'AV1';
+  if (prefix === 'hvc1' || prefix === 'hev1') return 'HEVC';
+  if (prefix === 'vp09') return 'VP9';
+  return codec;
+}
+
 export interface EngineEvents {
   /** The list of levels is known or changed. */
   onLevels(): void;
@@ -17,6 +38,8 @@ export interface EngineEvents {
   onLevelSwitched(): void;
   /** A fatal error: `recovered` tells whether the engine is trying again. */
   onFatalError(message: string, recovered: boolean): void;
+  /** The audio or text tracks, or which of them is active, changed. */
+  onTracks(): void;
 }
 
 export interface EngineOptions {
@@ -43,6 +66,14 @@ export interface Engine {
   pathway(): string | null;
   /** Host that served the last media segment. */
   lastSegmentHost(): string | null;
+  /** The RFC 6381 video codec string of the level playing, e.g. `avc1.64001f`. */
+  videoCodec(): string | null;
+  audioTracks(): MediaTrack[];
+  /** Switches the audio track while playing (no restart). */
+  selectAudio(id: number): void;
+  textTracks(): MediaTrack[];
+  /** Shows the text track's cues; null turns captions off. */
+  selectText(id: number | null): void;
   destroy(): void;
 }
 
@@ -71,6 +102,14 @@ export async function createHlsEngine(video: HTMLVideoElement, options: EngineOp
   hls.on(Hls.Events.MANIFEST_PARSED, () => events.onLevels());
   hls.on(Hls.Events.LEVELS_UPDATED, () => events.onLevels());
   hls.on(Hls.Events.LEVEL_SWITCHED, () => events.onLevelSwitched());
+  for (const name of [
+    Hls.Events.AUDIO_TRACKS_UPDATED,
+    Hls.Events.AUDIO_TRACK_SWITCHED,
+    Hls.Events.SUBTITLE_TRACKS_UPDATED,
+    Hls.Events.SUBTITLE_TRACK_SWITCH,
+  ]) {
+    hls.on(name, () => events.onTracks());
+  }
   hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
     try {
       lastHost = new URL(data.frag.url).host;
@@ -117,6 +156,22 @@ export async function createHlsEngine(video: HTMLVideoElement, options: EngineOp
     bandwidthEstimate: () => (Number.isFinite(hls.bandwidthEstimate) ? hls.bandwidthEstimate : null),
     pathway: () => hls.pathwayPriority?.[0] ?? null,
     lastSegmentHost: () => lastHost,
+    videoCodec: () => {
+      const level = hls.levels[hls.currentLevel];
+      return level?.videoCodec ?? null;
+    },
+    audioTracks: () =>
+      hls.audioTracks.map((track, idx) => ({ id: idx, language: track.lang ?? '', name: track.name ?? '', active: idx === hls.audioTrack })),
+    selectAudio: (id) => {
+      hls.audioTrack = id;
+    },
+    textTracks: () =>
+      hls.subtitleTracks.map((track, idx) => ({ id: idx, language: track.lang ?? '', name: track.name ?? '', active: idx === hls.subtitleTrack })),
+    selectText: (id) => {
+      hls.subtitleDisplay = id != null;
+      hls.subtitleTrack = id ?? -1;
+      events.onTracks();
+    },
     destroy: () => hls.destroy(),
   };
 }
@@ -136,6 +191,11 @@ function createNativeEngine(video: HTMLVideoElement, options: EngineOptions): En
     bandwidthEstimate: () => null,
     pathway: () => null,
     lastSegmentHost: () => null,
+    videoCodec: () => null,
+    audioTracks: () => [],
+    selectAudio: () => undefined,
+    textTracks: () => [],
+    selectText: () => undefined,
     destroy: () => {
       video.removeAttribute('src');
       video.load();
@@ -151,6 +211,14 @@ interface ShakaTrack {
   height: number | null;
   bandwidth: number;
   videoBandwidth: number | null;
+  videoCodec: string | null;
+}
+/** Shaka's AudioTrack and TextTrack, the members used here. */
+interface ShakaMediaTrack {
+  id?: number;
+  active: boolean;
+  language: string;
+  label: string | null;
 }
 interface ShakaPlayer {
   attach(video: HTMLVideoElement): Promise<void>;
@@ -158,6 +226,10 @@ interface ShakaPlayer {
   configure(config: object): boolean;
   getVariantTracks(): ShakaTrack[];
   selectVariantTrack(track: ShakaTrack, clearBuffer?: boolean): void;
+  getAudioTracks(): ShakaMediaTrack[];
+  selectAudioTrack(track: ShakaMediaTrack): void;
+  getTextTracks(): (ShakaMediaTrack & { id: number })[];
+  selectTextTrack(track: ShakaMediaTrack | null): void;
   getStats(): { estimatedBandwidth: number };
   getConfiguration(): { abr: { enabled: boolean } };
   getNetworkingEngine(): {
@@ -204,6 +276,9 @@ export async function createDashEngine(video: HTMLVideoElement, options: EngineO
   player.addEventListener('trackschanged', () => events.onLevels());
   player.addEventListener('adaptation', () => events.onLevelSwitched());
   player.addEventListener('variantchanged', () => events.onLevelSwitched());
+  for (const name of ['trackschanged', 'variantchanged', 'audiotrackschanged', 'textchanged']) {
+    player.addEventListener(name, () => events.onTracks());
+  }
   player.addEventListener('error', (event) => {
     const detail = event.detail;
     // Severity 2 is CRITICAL: Shaka stopped.
@@ -251,6 +326,21 @@ export async function createDashEngine(video: HTMLVideoElement, options: EngineO
     },
     pathway: () => null,
     lastSegmentHost: () => lastHost,
+    videoCodec: () => player.getVariantTracks().find((track) => track.active)?.videoCodec ?? null,
+    // Shaka's audio tracks have no id before 5.x; their index stands in.
+    audioTracks: () =>
+      player.getAudioTracks().map((track, idx) => ({ id: idx, language: track.language, name: track.label ?? '', active: track.active })),
+    selectAudio: (id) => {
+      const track = player.getAudioTracks()[id];
+      if (track) player.selectAudioTrack(track);
+    },
+    textTracks: () =>
+      player.getTextTracks().map((track) => ({ id: track.id, language: track.language, name: track.label ?? '', active: track.active })),
+    selectText: (id) => {
+      const track = id == null ? null : player.getTextTracks().find((candidate) => candidate.id === id);
+      player.selectTextTrack(track ?? null);
+      events.onTracks();
+    },
     destroy: () => void player.destroy(),
   };
 }
