@@ -1125,6 +1125,24 @@ async fn non_zero_start_times() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matroska_source_that_starts_late_keeps_its_length() {
+    // Matroska's DURATION tag is the stream's end time (8 s here), which
+    // made a 10 s plan for 3 s of media and failed packaging with "no moof
+    // box" (issue 14).
+    let source = Source {
+        name: "offset-mkv",
+        args: lavfi_video("320x180", "25", 3.0, &format!("{X264} -output_ts_offset 5")),
+        extension: "mkv",
+    };
+    let probe = run_case(source, av()).await;
+    assert_eq!(planned(&probe, "total_frames"), 75, "{probe:#}");
+    let seconds = probe["info"]["duration_seconds"]
+        .as_f64()
+        .expect("duration");
+    assert!((seconds - 3.0).abs() < 0.05, "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shorter_than_one_segment() {
     let probe = run_case(
         Source {
