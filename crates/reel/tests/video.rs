@@ -112,6 +112,10 @@ impl Server {
 struct ServedTrack {
     timescale: u32,
     extinf_sum: f64,
+    /// Each segment's EXTINF, in order.
+    extinfs: Vec<f64>,
+    /// `EXT-X-TARGETDURATION`.
+    target_duration: u64,
     fragments: Vec<reel_cmaf::Fragment>,
 }
 
@@ -121,16 +125,20 @@ async fn fetch_track(server: &Server, playlist_url: &str) -> ServedTrack {
     let playlist = server.get_text(playlist_url).await;
     let base = &playlist_url[..playlist_url.rfind('/').expect("slash") + 1];
     let mut init_uri = None;
-    let mut extinf_sum = 0.0;
+    let mut extinfs = Vec::new();
+    let mut target_duration = 0;
     let mut segment_uris = Vec::new();
     for line in playlist.lines() {
         if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
             init_uri = Some(rest.trim_end_matches('"').to_string());
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            target_duration = rest.trim().parse().expect("EXT-X-TARGETDURATION number");
         } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            extinf_sum += rest
-                .trim_end_matches(',')
-                .parse::<f64>()
-                .expect("EXTINF number");
+            extinfs.push(
+                rest.trim_end_matches(',')
+                    .parse::<f64>()
+                    .expect("EXTINF number"),
+            );
         } else if !line.starts_with('#') && !line.trim().is_empty() {
             segment_uris.push(line.trim().to_string());
         }
@@ -144,14 +152,18 @@ async fn fetch_track(server: &Server, playlist_url: &str) -> ServedTrack {
         whole.extend_from_slice(&server.get_bytes(&format!("{base}{uri}")).await);
     }
     let parsed = reel_cmaf::parse_fragmented(Bytes::from(whole)).expect("served segments parse");
-    assert_eq!(
+    // One fragment per segment, but a joined last segment holds two.
+    assert!(
+        [segment_uris.len(), segment_uris.len() + 1].contains(&parsed.fragments.len()),
+        "{} fragments in {} segments",
         parsed.fragments.len(),
-        segment_uris.len(),
-        "one fragment per segment"
+        segment_uris.len()
     );
     ServedTrack {
         timescale: parsed.info.timescale,
-        extinf_sum,
+        extinf_sum: extinfs.iter().sum(),
+        extinfs,
+        target_duration,
         fragments: parsed.fragments,
     }
 }
@@ -172,6 +184,22 @@ impl ServedTrack {
             "{what}: EXTINF sum {} != sample durations {total}",
             self.extinf_sum
         );
+        // Issue 14: no segment shorter than half the target duration (a
+        // short tail joins the segment before it), and RFC 8216 4.3.3.1:
+        // the target is the longest EXTINF rounded.
+        let longest = self.extinfs.iter().copied().fold(0.0, f64::max);
+        assert_eq!(
+            self.target_duration,
+            longest.round() as u64,
+            "{what}: EXT-X-TARGETDURATION for {:?}",
+            self.extinfs
+        );
+        if let [first, .., last] = self.extinfs[..] {
+            assert!(
+                2.0 * last >= first,
+                "{what}: last segment {last} s is shorter than half of {first} s"
+            );
+        }
     }
 
     fn start_seconds(&self) -> f64 {
@@ -498,20 +526,48 @@ async fn fps_30() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fps_29_97_with_a_short_last_segment() {
-    let probe = run_case(
-        Source {
-            name: "fps2997",
-            args: lavfi_video("640x360", "30000/1001", 9.0, X264),
-            extension: "mp4",
-        },
-        av(),
-    )
-    .await;
+async fn fps_29_97_with_a_short_tail_joined_to_the_last_segment() {
+    let server = Server::start(2, &[]);
+    let source = Source {
+        name: "fps2997",
+        args: lavfi_video("640x360", "30000/1001", 9.0, X264),
+        extension: "mp4",
+    };
+    let video = server.ingest(&make_source(server.env.dir.path(), &source));
+    let probe = check_playable(&server, &video, av()).await;
+    let hls = video["hls"].as_str().expect("hls url");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let mut served_segments = Vec::new();
+    let renditions = video["renditions"].as_array().expect("renditions");
+    let tracks = renditions
+        .iter()
+        .map(|rendition| rendition["id"].as_str().expect("id"))
+        .chain(["audio"]);
+    for track in tracks {
+        let served = fetch_track(&server, &format!("{base}{track}/index.m3u8")).await;
+        assert_eq!(served.target_duration, 5, "{track}");
+        served_segments.push((track, served.extinfs));
+    }
     assert_eq!(planned(&probe, "frame_rate"), "30000/1001");
     // 9 s at 29.97 fps: 269.73 frames, rounded to 270.
     assert_eq!(planned(&probe, "total_frames"), 270);
     assert_eq!(planned(&probe, "segment_frames"), 120);
+    // The 30-frame tail (1 s) is shorter than half a segment: it joined
+    // the segment before it, in every rendition and in the audio.
+    let chunks: Vec<u64> = planned(&probe, "chunks")
+        .as_array()
+        .expect("chunks")
+        .iter()
+        .map(|chunk| chunk["frame_count"].as_u64().expect("frame_count"))
+        .collect();
+    assert_eq!(chunks, vec![120, 150]);
+    for (track, segments) in served_segments {
+        assert_eq!(segments.len(), 2, "{track}: {segments:?}");
+        if track != "audio" {
+            assert!((segments[0] - 4.004).abs() < 1e-6, "{track}: {segments:?}");
+            assert!((segments[1] - 5.005).abs() < 1e-6, "{track}: {segments:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

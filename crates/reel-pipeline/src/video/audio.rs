@@ -44,7 +44,10 @@ impl TaskHandler for AudioTask {
         );
         let track = tokio::task::spawn_blocking(move || -> Result<reel_cmaf::Track, String> {
             let parsed = reel_cmaf::parse_fragmented(data).map_err(|error| error.to_string())?;
-            reel_cmaf::assemble(vec![parsed]).map_err(|error| error.to_string())
+            let mut track = reel_cmaf::assemble(vec![parsed]).map_err(|error| error.to_string())?;
+            // No runt at the end: hls.js never reaches `ended` after one.
+            track.join_short_last_segment();
+            Ok(track)
         })
         .await
         .map_err(|error| TaskError::retryable(format!("packaging thread: {error}")))?
