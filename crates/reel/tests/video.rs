@@ -186,11 +186,11 @@ impl ServedTrack {
         );
         // Issue 14: no segment shorter than half the target duration (a
         // short tail joins the segment before it), and RFC 8216 4.3.3.1:
-        // the target is the longest EXTINF rounded.
+        // the target is the longest EXTINF rounded (at least 1).
         let longest = self.extinfs.iter().copied().fold(0.0, f64::max);
         assert_eq!(
             self.target_duration,
-            longest.round() as u64,
+            (longest.round() as u64).max(1),
             "{what}: EXT-X-TARGETDURATION for {:?}",
             self.extinfs
         );
@@ -257,9 +257,10 @@ fn decoded_frames(url: &str, stream: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Sums of SegmentTimeline durations per Representation id, in ticks (a
-/// Representation's own SegmentTemplate, else its AdaptationSet's).
-fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
+/// Sums of SegmentTimeline durations per Representation id, in ticks, with
+/// their timescale (a Representation's own SegmentTemplate, else its
+/// AdaptationSet's).
+fn mpd_timelines(mpd: &str) -> Vec<(String, u64, u32)> {
     use quick_xml::events::{BytesStart, Event};
     let attribute = |element: &BytesStart<'_>, name: &str| -> Option<String> {
         element
@@ -271,8 +272,8 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     // Per AdaptationSet: its representations with their own totals, and
     // the set's total; `in_representation` says where an S counts.
-    let mut representations: Vec<(String, Option<u64>)> = Vec::new();
-    let mut set_total: Option<u64> = None;
+    let mut representations: Vec<(String, Option<(u64, u32)>)> = Vec::new();
+    let mut set_total: Option<(u64, u32)> = None;
     let mut in_representation = false;
     loop {
         let (element, is_start) = match reader.read_event().expect("the MPD is XML") {
@@ -284,8 +285,8 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                     b"AdaptationSet" => {
                         // A text track is one file, without a timeline.
                         for (id, own) in representations.drain(..) {
-                            if let Some(total) = own.or(set_total) {
-                                out.push((id, total));
+                            if let Some((total, timescale)) = own.or(set_total) {
+                                out.push((id, total, timescale));
                             }
                         }
                         set_total = None;
@@ -302,10 +303,16 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                 representations.push((attribute(&element, "id").expect("id"), None));
                 in_representation = is_start;
             }
-            b"SegmentTemplate" if in_representation => {
-                representations.last_mut().expect("representation").1 = Some(0);
+            b"SegmentTemplate" => {
+                let timescale: u32 = attribute(&element, "timescale")
+                    .map(|text| text.parse().expect("timescale number"))
+                    .unwrap_or(1);
+                if in_representation {
+                    representations.last_mut().expect("representation").1 = Some((0, timescale));
+                } else {
+                    set_total = Some((0, timescale));
+                }
             }
-            b"SegmentTemplate" => set_total = Some(0),
             b"S" => {
                 let duration: u64 = attribute(&element, "d")
                     .expect("d")
@@ -323,12 +330,69 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                 } else {
                     set_total.as_mut()
                 };
-                *total.expect("S inside a SegmentTemplate") += duration * (repeat + 1);
+                total.expect("S inside a SegmentTemplate").0 += duration * (repeat + 1);
             }
             _ => {}
         }
     }
     out
+}
+
+/// One audio frame at 48 kHz: how far apart audio and video may end.
+const AAC_FRAME_SECONDS: f64 = 1024.0 / 48_000.0;
+
+/// Issue 14: audio and video last the same within one audio frame, as a
+/// player reads the manifests: every media playlist's EXTINF sum in the
+/// multivariant playlist, and every Representation's SegmentTimeline.
+async fn check_audio_and_video_durations_agree(server: &Server, hls: &str, mpd: &str) {
+    let master = server.get_text(hls).await;
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let mut hls_durations: Vec<(String, bool, f64)> = Vec::new();
+    let mut next_is_variant = false;
+    for line in master.lines() {
+        let (uri, is_audio) = if line.starts_with("#EXT-X-STREAM-INF:") {
+            next_is_variant = true;
+            continue;
+        } else if next_is_variant && !line.starts_with('#') {
+            next_is_variant = false;
+            (line.trim().to_string(), false)
+        } else if line.starts_with("#EXT-X-MEDIA:TYPE=AUDIO") {
+            let uri = line
+                .split("URI=\"")
+                .nth(1)
+                .expect("URI")
+                .trim_end_matches('"');
+            (uri.to_string(), true)
+        } else {
+            continue;
+        };
+        let playlist = server.get_text(&format!("{base}{uri}")).await;
+        let seconds: f64 = playlist
+            .lines()
+            .filter_map(|line| line.strip_prefix("#EXTINF:"))
+            .map(|rest| rest.trim_end_matches(',').parse::<f64>().expect("EXTINF"))
+            .sum();
+        hls_durations.push((uri, is_audio, seconds));
+    }
+    let dash_durations: Vec<(String, bool, f64)> = mpd_timelines(mpd)
+        .into_iter()
+        .map(|(id, ticks, timescale)| {
+            let is_audio = id.starts_with("audio");
+            (id, is_audio, ticks as f64 / f64::from(timescale))
+        })
+        .collect();
+    for (manifest, durations) in [("HLS", &hls_durations), ("DASH", &dash_durations)] {
+        let audio = durations.iter().filter(|(_, is_audio, _)| *is_audio);
+        for (audio_id, _, audio_seconds) in audio {
+            let video = durations.iter().filter(|(_, is_audio, _)| !*is_audio);
+            for (video_id, _, video_seconds) in video {
+                assert!(
+                    (audio_seconds - video_seconds).abs() <= AAC_FRAME_SECONDS,
+                    "{manifest}: {audio_id} lasts {audio_seconds} s, {video_id} {video_seconds} s"
+                );
+            }
+        }
+    }
 }
 
 /// What a case must publish.
@@ -358,9 +422,9 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
     if expect.audio {
         let audio = fetch_track(server, &format!("{base}audio/index.m3u8")).await;
         audio.check_continuous("audio");
-        let (_, dash_ticks) = timelines
+        let (_, dash_ticks, _) = timelines
             .iter()
-            .find(|(id, _)| id == "audio")
+            .find(|(id, ..)| id == "audio")
             .expect("audio representation");
         assert_eq!(*dash_ticks, audio.total_ticks(), "audio SegmentTimeline");
         audio_start = Some(audio.start_seconds());
@@ -388,9 +452,9 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
                 "{name}: a segment does not start with a sync sample"
             );
             assert_eq!(track.start_seconds(), 0.0, "{name} starts at 0");
-            let (_, dash_ticks) = timelines
+            let (_, dash_ticks, _) = timelines
                 .iter()
-                .find(|(id, _)| id == name)
+                .find(|(id, ..)| id == name)
                 .unwrap_or_else(|| panic!("no representation {name} in {mpd}"));
             assert_eq!(
                 *dash_ticks,
@@ -420,6 +484,7 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
             "frames ffmpeg decodes per representation through DASH"
         );
     }
+    check_audio_and_video_durations_agree(server, &hls, &mpd).await;
     check_with_python(&hls, &dash, expect.video);
     probe
 }
@@ -796,7 +861,7 @@ async fn every_audio_stream_becomes_a_track_with_its_language() {
         "{mpd}"
     );
     assert!(
-        mpd_timelines(&mpd).iter().any(|(id, _)| id == "audio-2"),
+        mpd_timelines(&mpd).iter().any(|(id, ..)| id == "audio-2"),
         "{mpd}"
     );
 }
