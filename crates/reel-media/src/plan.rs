@@ -351,6 +351,39 @@ pub fn plan(info: &MediaInfo, settings: &PlanSettings) -> Result<Plan, MediaErro
 /// The segment duration of titles without video.
 const AUDIO_ONLY_SEGMENT_SECONDS: f64 = 4.0;
 
+impl Plan {
+    /// The media segments' durations in microseconds, as the manifests
+    /// will list them (each the difference of cumulative times rounded to a
+    /// microsecond): the video's segment grid, or for a title without video
+    /// 4 s segments with the same joined tail. Text tracks are cut on them.
+    pub fn segment_durations_micros(&self) -> Vec<u64> {
+        let Some(video) = &self.video else {
+            let total_micros = (self.duration_seconds.max(0.0) * 1e6).round() as u64;
+            return segment_grid(total_micros, (AUDIO_ONLY_SEGMENT_SECONDS * 1e6) as u32);
+        };
+        let (num, den) = (
+            u128::from(video.frame_rate.num()),
+            u128::from(video.frame_rate.den()),
+        );
+        // Frame f starts at f × den / num s, rounded half up to a microsecond.
+        let micros_at = |frame: u64| -> u64 {
+            let doubled = 2 * u128::from(frame) * den * 1_000_000;
+            u64::try_from((doubled + num) / (2 * num)).unwrap_or(u64::MAX)
+        };
+        let mut start_frame = 0u64;
+        video
+            .segment_frame_counts()
+            .into_iter()
+            .map(|frames| {
+                let end_frame = start_frame + frames;
+                let micros = micros_at(end_frame) - micros_at(start_frame);
+                start_frame = end_frame;
+                micros
+            })
+            .collect()
+    }
+}
+
 /// Cuts `total_frames` into segments of `segment_frames`; a tail shorter
 /// than half a segment joins the segment before it (issue 14: no segment
 /// shorter than half the target duration).

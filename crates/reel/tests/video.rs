@@ -866,6 +866,47 @@ async fn every_audio_stream_becomes_a_track_with_its_language() {
     );
 }
 
+/// A text track's HLS playlist as served: one WebVTT segment per segment of
+/// the first video rendition, with the same EXTINFs, each a WebVTT file with
+/// `X-TIMESTAMP-MAP`; returns the segments' texts.
+async fn segmented_text(server: &Server, video: &Value, track: &str) -> Vec<String> {
+    let hls = video["hls"].as_str().expect("hls");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let extinfs = |playlist: &str| -> Vec<String> {
+        playlist
+            .lines()
+            .filter(|line| line.starts_with("#EXTINF:"))
+            .map(str::to_string)
+            .collect()
+    };
+    let rendition = video["renditions"][0]["id"].as_str().expect("rendition");
+    let video_playlist = server
+        .get_text(&format!("{base}{rendition}/index.m3u8"))
+        .await;
+    let playlist = server.get_text(&format!("{base}{track}/index.m3u8")).await;
+    assert_eq!(extinfs(&playlist), extinfs(&video_playlist), "{playlist}");
+    assert!(!playlist.contains("EXT-X-MAP"), "{playlist}");
+    let uris: Vec<&str> = playlist
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .collect();
+    let mut texts = Vec::new();
+    for (segment_idx, uri) in uris.iter().enumerate() {
+        assert_eq!(
+            *uri,
+            format!("seg-{:05}.vtt", segment_idx + 1),
+            "{playlist}"
+        );
+        let text = server.get_text(&format!("{base}{track}/{uri}")).await;
+        assert!(
+            text.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n"),
+            "{uri}: {text}"
+        );
+        texts.push(text);
+    }
+    texts
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_subtitle_streams_become_webvtt_tracks() {
     let server = Server::start(2, &[]);
@@ -873,7 +914,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
     let srt = dir.join("cues.srt");
     std::fs::write(
         &srt,
-        "1\n00:00:00,500 --> 00:00:01,500\nHello <b>there</b>\n\n2\n00:00:02,000 --> 00:00:03,000\nSecond cue\n",
+        "1\n00:00:00,500 --> 00:00:01,500\nHello <b>there</b>\n\n2\n00:00:02,000 --> 00:00:03,000\nSecond cue\n\n3\n00:00:03,500 --> 00:00:04,500\nAcross\n\n4\n00:00:06,000 --> 00:00:07,000\nLast\n",
     )
     .expect("srt");
     let srt = srt.display().to_string();
@@ -882,7 +923,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
         (
             "subs.mkv",
             format!(
-                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -i {srt} -t 4 -map 0:v -map 1:s -map 2:s \
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -i {srt} -t 9 -map 0:v -map 1:s -map 2:s \
                  -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s:0 srt -c:s:1 ass \
                  -metadata:s:s:0 language=eng -metadata:s:s:1 language=fre -metadata:s:s:1 title=Sous-titres"
             ),
@@ -891,7 +932,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
         (
             "subs.mp4",
             format!(
-                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -t 4 -map 0:v -map 1:s \
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -t 9 -map 0:v -map 1:s \
                  -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s mov_text -metadata:s:s:0 language=eng"
             ),
             1,
@@ -923,11 +964,19 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
             "{name}: {master}"
         );
         assert!(master.contains(",SUBTITLES=\"text\"\n"), "{name}: {master}");
-        let playlist = server.get_text(&format!("{base}text-1/index.m3u8")).await;
-        assert!(
-            playlist.contains("#EXTINF:4.000000,\ncaptions.vtt\n"),
-            "{playlist}"
-        );
+        // 9 s: segments of 4 s and 5 s (the 1 s tail joined). A cue
+        // across the boundary at 4 s is in both.
+        let segments = segmented_text(&server, &video, "text-1").await;
+        assert_eq!(segments.len(), 2, "{name}: {segments:?}");
+        for (segment, expected) in segments.iter().zip([
+            ["Second cue", "Across"].as_slice(),
+            ["Across", "Last"].as_slice(),
+        ]) {
+            for text in expected {
+                assert!(segment.contains(text), "{name}: {text} not in {segment}");
+            }
+        }
+        assert!(!segments[1].contains("Second cue"), "{name}: {segments:?}");
         let response = server
             .client
             .get(format!("{base}text-1/captions.vtt"))
@@ -949,8 +998,14 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
             "{vtt}"
         );
         // The cues keep their times on the video's timeline.
-        assert!(vtt.contains("00:00.500 --> 00:01.500"), "{name}: {vtt}");
-        assert!(vtt.contains("00:02.000 --> 00:03.000"), "{name}: {vtt}");
+        assert!(
+            vtt.contains("00:00:00.500 --> 00:00:01.500"),
+            "{name}: {vtt}"
+        );
+        assert!(
+            vtt.contains("00:00:02.000 --> 00:00:03.000"),
+            "{name}: {vtt}"
+        );
         assert!(vtt.contains("Second cue"), "{name}: {vtt}");
         let mpd = server.get_text(video["dash"].as_str().expect("dash")).await;
         assert_eq!(
@@ -1025,6 +1080,18 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
         vtt.contains("00:00:00.250 --> 00:00:01.000\nBonjour"),
         "{vtt}"
     );
+    // HLS reads it segmented on the video's segments, like the source's.
+    let segments = segmented_text(&server, &video, "text-1").await;
+    assert!(segments[0].contains("Bonjour"), "{segments:?}");
+    let objects = server.env.objects_dir();
+    let track_files = || {
+        crate::common::list_files(&objects)
+            .into_iter()
+            .filter(|file| file.contains("/text-1/"))
+            .count()
+    };
+    // captions.vtt, index.m3u8 and each segment.
+    assert_eq!(track_files(), 2 + segments.len());
     // The video's segments are the same objects as before: only manifests moved.
     let base = &hls[..hls.rfind('/').expect("slash") + 1];
     let rendition = video["renditions"][0]["id"].as_str().expect("rendition");
@@ -1052,6 +1119,7 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
     };
     assert_eq!(delete("text-9").await.expect("DELETE").status(), 404);
     assert_eq!(delete("text-1").await.expect("DELETE").status(), 200);
+    assert_eq!(track_files(), 0, "the track's files are deleted");
     assert!(!server.get_text(&hls).await.contains("SUBTITLES"));
     assert!(!server.get_text(&dash).await.contains("text/vtt"));
 }

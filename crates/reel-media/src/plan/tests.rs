@@ -230,6 +230,18 @@ fn a_tail_shorter_than_half_a_segment_joins_the_segment_before_it() {
     let ntsc = plan_video(&source, &settings).expect("plan");
     assert_eq!(ntsc.total_frames, 270);
     assert_eq!(ntsc.segment_frame_counts(), vec![120, 150]);
+    let titled = plan(&info(Some(source.clone()), None), &settings).expect("plan");
+    assert_eq!(
+        titled.segment_durations_micros(),
+        vec![4_004_000, 5_005_000]
+    );
+    // Without video: 4 s segments of the 12.5 s stream, the 0.5 s tail
+    // joined to the last.
+    let sound = plan(&info(None, Some(audio(2))), &settings).expect("plan");
+    assert_eq!(
+        sound.segment_durations_micros(),
+        vec![4_000_000, 4_000_000, 4_500_000]
+    );
     let chunks: Vec<(u64, u32)> = ntsc
         .chunks
         .iter()

@@ -86,6 +86,7 @@ pub(super) fn fan_out(
                 track,
                 origin_seconds: plan.origin_seconds,
                 duration_seconds: plan.duration_seconds,
+                segments_micros: plan.segment_durations_micros(),
                 language: subtitle.language.clone(),
                 title: subtitle.title.clone(),
                 // Captions show when the viewer asks, whatever the

@@ -63,7 +63,7 @@ pub use budget::{BudgetError, MediaBudget};
 pub use download::download_job;
 pub use layout::{JobLayout, VideoLayout};
 pub use presentation::{
-    read_presentation, write_presentation, write_text_track, PresentationError,
+    delete_text_track, read_presentation, write_presentation, write_text_track, PresentationError,
 };
 pub use progress::{video_progress, PipelineStep, VideoProgress, VideoState};
 use sources::SourceCache;
@@ -322,6 +322,10 @@ pub(crate) struct TextPayload {
     origin_seconds: f64,
     /// The title's output duration.
     duration_seconds: f64,
+    /// The media segments' durations, on which the WebVTT is cut
+    /// (`Plan::segment_durations_micros`).
+    #[serde(default)]
+    segments_micros: Vec<u64>,
     language: Option<String>,
     title: Option<String>,
     default: bool,
