@@ -1228,9 +1228,6 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         disposition.starts_with("attachment; filename="),
         "{disposition}"
     );
-    let bytes = response.bytes().await.expect("body");
-    let file = server.env.dir.path().join("download.mp4");
-    std::fs::write(&file, &bytes).expect("write");
     let ranged = server
         .client
         .get(&url)
@@ -1239,8 +1236,16 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         .await
         .expect("range");
     assert_eq!(ranged.status(), 206);
-    // Streams and duration as ffprobe reads them: video and audio, the
-    // video's duration within one frame.
+    let bytes = response.bytes().await.expect("body");
+    check_progressive_mp4(&server, &video, &bytes);
+}
+
+/// A download as ffprobe reads it: video and audio streams, the video's
+/// duration within one frame (25 fps), and faststart (the index, moov,
+/// before the media, mdat).
+fn check_progressive_mp4(server: &Server, video: &Value, bytes: &[u8]) {
+    let file = server.env.dir.path().join("download.mp4");
+    std::fs::write(&file, bytes).expect("write");
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -1273,10 +1278,61 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         (duration - expected).abs() <= 1.0 / 25.0 + 0.03,
         "{duration} s vs {expected} s"
     );
-    // faststart: the index (moov) comes before the media (mdat).
     let moov = bytes.windows(4).position(|w| w == b"moov").expect("moov");
     let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("mdat");
     assert!(moov < mdat, "moov at {moov}, mdat at {mdat}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encode_downloads_makes_the_chosen_downloads_in_the_video_job() {
+    let server = Server::start(2, &[("REEL_ENCODE_DOWNLOADS", "240p")]);
+    let source = reel_testkit::media::Lavfi::video("640x360", "25", 3)
+        .with_audio(44100)
+        .write(server.env.dir.path().join("source.mp4"));
+    let video = server.ingest(&source);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let view = server.get_json(&format!("/v1/videos/{id}")).await;
+    let job = server
+        .get_json(&format!(
+            "/v1/jobs/{}",
+            view["job_id"].as_str().expect("job")
+        ))
+        .await;
+    let mut download_tasks: Vec<&str> = job["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|task| task["kind"] == "download")
+        .map(|task| task["key"].as_str().expect("key"))
+        .collect();
+    download_tasks.sort();
+    // 640x360 makes 360p and 240p: only the chosen one becomes a task.
+    let renditions: Vec<&str> = video["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .map(|rendition| rendition["id"].as_str().expect("id"))
+        .collect();
+    let chosen: Vec<String> = renditions
+        .iter()
+        .filter(|id| id.ends_with("-240p"))
+        .map(|id| format!("download-{id}"))
+        .collect();
+    assert_eq!(renditions.len(), 2, "{renditions:?}");
+    assert_eq!(download_tasks, chosen, "{renditions:?}");
+    assert_eq!(chosen.len(), 1, "{renditions:?}");
+    for rendition in &renditions {
+        let url = format!("{}/v/{id}/download/{rendition}.mp4", server.url);
+        let response = server.client.get(&url).send().await.expect("download");
+        if rendition.ends_with("-240p") {
+            assert_eq!(response.status(), 200, "{url}");
+            let bytes = response.bytes().await.expect("body");
+            check_progressive_mp4(&server, &video, &bytes);
+        } else {
+            assert_eq!(response.status(), 404, "{url}: not chosen");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

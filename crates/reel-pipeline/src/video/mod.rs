@@ -94,6 +94,34 @@ pub struct VideoSettings {
     /// Encode the lowest rendition in its own tasks, first, so the video is
     /// playable early (one more decode of the source).
     pub lowest_rendition_first: bool,
+    /// The renditions whose progressive MP4 every video job makes, after
+    /// its last publication (`encode.downloads`).
+    pub downloads: DownloadSelection,
+}
+
+/// Which renditions a video job makes downloads of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownloadSelection {
+    /// None: downloads are made on request (`POST /v1/videos/{id}/downloads`).
+    Off,
+    /// Every rendition.
+    All,
+    /// The renditions with these names (`720p`) or ids (`h264-720p`); a
+    /// name the video's ladder does not have is skipped.
+    Renditions(Vec<String>),
+}
+
+impl DownloadSelection {
+    /// Whether the rendition with `id` and `name` is selected.
+    pub fn includes(&self, id: &str, name: &str) -> bool {
+        match self {
+            DownloadSelection::Off => false,
+            DownloadSelection::All => true,
+            DownloadSelection::Renditions(names) => {
+                names.iter().any(|wanted| wanted == id || wanted == name)
+            }
+        }
+    }
 }
 
 /// The key a video's source is stored at ([`VideoLayout::source`]).
