@@ -28,7 +28,7 @@ const MAX_TEXT_TRACKS: usize = 32;
 
 /// One caption edit at a time in this process: each reads, changes and
 /// writes the presentation whole.
-static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Deserialize)]
 pub(crate) struct CaptionQuery {
@@ -38,6 +38,27 @@ pub(crate) struct CaptionQuery {
 
 /// The ready video's presentation (captions join a finished video only: a
 /// running publish chain would write over them).
+/// A `language=` query value as a BCP 47 tag (`fre` becomes `fr`); none
+/// when it is absent or empty.
+pub(crate) fn parse_language(language: Option<String>) -> Result<Option<String>, ApiError> {
+    language
+        .filter(|language| !language.is_empty())
+        .map(|language| {
+            let valid = language.len() <= 35
+                && language
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+            valid
+                .then(|| reel_media::language::bcp47(&language))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "language {language:?} is not a BCP 47 tag such as en or pt-BR"
+                    ))
+                })
+        })
+        .transpose()
+}
+
 pub(crate) async fn ready_presentation(
     state: &AppState,
     video_id: VideoId,
@@ -58,7 +79,7 @@ pub(crate) async fn ready_presentation(
 }
 
 /// Writes the presentation and both manifests, then purges the edges.
-async fn republish(
+pub(crate) async fn republish(
     state: &AppState,
     video_id: VideoId,
     presentation: &Presentation,
@@ -95,23 +116,7 @@ pub(crate) async fn add_captions(
     let cues = reel_manifest::captions::parse_captions(text).map_err(|error| {
         ApiError::Unprocessable(format!("the caption file is refused: {error}"))
     })?;
-    let language = query
-        .language
-        .filter(|language| !language.is_empty())
-        .map(|language| {
-            let valid = language.len() <= 35
-                && language
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
-            valid
-                .then(|| reel_media::language::bcp47(&language))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "language {language:?} is not a BCP 47 tag such as en or pt-BR"
-                    ))
-                })
-        })
-        .transpose()?;
+    let language = parse_language(query.language)?;
     let _edit = EDITS.lock().await;
     let mut presentation = ready_presentation(&state, video_id, row.job_id).await?;
     if presentation.text.len() >= MAX_TEXT_TRACKS {

@@ -1124,6 +1124,142 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
     assert!(!server.get_text(&dash).await.contains("text/vtt"));
 }
 
+/// SHA-256 of every file of the video renditions' folders, by path.
+fn video_segment_hashes(objects: &Path, video: &Value) -> Vec<(String, String)> {
+    use sha2::Digest;
+    let prefix = format!("videos/{}/h264-", video["id"].as_str().expect("id"));
+    crate::common::list_files(objects)
+        .into_iter()
+        .filter(|file| file.starts_with(&prefix))
+        .map(|file| {
+            let bytes = std::fs::read(objects.join(&file)).expect("read");
+            (file, format!("{:x}", sha2::Sha256::digest(&bytes)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dub_joins_both_manifests_on_the_videos_timeline() {
+    let server = Server::start(2, &[]);
+    let dir = server.env.dir.path();
+    let video = server.ingest(&crate::common::generated_video(dir));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let hashes_before = video_segment_hashes(&server.env.objects_dir(), &video);
+    assert!(!hashes_before.is_empty());
+    // A French dub at another pitch, a little longer than the video: it is
+    // trimmed to the video's duration.
+    let dub = dir.join("dub.m4a");
+    reel_testkit::media::ffmpeg(
+        args("-f lavfi -i sine=frequency=880:sample_rate=48000 -t 3.5 -c:a aac"),
+        &dub,
+    );
+    let audio = format!("{}/v1/videos/{id}/audio", server.url);
+    let post = |query: &str, body: Vec<u8>| {
+        server
+            .client
+            .post(format!("{audio}?{query}"))
+            .bearer_auth(&server.key)
+            .body(body)
+            .send()
+    };
+    let refused = post("language=not%20a%20tag", b"x".to_vec())
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 400);
+    let created = post(
+        "language=fre&name=Fran%C3%A7ais",
+        std::fs::read(&dub).expect("dub"),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.expect("JSON");
+    assert_eq!(created["track"], "audio-2", "{created}");
+    let api = crate::common::Api::new(server.url.clone(), server.key.clone());
+    let job = api
+        .wait_for_end(
+            created["job_id"].as_str().expect("job"),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let hls = video["hls"].as_str().expect("hls");
+    let dash = video["dash"].as_str().expect("dash");
+    let master = server.get_text(hls).await;
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"audio-2/index.m3u8\""),
+        "{master}"
+    );
+    let mpd = server.get_text(dash).await;
+    assert!(mpd.contains("lang=\"fr\""), "{mpd}");
+    check_audio_and_video_durations_agree(&server, hls, &mpd).await;
+    // Its segments decode to the video's duration within one audio frame.
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(format!("{base}audio-2/index.m3u8"))
+        .output()
+        .expect("ffprobe");
+    let end = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pts, duration) = line.split_once(',')?;
+            Some(pts.parse::<f64>().ok()? + duration.trim().parse::<f64>().ok()?)
+        })
+        .fold(0.0, f64::max);
+    let expected = video["duration_seconds"].as_f64().expect("duration");
+    assert!(
+        (end - expected).abs() <= AAC_FRAME_SECONDS + 1e-3,
+        "the dub decodes to {end} s, the video lasts {expected} s"
+    );
+    assert_eq!(
+        video_segment_hashes(&server.env.objects_dir(), &video),
+        hashes_before,
+        "the video segments are untouched"
+    );
+    // A file without sound fails the job for good, saying why.
+    let silent = dir.join("silent.mp4");
+    reel_testkit::media::ffmpeg(
+        args("-f lavfi -i testsrc2=size=160x90:rate=25 -t 1 -c:v libx264 -preset ultrafast"),
+        &silent,
+    );
+    let created = post("language=de", std::fs::read(&silent).expect("silent"))
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.expect("JSON");
+    let job = api
+        .wait_for_end(
+            created["job_id"].as_str().expect("job"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let error = job["tasks"][0]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("no decodable audio stream"), "{job:#}");
+    assert_eq!(job["tasks"][0]["attempt"], 1, "not retried: {job:#}");
+    // The dub can be removed; the last audio track cannot.
+    let delete = |track: &str| {
+        server
+            .client
+            .delete(format!("{audio}/{track}"))
+            .bearer_auth(&server.key)
+            .send()
+    };
+    assert_eq!(delete("audio-2").await.expect("DELETE").status(), 200);
+    assert!(!server.get_text(hls).await.contains("audio-2"));
+    assert!(!server.get_text(dash).await.contains("lang=\"fr\""));
+    assert_eq!(delete("audio").await.expect("DELETE").status(), 409);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interlaced_sources_are_deinterlaced() {
     let probe = run_case(

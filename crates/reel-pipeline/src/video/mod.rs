@@ -28,6 +28,7 @@ mod audio;
 pub mod budget;
 mod dag;
 mod download;
+mod dub;
 mod encode;
 pub mod layout;
 mod package;
@@ -61,6 +62,7 @@ use serde_json::json;
 use crate::jobs::StoredObject;
 pub use budget::{BudgetError, MediaBudget};
 pub use download::download_job;
+pub use dub::{dub_job, dub_source_key, DubRequest};
 pub use layout::{JobLayout, VideoLayout};
 pub use presentation::{
     delete_text_track, read_presentation, write_presentation, write_text_track, PresentationError,
@@ -168,13 +170,15 @@ pub enum TaskKind {
     Text,
     /// Remuxes a published rendition into a progressive MP4 (a `download` job).
     Download,
+    /// Adds an audio track from an uploaded file (a `dub` job).
+    Dub,
     /// Writes the manifests of what is ready.
     Publish,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [TaskKind; 8] = [
+    pub const ALL: [TaskKind; 9] = [
         TaskKind::MediaProbe,
         TaskKind::Encode,
         TaskKind::Audio,
@@ -183,6 +187,7 @@ impl TaskKind {
         TaskKind::Text,
         TaskKind::Publish,
         TaskKind::Download,
+        TaskKind::Dub,
     ];
 
     /// The name the engine stores.
@@ -195,6 +200,7 @@ impl TaskKind {
             TaskKind::Thumbnails => "thumbnails",
             TaskKind::Text => "text",
             TaskKind::Download => "download",
+            TaskKind::Dub => "dub",
             TaskKind::Publish => "publish",
         }
     }
@@ -250,6 +256,7 @@ pub fn register(
             TaskKind::Thumbnails => Arc::new(thumbnails::ThumbnailTask(shared.clone())),
             TaskKind::Text => Arc::new(text::TextTask(shared.clone())),
             TaskKind::Download => Arc::new(download::DownloadTask(shared.clone())),
+            TaskKind::Dub => Arc::new(dub::DubTask(shared.clone())),
             TaskKind::Publish => Arc::new(publish::PublishTask(shared.clone())),
         };
         registry.register(kind.as_str(), handler);
