@@ -62,7 +62,12 @@ pub(crate) async fn add_audio(
         .max()
         .unwrap_or(0)
         + 1;
-    let track = format!("audio-{number}");
+    // The pipeline's names: `audio` for the first track, `audio-{n}` after.
+    let track = if number <= 1 {
+        "audio".to_string()
+    } else {
+        format!("audio-{number}")
+    };
     let name: String = query
         .name
         .filter(|name| !name.trim().is_empty())

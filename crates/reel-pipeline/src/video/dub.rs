@@ -146,6 +146,9 @@ impl TaskHandler for DubTask {
                 rendition.id
             )));
         }
+        // The only audio track of a video that had none is its default.
+        let mut rendition = rendition;
+        rendition.default = presentation.audio.is_empty();
         presentation.audio.push(rendition.clone());
         write_presentation(shared.objects.as_ref(), input.video, &presentation)
             .await
