@@ -9,12 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use object_store::path::Path as ObjectPath;
 use reel_core::VideoId;
 use reel_jobs::store::JobState;
-use reel_manifest::paths::{MEDIA_PLAYLIST, TEXT_FILE};
+use reel_manifest::paths::TEXT_FILE;
 use reel_manifest::{Presentation, TextTrack};
-use reel_pipeline::video::VideoLayout;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,7 +28,7 @@ const MAX_TEXT_TRACKS: usize = 32;
 
 /// One caption edit at a time in this process: each reads, changes and
 /// writes the presentation whole.
-static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static EDITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Deserialize)]
 pub(crate) struct CaptionQuery {
@@ -40,6 +38,27 @@ pub(crate) struct CaptionQuery {
 
 /// The ready video's presentation (captions join a finished video only: a
 /// running publish chain would write over them).
+/// A `language=` query value as a BCP 47 tag (`fre` becomes `fr`); none
+/// when it is absent or empty.
+pub(crate) fn parse_language(language: Option<String>) -> Result<Option<String>, ApiError> {
+    language
+        .filter(|language| !language.is_empty())
+        .map(|language| {
+            let valid = language.len() <= 35
+                && language
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+            valid
+                .then(|| reel_media::language::bcp47(&language))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "language {language:?} is not a BCP 47 tag such as en or pt-BR"
+                    ))
+                })
+        })
+        .transpose()
+}
+
 pub(crate) async fn ready_presentation(
     state: &AppState,
     video_id: VideoId,
@@ -60,7 +79,7 @@ pub(crate) async fn ready_presentation(
 }
 
 /// Writes the presentation and both manifests, then purges the edges.
-async fn republish(
+pub(crate) async fn republish(
     state: &AppState,
     video_id: VideoId,
     presentation: &Presentation,
@@ -97,23 +116,7 @@ pub(crate) async fn add_captions(
     let cues = reel_manifest::captions::parse_captions(text).map_err(|error| {
         ApiError::Unprocessable(format!("the caption file is refused: {error}"))
     })?;
-    let language = query
-        .language
-        .filter(|language| !language.is_empty())
-        .map(|language| {
-            let valid = language.len() <= 35
-                && language
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
-            valid
-                .then(|| reel_media::language::bcp47(&language))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "language {language:?} is not a BCP 47 tag such as en or pt-BR"
-                    ))
-                })
-        })
-        .transpose()?;
+    let language = parse_language(query.language)?;
     let _edit = EDITS.lock().await;
     let mut presentation = ready_presentation(&state, video_id, row.job_id).await?;
     if presentation.text.len() >= MAX_TEXT_TRACKS {
@@ -129,7 +132,7 @@ pub(crate) async fn add_captions(
         .unwrap_or(0)
         + 1;
     let id = format!("text-{number}");
-    let vtt = reel_manifest::captions::to_webvtt(&cues);
+    let size = reel_manifest::captions::to_webvtt(&cues).len() as u64;
     let duration_micros = match presentation.duration_micros() {
         0 => cues.iter().map(|cue| cue.end_ms * 1000).max().unwrap_or(0),
         micros => micros,
@@ -140,9 +143,10 @@ pub(crate) async fn add_captions(
         language,
         default: false,
         duration_micros,
-        size: vtt.len() as u64,
+        size,
+        segments_micros: presentation.segment_durations_micros(),
     };
-    reel_pipeline::video::write_text_track(state.objects.as_ref(), video_id, &track, vtt)
+    reel_pipeline::video::write_text_track(state.objects.as_ref(), video_id, &track, &cues)
         .await
         .map_err(|error| ApiError::internal("writing the captions", &error))?;
     presentation.text.push(track.clone());
@@ -168,20 +172,17 @@ pub(crate) async fn delete_captions(
     let row = owned_video(&state, video_id, &caller).await?;
     let _edit = EDITS.lock().await;
     let mut presentation = ready_presentation(&state, video_id, row.job_id).await?;
-    let before = presentation.text.len();
-    presentation.text.retain(|existing| existing.id != track);
-    if presentation.text.len() == before {
+    let Some(position) = presentation
+        .text
+        .iter()
+        .position(|existing| existing.id == track)
+    else {
         return Err(ApiError::NotFound(format!(
             "video {video_id} has no caption track {track:?}; GET its manifests for the ids (text-1, …)"
         )));
-    }
+    };
+    let removed = presentation.text.remove(position);
     republish(&state, video_id, &presentation).await?;
-    let layout = VideoLayout::new(video_id);
-    for file in [TEXT_FILE, MEDIA_PLAYLIST] {
-        let _ = state
-            .objects
-            .delete(&ObjectPath::from(layout.object(&format!("{track}/{file}"))))
-            .await;
-    }
+    reel_pipeline::video::delete_text_track(state.objects.as_ref(), video_id, &removed).await;
     Ok(Json(json!({"deleted": track})).into_response())
 }

@@ -29,6 +29,7 @@ pub mod auth;
 mod captions;
 mod companion;
 mod downloads;
+mod dubs;
 mod origin;
 pub mod playback;
 mod request_id;
@@ -223,6 +224,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/videos/{id}/downloads",
             post(downloads::create_downloads),
+        )
+        .route("/v1/videos/{id}/audio", post(dubs::add_audio))
+        .route(
+            "/v1/videos/{id}/audio/{track}",
+            axum::routing::delete(dubs::delete_audio),
         )
         .route("/v1/videos/{id}/playback", post(playback::mint))
         .route(reel_token::JWKS_PATH, get(playback::jwks))

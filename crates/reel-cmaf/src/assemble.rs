@@ -84,6 +84,37 @@ impl Track {
             .max()
             .unwrap_or(0)
     }
+
+    /// Joins a last segment shorter than half of the one before it to that
+    /// segment, so no segment is shorter than half the target duration (a
+    /// runt at the end is a gap to some players: hls.js never reaches
+    /// `ended` after a 4 ms audio segment, issue 14). The joined segment
+    /// holds both fragments, each with its own `moof` (a CMAF segment may
+    /// hold several fragments), numbered `n` and `n + 1`; it may last up to
+    /// 1.5 times the target. Returns whether it joined.
+    pub fn join_short_last_segment(&mut self) -> bool {
+        let n_segments = self.segments.len();
+        if n_segments < 2 {
+            return false;
+        }
+        let (last, previous) = (
+            &self.segments[n_segments - 1],
+            &self.segments[n_segments - 2],
+        );
+        if last.duration.saturating_mul(2) >= previous.duration {
+            return false;
+        }
+        let last = self.segments.pop().expect("two segments were checked");
+        let previous = self.segments.last_mut().expect("two segments were checked");
+        let mut data = BytesMut::with_capacity(previous.data.len() + last.data.len());
+        data.extend_from_slice(&previous.data);
+        data.extend_from_slice(&last.data);
+        previous.data = data.freeze();
+        previous.size = previous.data.len() as u64;
+        previous.duration += last.duration;
+        previous.sample_count += last.sample_count;
+        true
+    }
 }
 
 /// Assembles the chunk files of one rendition, in order, into a track.
@@ -178,7 +209,8 @@ fn numbered_bytes(bytes: &Bytes, sequence_number_offset: usize, number: u32) -> 
 /// Re-reads every segment's bytes and checks the track end to end.
 ///
 /// The init segment must parse and match `track.info`; segment `n` must
-/// carry `mfhd` sequence number `n` and a `tfdt` equal to its `start`; the
+/// carry `mfhd` sequence number `n` (its later fragments, if any, `n + 1`
+/// and on) and a `tfdt` equal to its `start`; the
 /// first segment must start at `expected_start` and each later one where the
 /// previous one ends; sample durations must add up to `duration`; video
 /// segments must start with a sync sample; and sample data must lie inside
@@ -212,63 +244,70 @@ pub fn check_continuity(track: &Track, expected_start: u64) -> Result<(), CmafEr
                 segment.data.len()
             )));
         }
-        let mut moof = None;
-        let mut mdat = None;
+        // The fragments of the segment: `moof mdat` pairs, usually one (two
+        // after `Track::join_short_last_segment`).
+        let mut fragments = Vec::with_capacity(1);
+        let mut open_moof = None;
         for found in Boxes::new(&segment.data, 0) {
             let found = found?;
-            if found.box_type.is(b"moof") && moof.is_none() {
-                moof = Some(found);
-            } else if found.box_type.is(b"mdat") && moof.is_some() && mdat.is_none() {
-                mdat = Some(found);
+            if found.box_type.is(b"moof") {
+                open_moof = Some(found);
+            } else if found.box_type.is(b"mdat") {
+                if let Some(moof) = open_moof.take() {
+                    fragments.push((moof, found));
+                }
             }
         }
-        let (Some(moof), Some(mdat)) = (moof, mdat) else {
+        if fragments.is_empty() {
             return Err(mismatch("expected a moof followed by an mdat".to_string()));
-        };
-        let summary = parse_moof(&moof, init.info.track_id, init.defaults)?;
-        if summary.sequence_number != number {
-            return Err(mismatch(format!(
-                "mfhd sequence number {}",
-                summary.sequence_number
-            )));
         }
-        if summary.base_decode_time != expected {
-            return Err(if segment_idx == 0 {
-                CmafError::WrongStart {
-                    expected,
-                    found: summary.base_decode_time,
-                }
-            } else {
-                CmafError::Discontinuity {
+        let (segment_start, mut duration, mut sample_count) = (expected, 0u64, 0u32);
+        for (fragment_idx, (moof, mdat)) in fragments.iter().enumerate() {
+            let summary = parse_moof(moof, init.info.track_id, init.defaults)?;
+            let wanted_number = number.saturating_add(fragment_idx as u32);
+            if summary.sequence_number != wanted_number {
+                return Err(mismatch(format!(
+                    "mfhd sequence number {} in fragment {fragment_idx}, expected {wanted_number}",
+                    summary.sequence_number
+                )));
+            }
+            if summary.base_decode_time != expected {
+                return Err(if segment_idx == 0 && fragment_idx == 0 {
+                    CmafError::WrongStart {
+                        expected,
+                        found: summary.base_decode_time,
+                    }
+                } else {
+                    CmafError::Discontinuity {
+                        segment: number,
+                        chunk: 0,
+                        expected,
+                        found: summary.base_decode_time,
+                    }
+                });
+            }
+            if is_video && !summary.starts_with_sync {
+                return Err(CmafError::NotSync {
                     segment: number,
                     chunk: 0,
-                    expected,
-                    found: summary.base_decode_time,
-                }
-            });
+                });
+            }
+            check_sample_data(moof, &summary, mdat.start + mdat.header_len, mdat.end())?;
+            expected = summary.base_decode_time.saturating_add(summary.duration);
+            duration = duration.saturating_add(summary.duration);
+            sample_count = sample_count.saturating_add(summary.sample_count);
         }
-        if summary.base_decode_time != segment.start
-            || summary.duration != segment.duration
-            || summary.sample_count != segment.sample_count
+        if segment_start != segment.start
+            || duration != segment.duration
+            || sample_count != segment.sample_count
         {
             return Err(mismatch(format!(
-                "bytes say start {} duration {} samples {}, metadata says start {} duration {} samples {}",
-                summary.base_decode_time,
-                summary.duration,
-                summary.sample_count,
+                "bytes say start {segment_start} duration {duration} samples {sample_count}, metadata says start {} duration {} samples {}",
                 segment.start,
                 segment.duration,
                 segment.sample_count
             )));
         }
-        if is_video && !summary.starts_with_sync {
-            return Err(CmafError::NotSync {
-                segment: number,
-                chunk: 0,
-            });
-        }
-        check_sample_data(&moof, &summary, mdat.start + mdat.header_len, mdat.end())?;
-        expected = summary.base_decode_time.saturating_add(summary.duration);
     }
     Ok(())
 }

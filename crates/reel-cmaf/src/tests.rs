@@ -234,3 +234,35 @@ fn corrupted_input_never_panics() {
         }
     }
 }
+
+/// Two full segments, then a tail of `tail_samples` in a chunk of its own.
+fn with_a_tail(tail_samples: u32) -> Track {
+    let track = ntsc(TrunLayout::PerSample);
+    let tail = SyntheticTrack {
+        samples_per_fragment: tail_samples,
+        ..ntsc(TrunLayout::PerSample)
+    };
+    let chunks = vec![
+        parse(chunk(&track, 1, 0, 2)),
+        parse(chunk(&tail, 3, 240240, 1)),
+    ];
+    assemble(chunks).unwrap()
+}
+
+#[test]
+fn a_tail_shorter_than_half_a_segment_joins_the_segment_before_it() {
+    let mut assembled = with_a_tail(59);
+    assert!(assembled.join_short_last_segment());
+    let durations: Vec<u64> = assembled.segments.iter().map(|s| s.duration).collect();
+    assert_eq!(durations, vec![120120, 179179]);
+    assert_eq!(assembled.segments[1].sample_count, 179);
+    assert_eq!(assembled.total_duration(), 240240 + 59 * 1001);
+    check_continuity(&assembled, 0).unwrap();
+    // Joined once, the last segment is no longer short.
+    assert!(!assembled.join_short_last_segment());
+
+    let mut half = with_a_tail(60);
+    assert!(!half.join_short_last_segment());
+    assert_eq!(half.segments.len(), 3);
+    check_continuity(&half, 0).unwrap();
+}

@@ -179,6 +179,34 @@ pub fn to_webvtt(cues: &[Cue]) -> String {
     out
 }
 
+/// The cues cut into WebVTT segments of `durations_micros` (from t=0),
+/// each a file of its own with [`TIMESTAMP_MAP`]: a segment holds every cue
+/// that overlaps it, so a cue across a boundary is in both (RFC 8216 3.5);
+/// a zero-length cue belongs to the segment it starts in. Cues after the
+/// last segment end are in the last one.
+pub fn segment_webvtt(cues: &[Cue], durations_micros: &[u64]) -> Vec<String> {
+    let mut segments = Vec::with_capacity(durations_micros.len());
+    let mut start_micros = 0u64;
+    for (segment_idx, duration) in durations_micros.iter().enumerate() {
+        let is_last = segment_idx + 1 == durations_micros.len();
+        let end_micros = start_micros.saturating_add(*duration);
+        let overlapping: Vec<Cue> = cues
+            .iter()
+            .filter(|cue| {
+                let (cue_start, cue_end) = (cue.start_ms * 1000, cue.end_ms * 1000);
+                let starts_before_end = cue_start < end_micros || is_last;
+                let ends_after_start =
+                    cue_end > start_micros || (cue_end == cue_start && cue_start >= start_micros);
+                starts_before_end && ends_after_start
+            })
+            .cloned()
+            .collect();
+        segments.push(to_webvtt(&overlapping));
+        start_micros = end_micros;
+    }
+    segments
+}
+
 fn vtt_time(ms: u64) -> String {
     format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -204,6 +232,36 @@ mod tests {
             to_webvtt(&from_srt),
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n\n00:00:00.500 --> 00:00:01.500\nHello <b>there</b>\n\n00:00:02.000 --> 00:00:03.000\nSecond\ncue\n"
         );
+    }
+
+    #[test]
+    fn segments_hold_the_cues_that_overlap_them() {
+        let cue = |start_ms, end_ms, text: &str| Cue {
+            start_ms,
+            end_ms,
+            text: text.to_string(),
+        };
+        let cues = [
+            cue(500, 1500, "first"),
+            cue(3500, 4500, "across"),
+            cue(4004, 4004, "instant"),
+            cue(9000, 9500, "late"),
+        ];
+        let segments = segment_webvtt(&cues, &[4_004_000, 4_004_000]);
+        let texts: Vec<Vec<String>> = segments
+            .iter()
+            .map(|segment| {
+                assert!(segment.starts_with(&format!("WEBVTT\n{TIMESTAMP_MAP}\n")));
+                parse_captions(segment)
+                    .map(|cues| cues.into_iter().map(|cue| cue.text).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(texts[0], ["first", "across"]);
+        assert_eq!(texts[1], ["across", "instant", "late"]);
+        // A segment without cues is a header alone.
+        let empty = segment_webvtt(&cues[..1], &[2_000_000, 2_000_000]);
+        assert_eq!(empty[1], format!("WEBVTT\n{TIMESTAMP_MAP}\n"));
     }
 
     #[test]

@@ -202,20 +202,30 @@ pub fn hls_iframes(segments: &[SegmentRef], timescale: u32) -> String {
     out
 }
 
-/// Writes a text track's playlist (`{id}/index.m3u8`): one segment, the
-/// whole WebVTT file, lasting the track's duration.
+/// Writes a text track's playlist (`{id}/index.m3u8`): one WebVTT segment
+/// per media segment, with the same durations (RFC 8216 3.5: each holds
+/// the cues that overlap it); a track without segment durations lists its
+/// whole file as one segment.
 pub fn hls_text(track: &TextTrack) -> String {
-    let duration = track.duration_micros.max(1);
+    let whole = [track.duration_micros.max(1)];
+    let durations: &[u64] = if track.segments_micros.is_empty() {
+        &whole
+    } else {
+        &track.segments_micros
+    };
+    // No EXT-X-MAP: WebVTT segments are text, without an init segment.
     let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n",
-        target_duration(&[duration]),
+        target_duration(durations)
     );
-    let _ = writeln!(
-        out,
-        "#EXTINF:{},\n{}",
-        seconds_text(duration),
-        crate::paths::TEXT_FILE
-    );
+    for (segment_idx, duration) in durations.iter().enumerate() {
+        let file = if track.segments_micros.is_empty() {
+            crate::paths::TEXT_FILE.to_string()
+        } else {
+            crate::paths::text_segment_file_name(segment_idx + 1)
+        };
+        let _ = writeln!(out, "#EXTINF:{},\n{file}", seconds_text(*duration));
+    }
     out.push_str("#EXT-X-ENDLIST\n");
     out
 }

@@ -109,7 +109,9 @@ pub struct AudioRendition {
     pub segments: Vec<SegmentRef>,
 }
 
-/// One text track: a whole WebVTT file, `{id}/captions.vtt`.
+/// One text track: a whole WebVTT file, `{id}/captions.vtt` (what the MPD
+/// lists), and the same cues cut on the media segments' boundaries,
+/// `{id}/seg-00001.vtt`, … (what its HLS playlist lists).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextTrack {
     /// The track's directory, unique in the video, e.g. `text-en`.
@@ -125,6 +127,11 @@ pub struct TextTrack {
     pub duration_micros: u64,
     /// The WebVTT file's size in bytes.
     pub size: u64,
+    /// The duration of each WebVTT segment in microseconds, those of the
+    /// media segments; empty for tracks written before captions were
+    /// segmented, whose playlist lists the whole file.
+    #[serde(default)]
+    pub segments_micros: Vec<u64>,
 }
 
 impl Presentation {
@@ -144,6 +151,17 @@ impl Presentation {
             .chain(self.text.iter().map(|track| track.duration_micros))
             .max()
             .unwrap_or(0)
+    }
+
+    /// The media segments' durations in microseconds, on which text tracks
+    /// are cut: the first video rendition's (every rendition has the same
+    /// boundaries), else the default audio's.
+    pub fn segment_durations_micros(&self) -> Vec<u64> {
+        match (self.video.first(), self.default_audio()) {
+            (Some(video), _) => timing::segment_micros(&video.segments, video.timescale),
+            (None, Some(audio)) => timing::segment_micros(&audio.segments, audio.timescale),
+            (None, None) => Vec::new(),
+        }
     }
 
     /// The audio rendition players start with: the one marked default, else

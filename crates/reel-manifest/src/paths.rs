@@ -13,7 +13,7 @@ pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 /// A rendition's init segment.
 pub const INIT_SEGMENT: &str = "init.mp4";
-/// A text track's one WebVTT file.
+/// A text track's whole WebVTT file (the DASH sidecar).
 pub const TEXT_FILE: &str = "captions.vtt";
 /// The DASH `SegmentTemplate@media` pattern that yields [`segment_file_name`].
 pub const DASH_SEGMENT_TEMPLATE: &str = "seg-$Number%05d$.m4s";
@@ -21,4 +21,9 @@ pub const DASH_SEGMENT_TEMPLATE: &str = "seg-$Number%05d$.m4s";
 /// The media segment file name for 1-based segment `number`.
 pub fn segment_file_name(number: usize) -> String {
     format!("seg-{number:05}.m4s")
+}
+
+/// A text track's WebVTT segment file for 1-based segment `number`.
+pub fn text_segment_file_name(number: usize) -> String {
+    format!("seg-{number:05}.vtt")
 }

@@ -373,6 +373,7 @@ fn english_and_french() -> Presentation {
             default: false,
             duration_micros: 30_030_000,
             size: 3_003,
+            segments_micros: Vec::new(),
         }],
         complete: true,
     }
@@ -391,10 +392,21 @@ fn multivariant_lists_every_codec_language_and_text_track() {
     ] {
         assert!(playlist.contains(expected), "missing {expected} in\n{playlist}");
     }
-    let text = hls_text(&english_and_french().text[0]);
+    // A track written before captions were segmented: its whole file.
+    let mut track = english_and_french().text[0].clone();
     assert_eq!(
-        text,
+        hls_text(&track),
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:30\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:30.030000,\ncaptions.vtt\n#EXT-X-ENDLIST\n"
+    );
+    // Segmented: one WebVTT segment per media segment.
+    track.segments_micros = vec![4_004_000, 4_004_000, 5_005_000];
+    assert_eq!(
+        hls_text(&track),
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:5\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4.004000,\nseg-00001.vtt\n#EXTINF:4.004000,\nseg-00002.vtt\n#EXTINF:5.005000,\nseg-00003.vtt\n#EXT-X-ENDLIST\n"
+    );
+    assert_eq!(
+        english_and_french().segment_durations_micros().len(),
+        english_and_french().video[0].segments.len()
     );
 }
 

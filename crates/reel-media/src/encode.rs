@@ -350,8 +350,17 @@ pub fn remux_args(video: &Path, audio: Option<&Path>, output: &Path) -> Vec<OsSt
 /// The arguments that encode the title's audio once: AAC-LC at 48 kHz into a
 /// fragmented MP4 with a fragment about every `plan.segment_seconds`,
 /// starting at the shared t=0 (silence fills a late start, an early start is
-/// trimmed) and lasting `plan.duration_seconds`.
+/// trimmed) and lasting `plan.duration_seconds` rounded up to whole AAC
+/// frames.
+///
+/// The encoder's priming (1,024 samples of delay) is trimmed from the
+/// input, not signalled: without an edit list (players ignore it in
+/// fragmented MP4) the first packet sits at t=0, so the input starts
+/// `AAC_PRIMING_SAMPLES` later and is that much shorter. Source sample `t`
+/// then plays at `t` and the track ends within one AAC frame after the
+/// video (issue 14: it was 21 ms late and 1,024 samples longer).
 pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsString> {
+    let priming_seconds = f64::from(AAC_PRIMING_SAMPLES) / f64::from(plan.sample_rate.max(1));
     let mut args = input_args();
     push(&mut args, ["-copyts", "-i"]);
     args.push(source.into());
@@ -373,12 +382,13 @@ pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsStrin
     args.push(
         format!(
             "asetpts=PTS-{}/TB,aresample=async=1:first_pts=0,apad",
-            seconds(plan.origin_seconds)
+            seconds(plan.origin_seconds + priming_seconds)
         )
         .into(),
     );
     args.push("-t".into());
-    args.push(seconds(plan.duration_seconds).into());
+    // A title shorter than the priming still gets one frame.
+    args.push(seconds((plan.duration_seconds - priming_seconds).max(0.001)).into());
     args.push("-ac".into());
     args.push(plan.channels.to_string().into());
     args.push("-ar".into());
@@ -400,6 +410,9 @@ pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsStrin
     args.push(output.into());
     args
 }
+
+/// The delay of ffmpeg's AAC encoder (`initial_padding`), in samples.
+const AAC_PRIMING_SAMPLES: u32 = 1024;
 
 /// The encoder and rate-control arguments of one rendition's codec.
 fn push_codec_args(args: &mut Vec<OsString>, rendition: &RenditionPlan, settings: &EncodeSettings) {

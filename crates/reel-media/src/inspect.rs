@@ -536,7 +536,7 @@ fn video_info(
         .filter(|seconds| *seconds > 0.0)
         // Matroska's DURATION tag is the stream's end time on the file's
         // timeline, not its length: subtract where the stream starts.
-        .or_else(|| tag_duration(stream).map(|end| end - (start_time_seconds - format_start)))
+        .or_else(|| tag_duration(stream).map(|end| end - start_time_seconds))
         .or_else(|| format_duration.map(|seconds| seconds - (start_time_seconds - format_start)))
         .unwrap_or(0.0)
         .max(0.0);
@@ -580,16 +580,18 @@ fn audio_info(stream: &Value, format_start: f64) -> Option<AudioInfo> {
     if sample_rate == 0 || channels == 0 {
         return None;
     }
+    let start_time_seconds = number(&stream["start_time"]).unwrap_or(format_start);
     Some(AudioInfo {
         index: u32::try_from(stream["index"].as_u64()?).ok()?,
         codec,
         channels,
         channel_layout: known_text(&stream["channel_layout"]),
         sample_rate,
-        start_time_seconds: number(&stream["start_time"]).unwrap_or(format_start),
+        start_time_seconds,
         duration_seconds: number(&stream["duration"])
             .filter(|seconds| *seconds > 0.0)
-            .or_else(|| tag_duration(stream)),
+            .or_else(|| tag_duration(stream).map(|end| end - start_time_seconds))
+            .filter(|seconds| *seconds > 0.0),
         language: known_text(&stream["tags"]["language"]).filter(|language| language != "und"),
         title: known_text(&stream["tags"]["title"]),
         default: stream["disposition"]["default"].as_u64() == Some(1),

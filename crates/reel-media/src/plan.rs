@@ -111,7 +111,8 @@ pub struct VideoPlan {
     pub chunk_frames: u32,
     /// Frames in the whole output: max(1, round(duration × rate)).
     pub total_frames: u64,
-    /// The chunks in order; only the last may be shorter.
+    /// The chunks in order, each a whole number of segments of
+    /// [`VideoPlan::segment_frame_counts`]; only the last may differ.
     pub chunks: Vec<ChunkPlan>,
     /// The renditions, tallest first.
     pub renditions: Vec<RenditionPlan>,
@@ -137,6 +138,14 @@ impl VideoPlan {
     /// The output time of a frame: `frame / frame_rate`.
     pub fn frames_to_seconds(&self, frame: u64) -> f64 {
         frame as f64 * f64::from(self.frame_rate.den()) / f64::from(self.frame_rate.num())
+    }
+
+    /// The frames of each media segment, in order: `segment_frames` each,
+    /// except that the last may be shorter, or, when the tail is shorter
+    /// than half a segment, that tail joined to the segment before it (up
+    /// to 1.5 × `segment_frames`). The packager makes exactly these.
+    pub fn segment_frame_counts(&self) -> Vec<u64> {
+        segment_grid(self.total_frames, self.segment_frames)
     }
 }
 
@@ -342,6 +351,55 @@ pub fn plan(info: &MediaInfo, settings: &PlanSettings) -> Result<Plan, MediaErro
 /// The segment duration of titles without video.
 const AUDIO_ONLY_SEGMENT_SECONDS: f64 = 4.0;
 
+impl Plan {
+    /// The media segments' durations in microseconds, as the manifests
+    /// will list them (each the difference of cumulative times rounded to a
+    /// microsecond): the video's segment grid, or for a title without video
+    /// 4 s segments with the same joined tail. Text tracks are cut on them.
+    pub fn segment_durations_micros(&self) -> Vec<u64> {
+        let Some(video) = &self.video else {
+            let total_micros = (self.duration_seconds.max(0.0) * 1e6).round() as u64;
+            return segment_grid(total_micros, (AUDIO_ONLY_SEGMENT_SECONDS * 1e6) as u32);
+        };
+        let (num, den) = (
+            u128::from(video.frame_rate.num()),
+            u128::from(video.frame_rate.den()),
+        );
+        // Frame f starts at f × den / num s, rounded half up to a microsecond.
+        let micros_at = |frame: u64| -> u64 {
+            let doubled = 2 * u128::from(frame) * den * 1_000_000;
+            u64::try_from((doubled + num) / (2 * num)).unwrap_or(u64::MAX)
+        };
+        let mut start_frame = 0u64;
+        video
+            .segment_frame_counts()
+            .into_iter()
+            .map(|frames| {
+                let end_frame = start_frame + frames;
+                let micros = micros_at(end_frame) - micros_at(start_frame);
+                start_frame = end_frame;
+                micros
+            })
+            .collect()
+    }
+}
+
+/// Cuts `total_frames` into segments of `segment_frames`; a tail shorter
+/// than half a segment joins the segment before it (issue 14: no segment
+/// shorter than half the target duration).
+fn segment_grid(total_frames: u64, segment_frames: u32) -> Vec<u64> {
+    let segment_frames = u64::from(segment_frames.max(1));
+    let n_full = total_frames / segment_frames;
+    let tail = total_frames % segment_frames;
+    let mut segments = vec![segment_frames; n_full as usize];
+    match segments.last_mut() {
+        Some(last) if tail * 2 < segment_frames => *last += tail,
+        _ if tail > 0 => segments.push(tail),
+        _ => {}
+    }
+    segments
+}
+
 /// The rates a variable-rate source is rounded to, and constant rates snap to.
 const STANDARD_RATES: [(u32, u32); 8] = [
     (24000, 1001),
@@ -377,11 +435,18 @@ fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, M
         .checked_mul(settings.segments_per_chunk)
         .ok_or_else(|| MediaError::unprocessable("segments_per_chunk is too large"))?;
     let total_frames = ((video.duration_seconds * fps).round() as u64).max(1);
-    let n_chunks = total_frames.div_ceil(u64::from(chunk_frames));
-    let chunks = (0..n_chunks)
-        .map(|chunk_idx| {
-            let start_frame = chunk_idx * u64::from(chunk_frames);
-            let frame_count = (total_frames - start_frame).min(u64::from(chunk_frames)) as u32;
+    let segments = segment_grid(total_frames, segment_frames);
+    let chunks = segments
+        .chunks(settings.segments_per_chunk as usize)
+        .scan(0u64, |next_start, chunk_segments| {
+            let start_frame = *next_start;
+            let frame_count: u64 = chunk_segments.iter().sum();
+            *next_start += frame_count;
+            Some((start_frame, frame_count))
+        })
+        .enumerate()
+        .map(|(chunk_idx, (start_frame, frame_count))| {
+            let frame_count = u32::try_from(frame_count).unwrap_or(u32::MAX);
             let start_seconds =
                 start_frame as f64 * f64::from(frame_rate.den()) / f64::from(frame_rate.num());
             ChunkPlan {

@@ -376,7 +376,9 @@ async fn sixty_fps_chunks_use_two_second_gops() {
             "-i",
             "testsrc2=size=320x180:rate=60",
             "-t",
-            "5",
+            // 6 s: a 2 s tail, half a segment, stays a chunk of its own (a
+            // shorter one would join the segment before it).
+            "6",
             "-c:v",
             "libx264",
             "-preset",
@@ -394,7 +396,7 @@ async fn sixty_fps_chunks_use_two_second_gops() {
         .iter()
         .map(|chunk| chunk.frame_count)
         .collect();
-    assert_eq!(chunk_frames, [240, 60]);
+    assert_eq!(chunk_frames, [240, 120]);
     let last = video_plan.chunks.last().expect("a chunk");
     let output = dir.path().join("last.mp4");
     run(video_chunk_args(
@@ -406,7 +408,7 @@ async fn sixty_fps_chunks_use_two_second_gops() {
         &fast_encode(),
     ))
     .await;
-    assert_eq!(counted_frames(&output), 60);
+    assert_eq!(counted_frames(&output), 120);
     // 90000 / 60 = 1500 ticks per frame.
     assert_eq!(first_packet_dts(&output), 240 * 1500);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use reel_core::ByteSize;
 use reel_media::{encode::EncodeSettings, plan::PlanSettings};
+use reel_pipeline::video::DownloadSelection;
 use serde::{Deserialize, Serialize};
 
 pub mod env;
@@ -100,6 +101,39 @@ pub struct EncodeConfig {
     /// Time limit of an ffmpeg run per second of media it encodes (at least one minute per run).
     #[serde(with = "humantime_serde")]
     pub time_per_media_second: Duration,
+    /// Progressive MP4 downloads every video job makes after its last
+    /// publication: `off` (made on request), `all`, or rendition names or
+    /// ids separated by commas (`720p,h264-240p`).
+    pub downloads: String,
+}
+
+impl EncodeConfig {
+    /// `downloads` as the pipeline takes it.
+    pub fn download_selection(&self) -> anyhow::Result<DownloadSelection> {
+        let text = self.downloads.trim();
+        if text.is_empty() || text == "off" {
+            return Ok(DownloadSelection::Off);
+        }
+        if text == "all" {
+            return Ok(DownloadSelection::All);
+        }
+        let names: Vec<String> = text
+            .split(',')
+            .map(|name| name.trim().to_string())
+            .collect();
+        let valid = |name: &String| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        };
+        if let Some(bad) = names.iter().find(|name| !valid(name)) {
+            anyhow::bail!(
+                "encode.downloads {text:?}: {bad:?} is not a rendition name; use all, or names or ids such as 720p,h264-240p"
+            );
+        }
+        Ok(DownloadSelection::Renditions(names))
+    }
 }
 
 impl Default for EncodeConfig {
@@ -110,6 +144,7 @@ impl Default for EncodeConfig {
             lowest_rendition_first: true,
             x264_threads: 0,
             time_per_media_second: Duration::from_secs(30),
+            downloads: "off".to_string(),
         }
     }
 }
@@ -328,6 +363,7 @@ impl Config {
                 PRESETS.join(", ")
             );
         }
+        self.encode.download_selection()?;
         if self.encode.segments_per_chunk == 0 || self.encode.segments_per_chunk > 64 {
             anyhow::bail!("encode.segments_per_chunk must be between 1 and 64");
         }
@@ -562,6 +598,7 @@ mod tests {
             ("REEL_QUOTA_PER_KEY", "1GiB"),
             ("REEL_ENCODE_LOWEST_RENDITION_FIRST", "false"),
             ("REEL_ENCODE_TIME_PER_MEDIA_SECOND", "45s"),
+            ("REEL_ENCODE_DOWNLOADS", "720p, h264-240p"),
             (
                 "REEL_STEERING_NETWORKS",
                 "10.0.0.0/8=1,2; ;192.168.0.0/16=3,4",
@@ -597,6 +634,10 @@ mod tests {
         );
         assert!(!config.encode.lowest_rendition_first);
         assert_eq!(config.encode.time_per_media_second, Duration::from_secs(45));
+        assert_eq!(
+            config.encode.download_selection().expect("valid"),
+            DownloadSelection::Renditions(vec!["720p".to_string(), "h264-240p".to_string()])
+        );
         assert_eq!(
             config.steering.networks,
             ["10.0.0.0/8=1,2", "192.168.0.0/16=3,4"]

@@ -99,6 +99,7 @@ fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings
         local_store_root: storage.local_root().map(Path::to_path_buf),
         source_cache_bytes: config.worker.source_cache.bytes(),
         lowest_rendition_first: config.encode.lowest_rendition_first,
+        downloads: config.encode.download_selection()?,
     })
 }
 

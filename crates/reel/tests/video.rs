@@ -112,6 +112,10 @@ impl Server {
 struct ServedTrack {
     timescale: u32,
     extinf_sum: f64,
+    /// Each segment's EXTINF, in order.
+    extinfs: Vec<f64>,
+    /// `EXT-X-TARGETDURATION`.
+    target_duration: u64,
     fragments: Vec<reel_cmaf::Fragment>,
 }
 
@@ -121,16 +125,20 @@ async fn fetch_track(server: &Server, playlist_url: &str) -> ServedTrack {
     let playlist = server.get_text(playlist_url).await;
     let base = &playlist_url[..playlist_url.rfind('/').expect("slash") + 1];
     let mut init_uri = None;
-    let mut extinf_sum = 0.0;
+    let mut extinfs = Vec::new();
+    let mut target_duration = 0;
     let mut segment_uris = Vec::new();
     for line in playlist.lines() {
         if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
             init_uri = Some(rest.trim_end_matches('"').to_string());
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            target_duration = rest.trim().parse().expect("EXT-X-TARGETDURATION number");
         } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            extinf_sum += rest
-                .trim_end_matches(',')
-                .parse::<f64>()
-                .expect("EXTINF number");
+            extinfs.push(
+                rest.trim_end_matches(',')
+                    .parse::<f64>()
+                    .expect("EXTINF number"),
+            );
         } else if !line.starts_with('#') && !line.trim().is_empty() {
             segment_uris.push(line.trim().to_string());
         }
@@ -144,14 +152,18 @@ async fn fetch_track(server: &Server, playlist_url: &str) -> ServedTrack {
         whole.extend_from_slice(&server.get_bytes(&format!("{base}{uri}")).await);
     }
     let parsed = reel_cmaf::parse_fragmented(Bytes::from(whole)).expect("served segments parse");
-    assert_eq!(
+    // One fragment per segment, but a joined last segment holds two.
+    assert!(
+        [segment_uris.len(), segment_uris.len() + 1].contains(&parsed.fragments.len()),
+        "{} fragments in {} segments",
         parsed.fragments.len(),
-        segment_uris.len(),
-        "one fragment per segment"
+        segment_uris.len()
     );
     ServedTrack {
         timescale: parsed.info.timescale,
-        extinf_sum,
+        extinf_sum: extinfs.iter().sum(),
+        extinfs,
+        target_duration,
         fragments: parsed.fragments,
     }
 }
@@ -172,6 +184,22 @@ impl ServedTrack {
             "{what}: EXTINF sum {} != sample durations {total}",
             self.extinf_sum
         );
+        // Issue 14: no segment shorter than half the target duration (a
+        // short tail joins the segment before it), and RFC 8216 4.3.3.1:
+        // the target is the longest EXTINF rounded (at least 1).
+        let longest = self.extinfs.iter().copied().fold(0.0, f64::max);
+        assert_eq!(
+            self.target_duration,
+            (longest.round() as u64).max(1),
+            "{what}: EXT-X-TARGETDURATION for {:?}",
+            self.extinfs
+        );
+        if let [first, .., last] = self.extinfs[..] {
+            assert!(
+                2.0 * last >= first,
+                "{what}: last segment {last} s is shorter than half of {first} s"
+            );
+        }
     }
 
     fn start_seconds(&self) -> f64 {
@@ -229,9 +257,10 @@ fn decoded_frames(url: &str, stream: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Sums of SegmentTimeline durations per Representation id, in ticks (a
-/// Representation's own SegmentTemplate, else its AdaptationSet's).
-fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
+/// Sums of SegmentTimeline durations per Representation id, in ticks, with
+/// their timescale (a Representation's own SegmentTemplate, else its
+/// AdaptationSet's).
+fn mpd_timelines(mpd: &str) -> Vec<(String, u64, u32)> {
     use quick_xml::events::{BytesStart, Event};
     let attribute = |element: &BytesStart<'_>, name: &str| -> Option<String> {
         element
@@ -243,8 +272,8 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     // Per AdaptationSet: its representations with their own totals, and
     // the set's total; `in_representation` says where an S counts.
-    let mut representations: Vec<(String, Option<u64>)> = Vec::new();
-    let mut set_total: Option<u64> = None;
+    let mut representations: Vec<(String, Option<(u64, u32)>)> = Vec::new();
+    let mut set_total: Option<(u64, u32)> = None;
     let mut in_representation = false;
     loop {
         let (element, is_start) = match reader.read_event().expect("the MPD is XML") {
@@ -256,8 +285,8 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                     b"AdaptationSet" => {
                         // A text track is one file, without a timeline.
                         for (id, own) in representations.drain(..) {
-                            if let Some(total) = own.or(set_total) {
-                                out.push((id, total));
+                            if let Some((total, timescale)) = own.or(set_total) {
+                                out.push((id, total, timescale));
                             }
                         }
                         set_total = None;
@@ -274,10 +303,16 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                 representations.push((attribute(&element, "id").expect("id"), None));
                 in_representation = is_start;
             }
-            b"SegmentTemplate" if in_representation => {
-                representations.last_mut().expect("representation").1 = Some(0);
+            b"SegmentTemplate" => {
+                let timescale: u32 = attribute(&element, "timescale")
+                    .map(|text| text.parse().expect("timescale number"))
+                    .unwrap_or(1);
+                if in_representation {
+                    representations.last_mut().expect("representation").1 = Some((0, timescale));
+                } else {
+                    set_total = Some((0, timescale));
+                }
             }
-            b"SegmentTemplate" => set_total = Some(0),
             b"S" => {
                 let duration: u64 = attribute(&element, "d")
                     .expect("d")
@@ -295,12 +330,69 @@ fn mpd_timelines(mpd: &str) -> Vec<(String, u64)> {
                 } else {
                     set_total.as_mut()
                 };
-                *total.expect("S inside a SegmentTemplate") += duration * (repeat + 1);
+                total.expect("S inside a SegmentTemplate").0 += duration * (repeat + 1);
             }
             _ => {}
         }
     }
     out
+}
+
+/// One audio frame at 48 kHz: how far apart audio and video may end.
+const AAC_FRAME_SECONDS: f64 = 1024.0 / 48_000.0;
+
+/// Issue 14: audio and video last the same within one audio frame, as a
+/// player reads the manifests: every media playlist's EXTINF sum in the
+/// multivariant playlist, and every Representation's SegmentTimeline.
+async fn check_audio_and_video_durations_agree(server: &Server, hls: &str, mpd: &str) {
+    let master = server.get_text(hls).await;
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let mut hls_durations: Vec<(String, bool, f64)> = Vec::new();
+    let mut next_is_variant = false;
+    for line in master.lines() {
+        let (uri, is_audio) = if line.starts_with("#EXT-X-STREAM-INF:") {
+            next_is_variant = true;
+            continue;
+        } else if next_is_variant && !line.starts_with('#') {
+            next_is_variant = false;
+            (line.trim().to_string(), false)
+        } else if line.starts_with("#EXT-X-MEDIA:TYPE=AUDIO") {
+            let uri = line
+                .split("URI=\"")
+                .nth(1)
+                .expect("URI")
+                .trim_end_matches('"');
+            (uri.to_string(), true)
+        } else {
+            continue;
+        };
+        let playlist = server.get_text(&format!("{base}{uri}")).await;
+        let seconds: f64 = playlist
+            .lines()
+            .filter_map(|line| line.strip_prefix("#EXTINF:"))
+            .map(|rest| rest.trim_end_matches(',').parse::<f64>().expect("EXTINF"))
+            .sum();
+        hls_durations.push((uri, is_audio, seconds));
+    }
+    let dash_durations: Vec<(String, bool, f64)> = mpd_timelines(mpd)
+        .into_iter()
+        .map(|(id, ticks, timescale)| {
+            let is_audio = id.starts_with("audio");
+            (id, is_audio, ticks as f64 / f64::from(timescale))
+        })
+        .collect();
+    for (manifest, durations) in [("HLS", &hls_durations), ("DASH", &dash_durations)] {
+        let audio = durations.iter().filter(|(_, is_audio, _)| *is_audio);
+        for (audio_id, _, audio_seconds) in audio {
+            let video = durations.iter().filter(|(_, is_audio, _)| !*is_audio);
+            for (video_id, _, video_seconds) in video {
+                assert!(
+                    (audio_seconds - video_seconds).abs() <= AAC_FRAME_SECONDS,
+                    "{manifest}: {audio_id} lasts {audio_seconds} s, {video_id} {video_seconds} s"
+                );
+            }
+        }
+    }
 }
 
 /// What a case must publish.
@@ -330,9 +422,9 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
     if expect.audio {
         let audio = fetch_track(server, &format!("{base}audio/index.m3u8")).await;
         audio.check_continuous("audio");
-        let (_, dash_ticks) = timelines
+        let (_, dash_ticks, _) = timelines
             .iter()
-            .find(|(id, _)| id == "audio")
+            .find(|(id, ..)| id == "audio")
             .expect("audio representation");
         assert_eq!(*dash_ticks, audio.total_ticks(), "audio SegmentTimeline");
         audio_start = Some(audio.start_seconds());
@@ -360,9 +452,9 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
                 "{name}: a segment does not start with a sync sample"
             );
             assert_eq!(track.start_seconds(), 0.0, "{name} starts at 0");
-            let (_, dash_ticks) = timelines
+            let (_, dash_ticks, _) = timelines
                 .iter()
-                .find(|(id, _)| id == name)
+                .find(|(id, ..)| id == name)
                 .unwrap_or_else(|| panic!("no representation {name} in {mpd}"));
             assert_eq!(
                 *dash_ticks,
@@ -392,6 +484,7 @@ async fn check_playable(server: &Server, video: &Value, expect: Expect) -> Value
             "frames ffmpeg decodes per representation through DASH"
         );
     }
+    check_audio_and_video_durations_agree(server, &hls, &mpd).await;
     check_with_python(&hls, &dash, expect.video);
     probe
 }
@@ -498,20 +591,48 @@ async fn fps_30() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fps_29_97_with_a_short_last_segment() {
-    let probe = run_case(
-        Source {
-            name: "fps2997",
-            args: lavfi_video("640x360", "30000/1001", 9.0, X264),
-            extension: "mp4",
-        },
-        av(),
-    )
-    .await;
+async fn fps_29_97_with_a_short_tail_joined_to_the_last_segment() {
+    let server = Server::start(2, &[]);
+    let source = Source {
+        name: "fps2997",
+        args: lavfi_video("640x360", "30000/1001", 9.0, X264),
+        extension: "mp4",
+    };
+    let video = server.ingest(&make_source(server.env.dir.path(), &source));
+    let probe = check_playable(&server, &video, av()).await;
+    let hls = video["hls"].as_str().expect("hls url");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let mut served_segments = Vec::new();
+    let renditions = video["renditions"].as_array().expect("renditions");
+    let tracks = renditions
+        .iter()
+        .map(|rendition| rendition["id"].as_str().expect("id"))
+        .chain(["audio"]);
+    for track in tracks {
+        let served = fetch_track(&server, &format!("{base}{track}/index.m3u8")).await;
+        assert_eq!(served.target_duration, 5, "{track}");
+        served_segments.push((track, served.extinfs));
+    }
     assert_eq!(planned(&probe, "frame_rate"), "30000/1001");
     // 9 s at 29.97 fps: 269.73 frames, rounded to 270.
     assert_eq!(planned(&probe, "total_frames"), 270);
     assert_eq!(planned(&probe, "segment_frames"), 120);
+    // The 30-frame tail (1 s) is shorter than half a segment: it joined
+    // the segment before it, in every rendition and in the audio.
+    let chunks: Vec<u64> = planned(&probe, "chunks")
+        .as_array()
+        .expect("chunks")
+        .iter()
+        .map(|chunk| chunk["frame_count"].as_u64().expect("frame_count"))
+        .collect();
+    assert_eq!(chunks, vec![120, 150]);
+    for (track, segments) in served_segments {
+        assert_eq!(segments.len(), 2, "{track}: {segments:?}");
+        if track != "audio" {
+            assert!((segments[0] - 4.004).abs() < 1e-6, "{track}: {segments:?}");
+            assert!((segments[1] - 5.005).abs() < 1e-6, "{track}: {segments:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -740,9 +861,50 @@ async fn every_audio_stream_becomes_a_track_with_its_language() {
         "{mpd}"
     );
     assert!(
-        mpd_timelines(&mpd).iter().any(|(id, _)| id == "audio-2"),
+        mpd_timelines(&mpd).iter().any(|(id, ..)| id == "audio-2"),
         "{mpd}"
     );
+}
+
+/// A text track's HLS playlist as served: one WebVTT segment per segment of
+/// the first video rendition, with the same EXTINFs, each a WebVTT file with
+/// `X-TIMESTAMP-MAP`; returns the segments' texts.
+async fn segmented_text(server: &Server, video: &Value, track: &str) -> Vec<String> {
+    let hls = video["hls"].as_str().expect("hls");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let extinfs = |playlist: &str| -> Vec<String> {
+        playlist
+            .lines()
+            .filter(|line| line.starts_with("#EXTINF:"))
+            .map(str::to_string)
+            .collect()
+    };
+    let rendition = video["renditions"][0]["id"].as_str().expect("rendition");
+    let video_playlist = server
+        .get_text(&format!("{base}{rendition}/index.m3u8"))
+        .await;
+    let playlist = server.get_text(&format!("{base}{track}/index.m3u8")).await;
+    assert_eq!(extinfs(&playlist), extinfs(&video_playlist), "{playlist}");
+    assert!(!playlist.contains("EXT-X-MAP"), "{playlist}");
+    let uris: Vec<&str> = playlist
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .collect();
+    let mut texts = Vec::new();
+    for (segment_idx, uri) in uris.iter().enumerate() {
+        assert_eq!(
+            *uri,
+            format!("seg-{:05}.vtt", segment_idx + 1),
+            "{playlist}"
+        );
+        let text = server.get_text(&format!("{base}{track}/{uri}")).await;
+        assert!(
+            text.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n"),
+            "{uri}: {text}"
+        );
+        texts.push(text);
+    }
+    texts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,7 +914,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
     let srt = dir.join("cues.srt");
     std::fs::write(
         &srt,
-        "1\n00:00:00,500 --> 00:00:01,500\nHello <b>there</b>\n\n2\n00:00:02,000 --> 00:00:03,000\nSecond cue\n",
+        "1\n00:00:00,500 --> 00:00:01,500\nHello <b>there</b>\n\n2\n00:00:02,000 --> 00:00:03,000\nSecond cue\n\n3\n00:00:03,500 --> 00:00:04,500\nAcross\n\n4\n00:00:06,000 --> 00:00:07,000\nLast\n",
     )
     .expect("srt");
     let srt = srt.display().to_string();
@@ -761,7 +923,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
         (
             "subs.mkv",
             format!(
-                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -i {srt} -t 4 -map 0:v -map 1:s -map 2:s \
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -i {srt} -t 9 -map 0:v -map 1:s -map 2:s \
                  -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s:0 srt -c:s:1 ass \
                  -metadata:s:s:0 language=eng -metadata:s:s:1 language=fre -metadata:s:s:1 title=Sous-titres"
             ),
@@ -770,7 +932,7 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
         (
             "subs.mp4",
             format!(
-                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -t 4 -map 0:v -map 1:s \
+                "-f lavfi -i testsrc2=size=320x180:rate=25 -i {srt} -t 9 -map 0:v -map 1:s \
                  -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:s mov_text -metadata:s:s:0 language=eng"
             ),
             1,
@@ -802,11 +964,19 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
             "{name}: {master}"
         );
         assert!(master.contains(",SUBTITLES=\"text\"\n"), "{name}: {master}");
-        let playlist = server.get_text(&format!("{base}text-1/index.m3u8")).await;
-        assert!(
-            playlist.contains("#EXTINF:4.000000,\ncaptions.vtt\n"),
-            "{playlist}"
-        );
+        // 9 s: segments of 4 s and 5 s (the 1 s tail joined). A cue
+        // across the boundary at 4 s is in both.
+        let segments = segmented_text(&server, &video, "text-1").await;
+        assert_eq!(segments.len(), 2, "{name}: {segments:?}");
+        for (segment, expected) in segments.iter().zip([
+            ["Second cue", "Across"].as_slice(),
+            ["Across", "Last"].as_slice(),
+        ]) {
+            for text in expected {
+                assert!(segment.contains(text), "{name}: {text} not in {segment}");
+            }
+        }
+        assert!(!segments[1].contains("Second cue"), "{name}: {segments:?}");
         let response = server
             .client
             .get(format!("{base}text-1/captions.vtt"))
@@ -828,8 +998,14 @@ async fn text_subtitle_streams_become_webvtt_tracks() {
             "{vtt}"
         );
         // The cues keep their times on the video's timeline.
-        assert!(vtt.contains("00:00.500 --> 00:01.500"), "{name}: {vtt}");
-        assert!(vtt.contains("00:02.000 --> 00:03.000"), "{name}: {vtt}");
+        assert!(
+            vtt.contains("00:00:00.500 --> 00:00:01.500"),
+            "{name}: {vtt}"
+        );
+        assert!(
+            vtt.contains("00:00:02.000 --> 00:00:03.000"),
+            "{name}: {vtt}"
+        );
         assert!(vtt.contains("Second cue"), "{name}: {vtt}");
         let mpd = server.get_text(video["dash"].as_str().expect("dash")).await;
         assert_eq!(
@@ -904,6 +1080,18 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
         vtt.contains("00:00:00.250 --> 00:00:01.000\nBonjour"),
         "{vtt}"
     );
+    // HLS reads it segmented on the video's segments, like the source's.
+    let segments = segmented_text(&server, &video, "text-1").await;
+    assert!(segments[0].contains("Bonjour"), "{segments:?}");
+    let objects = server.env.objects_dir();
+    let track_files = || {
+        crate::common::list_files(&objects)
+            .into_iter()
+            .filter(|file| file.contains("/text-1/"))
+            .count()
+    };
+    // captions.vtt, index.m3u8 and each segment.
+    assert_eq!(track_files(), 2 + segments.len());
     // The video's segments are the same objects as before: only manifests moved.
     let base = &hls[..hls.rfind('/').expect("slash") + 1];
     let rendition = video["renditions"][0]["id"].as_str().expect("rendition");
@@ -931,8 +1119,145 @@ async fn uploaded_captions_join_both_manifests_and_leave_them_when_deleted() {
     };
     assert_eq!(delete("text-9").await.expect("DELETE").status(), 404);
     assert_eq!(delete("text-1").await.expect("DELETE").status(), 200);
+    assert_eq!(track_files(), 0, "the track's files are deleted");
     assert!(!server.get_text(&hls).await.contains("SUBTITLES"));
     assert!(!server.get_text(&dash).await.contains("text/vtt"));
+}
+
+/// SHA-256 of every file of the video renditions' folders, by path.
+fn video_segment_hashes(objects: &Path, video: &Value) -> Vec<(String, String)> {
+    use sha2::Digest;
+    let prefix = format!("videos/{}/h264-", video["id"].as_str().expect("id"));
+    crate::common::list_files(objects)
+        .into_iter()
+        .filter(|file| file.starts_with(&prefix))
+        .map(|file| {
+            let bytes = std::fs::read(objects.join(&file)).expect("read");
+            (file, format!("{:x}", sha2::Sha256::digest(&bytes)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dub_joins_both_manifests_on_the_videos_timeline() {
+    let server = Server::start(2, &[]);
+    let dir = server.env.dir.path();
+    let video = server.ingest(&crate::common::generated_video(dir));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let hashes_before = video_segment_hashes(&server.env.objects_dir(), &video);
+    assert!(!hashes_before.is_empty());
+    // A French dub at another pitch, a little longer than the video: it is
+    // trimmed to the video's duration.
+    let dub = dir.join("dub.m4a");
+    reel_testkit::media::ffmpeg(
+        args("-f lavfi -i sine=frequency=880:sample_rate=48000 -t 3.5 -c:a aac"),
+        &dub,
+    );
+    let audio = format!("{}/v1/videos/{id}/audio", server.url);
+    let post = |query: &str, body: Vec<u8>| {
+        server
+            .client
+            .post(format!("{audio}?{query}"))
+            .bearer_auth(&server.key)
+            .body(body)
+            .send()
+    };
+    let refused = post("language=not%20a%20tag", b"x".to_vec())
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 400);
+    let created = post(
+        "language=fre&name=Fran%C3%A7ais",
+        std::fs::read(&dub).expect("dub"),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.expect("JSON");
+    assert_eq!(created["track"], "audio-2", "{created}");
+    let api = crate::common::Api::new(server.url.clone(), server.key.clone());
+    let job = api
+        .wait_for_end(
+            created["job_id"].as_str().expect("job"),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let hls = video["hls"].as_str().expect("hls");
+    let dash = video["dash"].as_str().expect("dash");
+    let master = server.get_text(hls).await;
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"audio-2/index.m3u8\""),
+        "{master}"
+    );
+    let mpd = server.get_text(dash).await;
+    assert!(mpd.contains("lang=\"fr\""), "{mpd}");
+    check_audio_and_video_durations_agree(&server, hls, &mpd).await;
+    // Its segments decode to the video's duration within one audio frame.
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(format!("{base}audio-2/index.m3u8"))
+        .output()
+        .expect("ffprobe");
+    let end = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pts, duration) = line.split_once(',')?;
+            Some(pts.parse::<f64>().ok()? + duration.trim().parse::<f64>().ok()?)
+        })
+        .fold(0.0, f64::max);
+    let expected = video["duration_seconds"].as_f64().expect("duration");
+    assert!(
+        (end - expected).abs() <= AAC_FRAME_SECONDS + 1e-3,
+        "the dub decodes to {end} s, the video lasts {expected} s"
+    );
+    assert_eq!(
+        video_segment_hashes(&server.env.objects_dir(), &video),
+        hashes_before,
+        "the video segments are untouched"
+    );
+    // A file without sound fails the job for good, saying why.
+    let silent = dir.join("silent.mp4");
+    reel_testkit::media::ffmpeg(
+        args("-f lavfi -i testsrc2=size=160x90:rate=25 -t 1 -c:v libx264 -preset ultrafast"),
+        &silent,
+    );
+    let created = post("language=de", std::fs::read(&silent).expect("silent"))
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.expect("JSON");
+    let job = api
+        .wait_for_end(
+            created["job_id"].as_str().expect("job"),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let error = job["tasks"][0]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("no decodable audio stream"), "{job:#}");
+    assert_eq!(job["tasks"][0]["attempt"], 1, "not retried: {job:#}");
+    // The dub can be removed; the last audio track cannot.
+    let delete = |track: &str| {
+        server
+            .client
+            .delete(format!("{audio}/{track}"))
+            .bearer_auth(&server.key)
+            .send()
+    };
+    assert_eq!(delete("audio-2").await.expect("DELETE").status(), 200);
+    assert!(!server.get_text(hls).await.contains("audio-2"));
+    assert!(!server.get_text(dash).await.contains("lang=\"fr\""));
+    assert_eq!(delete("audio").await.expect("DELETE").status(), 409);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1055,9 +1380,6 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         disposition.starts_with("attachment; filename="),
         "{disposition}"
     );
-    let bytes = response.bytes().await.expect("body");
-    let file = server.env.dir.path().join("download.mp4");
-    std::fs::write(&file, &bytes).expect("write");
     let ranged = server
         .client
         .get(&url)
@@ -1066,8 +1388,16 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         .await
         .expect("range");
     assert_eq!(ranged.status(), 206);
-    // Streams and duration as ffprobe reads them: video and audio, the
-    // video's duration within one frame.
+    let bytes = response.bytes().await.expect("body");
+    check_progressive_mp4(&server, &video, &bytes);
+}
+
+/// A download as ffprobe reads it: video and audio streams, the video's
+/// duration within one frame (25 fps), and faststart (the index, moov,
+/// before the media, mdat).
+fn check_progressive_mp4(server: &Server, video: &Value, bytes: &[u8]) {
+    let file = server.env.dir.path().join("download.mp4");
+    std::fs::write(&file, bytes).expect("write");
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -1100,10 +1430,61 @@ async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
         (duration - expected).abs() <= 1.0 / 25.0 + 0.03,
         "{duration} s vs {expected} s"
     );
-    // faststart: the index (moov) comes before the media (mdat).
     let moov = bytes.windows(4).position(|w| w == b"moov").expect("moov");
     let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("mdat");
     assert!(moov < mdat, "moov at {moov}, mdat at {mdat}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encode_downloads_makes_the_chosen_downloads_in_the_video_job() {
+    let server = Server::start(2, &[("REEL_ENCODE_DOWNLOADS", "240p")]);
+    let source = reel_testkit::media::Lavfi::video("640x360", "25", 3)
+        .with_audio(44100)
+        .write(server.env.dir.path().join("source.mp4"));
+    let video = server.ingest(&source);
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let view = server.get_json(&format!("/v1/videos/{id}")).await;
+    let job = server
+        .get_json(&format!(
+            "/v1/jobs/{}",
+            view["job_id"].as_str().expect("job")
+        ))
+        .await;
+    let mut download_tasks: Vec<&str> = job["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|task| task["kind"] == "download")
+        .map(|task| task["key"].as_str().expect("key"))
+        .collect();
+    download_tasks.sort();
+    // 640x360 makes 360p and 240p: only the chosen one becomes a task.
+    let renditions: Vec<&str> = video["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .map(|rendition| rendition["id"].as_str().expect("id"))
+        .collect();
+    let chosen: Vec<String> = renditions
+        .iter()
+        .filter(|id| id.ends_with("-240p"))
+        .map(|id| format!("download-{id}"))
+        .collect();
+    assert_eq!(renditions.len(), 2, "{renditions:?}");
+    assert_eq!(download_tasks, chosen, "{renditions:?}");
+    assert_eq!(chosen.len(), 1, "{renditions:?}");
+    for rendition in &renditions {
+        let url = format!("{}/v/{id}/download/{rendition}.mp4", server.url);
+        let response = server.client.get(&url).send().await.expect("download");
+        if rendition.ends_with("-240p") {
+            assert_eq!(response.status(), 200, "{url}");
+            let bytes = response.bytes().await.expect("body");
+            check_progressive_mp4(&server, &video, &bytes);
+        } else {
+            assert_eq!(response.status(), 404, "{url}: not chosen");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1138,6 +1519,24 @@ async fn non_zero_start_times() {
         .as_f64()
         .unwrap_or(0.0);
     assert!(start >= 9.9, "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matroska_source_that_starts_late_keeps_its_length() {
+    // Matroska's DURATION tag is the stream's end time (8 s here), which
+    // made a 10 s plan for 3 s of media and failed packaging with "no moof
+    // box" (issue 14).
+    let source = Source {
+        name: "offset-mkv",
+        args: lavfi_video("320x180", "25", 3.0, &format!("{X264} -output_ts_offset 5")),
+        extension: "mkv",
+    };
+    let probe = run_case(source, av()).await;
+    assert_eq!(planned(&probe, "total_frames"), 75, "{probe:#}");
+    let seconds = probe["info"]["duration_seconds"]
+        .as_f64()
+        .expect("duration");
+    assert!((seconds - 3.0).abs() < 0.05, "{probe:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,3 +116,27 @@ fn limits_name_the_value_and_the_limit() {
         "{error}"
     );
 }
+
+#[test]
+fn a_matroska_duration_tag_is_an_end_time_after_the_stream_start() {
+    // What ffprobe says of `-output_ts_offset 5` into Matroska: the format
+    // starts with the audio (AAC priming), DURATION tags are end times.
+    let json = serde_json::json!({
+        "format": {"format_name": "matroska,webm", "start_time": "4.979000", "duration": "8.000000"},
+        "streams": [
+            {"index": 0, "codec_type": "video", "codec_name": "h264", "pix_fmt": "yuv420p",
+             "width": 160, "height": 90, "r_frame_rate": "25/1", "avg_frame_rate": "25/1",
+             "start_time": "5.000000", "tags": {"DURATION": "00:00:08.000000000"}},
+            {"index": 1, "codec_type": "audio", "codec_name": "aac", "sample_fmt": "fltp",
+             "sample_rate": "48000", "channels": 1, "start_time": "4.979000",
+             "tags": {"DURATION": "00:00:08.000000000"}}
+        ]
+    });
+    let info = media_info_from_json(&json, 1).expect("valid");
+    let video = info.video.expect("video");
+    assert!((video.duration_seconds - 3.0).abs() < 1e-9, "{video:?}");
+    assert!((info.duration_seconds - 3.0).abs() < 1e-9);
+    let audio = info.audio.expect("audio");
+    let audio_seconds = audio.duration_seconds.expect("audio duration");
+    assert!((audio_seconds - 3.021).abs() < 1e-9, "{audio:?}");
+}

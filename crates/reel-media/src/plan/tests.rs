@@ -205,6 +205,60 @@ fn the_grid_is_two_second_gops_in_four_second_segments() {
 }
 
 #[test]
+fn a_tail_shorter_than_half_a_segment_joins_the_segment_before_it() {
+    let check = |total_frames: u64, expected: &[u64]| {
+        assert_eq!(segment_grid(total_frames, 120), expected, "{total_frames}");
+    };
+    check(1, &[1]);
+    check(119, &[119]);
+    check(120, &[120]);
+    check(121, &[121]);
+    check(179, &[179]);
+    check(180, &[120, 60]);
+    check(270, &[120, 150]);
+    check(360, &[120, 120, 120]);
+
+    // 9 s at 29.97 fps in one-segment chunks: the 30-frame tail is no chunk
+    // of its own but the end of the last one, and the keyframes stay on the
+    // GOP grid (the joined segment has three GOPs).
+    let mut source = video(640, 360, "30000/1001");
+    source.duration_seconds = 9.0;
+    let settings = PlanSettings {
+        segments_per_chunk: 1,
+        ..PlanSettings::standard()
+    };
+    let ntsc = plan_video(&source, &settings).expect("plan");
+    assert_eq!(ntsc.total_frames, 270);
+    assert_eq!(ntsc.segment_frame_counts(), vec![120, 150]);
+    let titled = plan(&info(Some(source.clone()), None), &settings).expect("plan");
+    assert_eq!(
+        titled.segment_durations_micros(),
+        vec![4_004_000, 5_005_000]
+    );
+    // Without video: 4 s segments of the 12.5 s stream, the 0.5 s tail
+    // joined to the last.
+    let sound = plan(&info(None, Some(audio(2))), &settings).expect("plan");
+    assert_eq!(
+        sound.segment_durations_micros(),
+        vec![4_000_000, 4_000_000, 4_500_000]
+    );
+    let chunks: Vec<(u64, u32)> = ntsc
+        .chunks
+        .iter()
+        .map(|chunk| (chunk.start_frame, chunk.frame_count))
+        .collect();
+    assert_eq!(chunks, [(0, 120), (120, 150)]);
+    // Two-segment chunks group the same grid.
+    let pairs = video_plan(source);
+    let chunks: Vec<(u64, u32)> = pairs
+        .chunks
+        .iter()
+        .map(|chunk| (chunk.start_frame, chunk.frame_count))
+        .collect();
+    assert_eq!(chunks, [(0, 270)]);
+}
+
+#[test]
 fn a_source_shorter_than_a_segment_is_one_chunk() {
     let mut source = video(640, 360, "25");
     source.duration_seconds = 0.01;

@@ -8,9 +8,10 @@ use reel_media::plan::{ChunkPlan, Plan, RenditionPlan};
 use reel_media::MediaInfo;
 use serde_json::json;
 
+use super::download::download_task;
 use super::{
     AudioPayload, EncodePayload, PackagePayload, PublishPayload, TaskKind, TextPayload,
-    ThumbnailPayload, VideoTaskInput,
+    ThumbnailPayload, VideoSettings, VideoTaskInput,
 };
 
 /// The key of the first (default) audio track's task.
@@ -43,8 +44,9 @@ pub(super) fn fan_out(
     input: &VideoTaskInput,
     info: &MediaInfo,
     plan: &Plan,
-    lowest_rendition_first: bool,
+    settings: &VideoSettings,
 ) -> Vec<NewTask> {
+    let lowest_rendition_first = settings.lowest_rendition_first;
     let mut tasks = Vec::new();
     let mut publish_deps: Vec<Vec<String>> = Vec::new();
     let mut publish_renditions: Vec<String> = Vec::new();
@@ -86,6 +88,7 @@ pub(super) fn fan_out(
                 track,
                 origin_seconds: plan.origin_seconds,
                 duration_seconds: plan.duration_seconds,
+                segments_micros: plan.segment_durations_micros(),
                 language: subtitle.language.clone(),
                 title: subtitle.title.clone(),
                 // Captions show when the viewer asks, whatever the
@@ -245,6 +248,16 @@ pub(super) fn fan_out(
             max_attempts: 3,
         });
         previous = Some(key);
+    }
+    // Downloads read the published presentation: after the last
+    // publication, so they never delay `playable`.
+    if let (Some(video), Some(last_publish)) = (&plan.video, &previous) {
+        for rendition in &video.renditions {
+            let id = rendition.id().to_string();
+            if settings.downloads.includes(&id, &rendition.name) {
+                tasks.push(download_task(input.video, &id, vec![last_publish.clone()]));
+            }
+        }
     }
     tasks
 }

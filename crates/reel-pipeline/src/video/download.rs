@@ -38,18 +38,24 @@ pub fn download_job(video: VideoId, renditions: &[String]) -> NewJob {
         input: json!({"video": video, "renditions": renditions}),
         tasks: renditions
             .iter()
-            .map(|rendition| NewTask {
-                key: format!("download-{rendition}"),
-                kind: TaskKind::Download.as_str().to_string(),
-                priority: 0,
-                payload: json!(DownloadPayload {
-                    video,
-                    rendition: rendition.clone(),
-                }),
-                depends_on: Vec::new(),
-                max_attempts: 3,
-            })
+            .map(|rendition| download_task(video, rendition, Vec::new()))
             .collect(),
+    }
+}
+
+/// The task that makes `rendition`'s download once `depends_on` succeeded:
+/// in a download job, or at the end of the video job (`encode.downloads`).
+pub(super) fn download_task(video: VideoId, rendition: &str, depends_on: Vec<String>) -> NewTask {
+    NewTask {
+        key: format!("download-{rendition}"),
+        kind: TaskKind::Download.as_str().to_string(),
+        priority: 0,
+        payload: json!(DownloadPayload {
+            video,
+            rendition: rendition.to_string(),
+        }),
+        depends_on,
+        max_attempts: 3,
     }
 }
 

@@ -28,6 +28,7 @@ mod audio;
 pub mod budget;
 mod dag;
 mod download;
+mod dub;
 mod encode;
 pub mod layout;
 mod package;
@@ -61,9 +62,10 @@ use serde_json::json;
 use crate::jobs::StoredObject;
 pub use budget::{BudgetError, MediaBudget};
 pub use download::download_job;
+pub use dub::{dub_job, dub_source_key, DubRequest};
 pub use layout::{JobLayout, VideoLayout};
 pub use presentation::{
-    read_presentation, write_presentation, write_text_track, PresentationError,
+    delete_text_track, read_presentation, write_presentation, write_text_track, PresentationError,
 };
 pub use progress::{video_progress, PipelineStep, VideoProgress, VideoState};
 use sources::SourceCache;
@@ -94,6 +96,34 @@ pub struct VideoSettings {
     /// Encode the lowest rendition in its own tasks, first, so the video is
     /// playable early (one more decode of the source).
     pub lowest_rendition_first: bool,
+    /// The renditions whose progressive MP4 every video job makes, after
+    /// its last publication (`encode.downloads`).
+    pub downloads: DownloadSelection,
+}
+
+/// Which renditions a video job makes downloads of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownloadSelection {
+    /// None: downloads are made on request (`POST /v1/videos/{id}/downloads`).
+    Off,
+    /// Every rendition.
+    All,
+    /// The renditions with these names (`720p`) or ids (`h264-720p`); a
+    /// name the video's ladder does not have is skipped.
+    Renditions(Vec<String>),
+}
+
+impl DownloadSelection {
+    /// Whether the rendition with `id` and `name` is selected.
+    pub fn includes(&self, id: &str, name: &str) -> bool {
+        match self {
+            DownloadSelection::Off => false,
+            DownloadSelection::All => true,
+            DownloadSelection::Renditions(names) => {
+                names.iter().any(|wanted| wanted == id || wanted == name)
+            }
+        }
+    }
 }
 
 /// The key a video's source is stored at ([`VideoLayout::source`]).
@@ -140,13 +170,15 @@ pub enum TaskKind {
     Text,
     /// Remuxes a published rendition into a progressive MP4 (a `download` job).
     Download,
+    /// Adds an audio track from an uploaded file (a `dub` job).
+    Dub,
     /// Writes the manifests of what is ready.
     Publish,
 }
 
 impl TaskKind {
     /// Every kind.
-    pub const ALL: [TaskKind; 8] = [
+    pub const ALL: [TaskKind; 9] = [
         TaskKind::MediaProbe,
         TaskKind::Encode,
         TaskKind::Audio,
@@ -155,6 +187,7 @@ impl TaskKind {
         TaskKind::Text,
         TaskKind::Publish,
         TaskKind::Download,
+        TaskKind::Dub,
     ];
 
     /// The name the engine stores.
@@ -167,6 +200,7 @@ impl TaskKind {
             TaskKind::Thumbnails => "thumbnails",
             TaskKind::Text => "text",
             TaskKind::Download => "download",
+            TaskKind::Dub => "dub",
             TaskKind::Publish => "publish",
         }
     }
@@ -222,6 +256,7 @@ pub fn register(
             TaskKind::Thumbnails => Arc::new(thumbnails::ThumbnailTask(shared.clone())),
             TaskKind::Text => Arc::new(text::TextTask(shared.clone())),
             TaskKind::Download => Arc::new(download::DownloadTask(shared.clone())),
+            TaskKind::Dub => Arc::new(dub::DubTask(shared.clone())),
             TaskKind::Publish => Arc::new(publish::PublishTask(shared.clone())),
         };
         registry.register(kind.as_str(), handler);
@@ -322,6 +357,10 @@ pub(crate) struct TextPayload {
     origin_seconds: f64,
     /// The title's output duration.
     duration_seconds: f64,
+    /// The media segments' durations, on which the WebVTT is cut
+    /// (`Plan::segment_durations_micros`).
+    #[serde(default)]
+    segments_micros: Vec<u64>,
     language: Option<String>,
     title: Option<String>,
     default: bool,

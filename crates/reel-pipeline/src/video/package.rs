@@ -51,7 +51,11 @@ impl TaskHandler for PackageTask {
                         .map_err(|error| format!("chunk {chunk_idx}: {error}"))?,
                 );
             }
-            reel_cmaf::assemble(parsed).map_err(|error| error.to_string())
+            let mut track = reel_cmaf::assemble(parsed).map_err(|error| error.to_string())?;
+            // The plan put a short tail in the last chunk; its fragment
+            // joins the one before it (VideoPlan::segment_frame_counts).
+            track.join_short_last_segment();
+            Ok(track)
         })
         .await
         .map_err(|error| TaskError::retryable(format!("packaging thread: {error}")))?

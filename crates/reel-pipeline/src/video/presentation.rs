@@ -5,7 +5,8 @@
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use reel_core::VideoId;
-use reel_manifest::paths::{MEDIA_PLAYLIST, TEXT_FILE};
+use reel_manifest::captions::{segment_webvtt, to_webvtt, Cue};
+use reel_manifest::paths::{text_segment_file_name, MEDIA_PLAYLIST, TEXT_FILE};
 use reel_manifest::{Presentation, TextTrack};
 
 use super::VideoLayout;
@@ -81,23 +82,38 @@ pub async fn write_presentation(
     Ok(())
 }
 
-/// Writes a text track's files: `{id}/captions.vtt` and its one-segment
-/// `{id}/index.m3u8` (the presentation lists the track once both exist).
+/// Writes a text track's files: the whole `{id}/captions.vtt` (the MPD's
+/// sidecar), one WebVTT segment per entry of `track.segments_micros`
+/// (`{id}/seg-00001.vtt`, …, each with the cues that overlap it) and the
+/// `{id}/index.m3u8` that lists them; the presentation lists the track once
+/// they all exist. Captions from the source and uploaded ones go through
+/// here alike.
 pub async fn write_text_track(
     objects: &dyn ObjectStore,
     video: VideoId,
     track: &TextTrack,
-    vtt: String,
+    cues: &[Cue],
 ) -> Result<(), PresentationError> {
     let layout = VideoLayout::new(video);
-    let files = [
-        (TEXT_FILE, vtt, "writing the captions"),
-        (
-            MEDIA_PLAYLIST,
-            reel_manifest::hls_text(track),
-            "writing the captions playlist",
-        ),
-    ];
+    let segments = segment_webvtt(cues, &track.segments_micros);
+    let mut files = vec![(
+        TEXT_FILE.to_string(),
+        to_webvtt(cues),
+        "writing the captions",
+    )];
+    for (segment_idx, text) in segments.into_iter().enumerate() {
+        files.push((
+            text_segment_file_name(segment_idx + 1),
+            text,
+            "writing a captions segment",
+        ));
+    }
+    // The playlist last: it names the others.
+    files.push((
+        MEDIA_PLAYLIST.to_string(),
+        reel_manifest::hls_text(track),
+        "writing the captions playlist",
+    ));
     for (file, text, what) in files {
         objects
             .put(
@@ -108,4 +124,18 @@ pub async fn write_text_track(
             .map_err(store(what))?;
     }
     Ok(())
+}
+
+/// Deletes what [`write_text_track`] wrote, as far as the store lets it (a
+/// file left behind is listed by no manifest).
+pub async fn delete_text_track(objects: &dyn ObjectStore, video: VideoId, track: &TextTrack) {
+    let layout = VideoLayout::new(video);
+    let n_segments = track.segments_micros.len();
+    let files = [TEXT_FILE.to_string(), MEDIA_PLAYLIST.to_string()]
+        .into_iter()
+        .chain((1..=n_segments).map(text_segment_file_name));
+    for file in files {
+        let location = ObjectPath::from(layout.object(&format!("{}/{file}", track.id)));
+        let _ = objects.delete(&location).await;
+    }
 }

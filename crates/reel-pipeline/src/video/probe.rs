@@ -45,7 +45,7 @@ impl TaskHandler for ProbeTask {
                     TaskError::retryable(unavailable.to_string())
                 }
             })?;
-        let new_tasks = dag::fan_out(&input, &info, &plan, shared.settings.lowest_rendition_first);
+        let new_tasks = dag::fan_out(&input, &info, &plan, &shared.settings);
         let output = ProbeOutput { info, plan };
         Ok(Completion {
             output: json!(output),

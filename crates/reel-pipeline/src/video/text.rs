@@ -1,12 +1,11 @@
 //! `text-{n}`: converts one text subtitle stream of the source to a WebVTT
-//! track (`text-{n}/captions.vtt` and its one-segment `index.m3u8`).
+//! track (`text-{n}/captions.vtt`, its segments and their `index.m3u8`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use reel_jobs::store::Completion;
 use reel_jobs::worker::{TaskContext, TaskError, TaskHandler};
-use reel_manifest::captions::TIMESTAMP_MAP;
 use reel_manifest::TextTrack;
 use serde_json::json;
 
@@ -48,7 +47,19 @@ impl TaskHandler for TextTask {
         let text = tokio::fs::read_to_string(&output)
             .await
             .map_err(|error| TaskError::permanent(format!("captions: not UTF-8 text: {error}")))?;
-        let vtt = with_timestamp_map(&text);
+        // ffmpeg's WebVTT read back as cues, to be cut on the segments; a
+        // stream without a single cue becomes an empty track.
+        let cues = if text.contains("-->") {
+            reel_manifest::captions::parse_captions(&text).map_err(|error| {
+                TaskError::permanent(format!(
+                    "captions: subtitle stream {} converts to WebVTT reel cannot read: {error}",
+                    input.index
+                ))
+            })?
+        } else {
+            Vec::new()
+        };
+        let size = reel_manifest::captions::to_webvtt(&cues).len() as u64;
         let id = dag::text_key(input.track);
         let language = input.language.as_deref().map(reel_media::language::bcp47);
         let track = TextTrack {
@@ -61,40 +72,15 @@ impl TaskHandler for TextTask {
             language,
             default: input.default,
             duration_micros: (input.duration_seconds.max(0.0) * 1e6).round() as u64,
-            size: vtt.len() as u64,
+            size,
+            segments_micros: input.segments_micros.clone(),
         };
-        write_text_track(shared.objects.as_ref(), input.video, &track, vtt)
+        write_text_track(shared.objects.as_ref(), input.video, &track, &cues)
             .await
             .map_err(|error| TaskError::retryable(format!("captions: {error}")))?;
         Ok(Completion {
             output: json!({"track": track}),
             ..Completion::default()
         })
-    }
-}
-
-/// The WebVTT text with [`TIMESTAMP_MAP`] in its header (after the
-/// `WEBVTT` line), which HLS players use to place the cues.
-fn with_timestamp_map(text: &str) -> String {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    match text.split_once('\n') {
-        Some((first, rest)) if first.trim_end().starts_with("WEBVTT") => {
-            format!("{}\n{TIMESTAMP_MAP}\n{rest}", first.trim_end())
-        }
-        _ => format!("WEBVTT\n{TIMESTAMP_MAP}\n\n{text}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_timestamp_map;
-
-    #[test]
-    fn the_timestamp_map_goes_in_the_header() {
-        assert_eq!(
-            with_timestamp_map("WEBVTT\n\n00:00.500 --> 00:01.500\nHi\n"),
-            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS=0,LOCAL=00:00:00.000\n\n00:00.500 --> 00:01.500\nHi\n"
-        );
-        assert!(with_timestamp_map("").starts_with("WEBVTT\nX-TIMESTAMP-MAP"));
     }
 }
