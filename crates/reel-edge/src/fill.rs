@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::cache_control::{initial_age, storable_freshness, Freshness, NotStored};
+use crate::cache_control::{initial_age, storable_freshness, vary_names, Freshness, Rules};
 use crate::key::{upstream_url, CacheKey};
 use crate::store::{
     CachedObject, CachedObjectKey, DiskFile, ObjectMeta, Reservation, TierKind, DISK_FILE_SUFFIX,
@@ -59,6 +59,16 @@ pub(crate) enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The upstream could not be reached or did not answer (as opposed to
+    /// answering with an error status): stale copies may stand in at any
+    /// age the directives allow (RFC 9111 4.2.4).
+    pub(crate) fn is_disconnection(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Timeout(_) | UpstreamError::Unreachable(_)
+        )
+    }
+
     /// What failed, in words for clients: no URL, address or OS text.
     pub(crate) fn summary(&self) -> String {
         match self {
@@ -91,11 +101,86 @@ pub(crate) struct PassBody {
     pub(crate) rest: BoxStream<'static, io::Result<Bytes>>,
 }
 
+/// The request headers a response was selected by (its `Vary`), as the
+/// edge compares them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// No `Vary` (or only `Accept-Encoding`): serves every request.
+    #[default]
+    Any,
+    /// `Vary: *`, or a header outside the configured set: serves no other
+    /// request.
+    Never,
+    /// Serves requests whose values of these headers are the same.
+    Values(Vec<(HeaderName, Option<String>)>),
+}
+
+impl Variant {
+    /// The variant of a response to a request with `request` headers.
+    pub(crate) fn of(response: &HeaderMap, request: &HeaderMap, rules: &Rules) -> Variant {
+        match vary_names(response) {
+            None => Variant::Never,
+            Some(names) if names.is_empty() => Variant::Any,
+            Some(names) if names.iter().any(|name| !rules.vary_headers.contains(name)) => {
+                Variant::Never
+            }
+            Some(names) => Variant::Values(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let value = request_value(request, &name);
+                        (name, value)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether a request with `request` headers may be given this variant.
+    pub(crate) fn matches(&self, request: &HeaderMap) -> bool {
+        match self {
+            Variant::Any => true,
+            Variant::Never => false,
+            Variant::Values(values) => values
+                .iter()
+                .all(|(name, value)| request_value(request, name) == *value),
+        }
+    }
+}
+
+/// A request header's lines as one list, members trimmed (RFC 9111 4.1:
+/// values are compared after normalising whitespace).
+fn request_value(request: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut members: Vec<&str> = Vec::new();
+    let mut found = false;
+    for value in request.get_all(name) {
+        found = true;
+        let text = std::str::from_utf8(value.as_bytes()).unwrap_or("\u{fffd}");
+        members.extend(text.split(',').map(str::trim));
+    }
+    found.then(|| members.join(","))
+}
+
+/// What the fill's upstream request carries from the client's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Forward {
+    /// Client headers sent upstream.
+    pub(crate) headers: HeaderMap,
+    /// The request carried `Authorization`: the response is stored only
+    /// when it says it may be shared.
+    pub(crate) authorized: bool,
+}
+
 /// One fetch of one key, shared by its waiters.
 pub(crate) struct Fill {
     pub(crate) key: CacheKey,
     /// The stale object being revalidated, if any.
     pub(crate) base: Option<CachedObject>,
+    /// The leading request's headers for the upstream.
+    pub(crate) forward: Forward,
+    /// Registered in the store's in-flight map (others may join it); a
+    /// fill for one request alone leaves no hit-for-pass marker.
+    shared: bool,
     state: Mutex<FillState>,
     changed: watch::Sender<()>,
     purged: AtomicBool,
@@ -110,13 +195,25 @@ struct FillState {
 }
 
 impl Fill {
-    pub(crate) fn new(key: CacheKey, base: Option<CachedObject>) -> Fill {
+    /// A fill others may join (the store registers it).
+    pub(crate) fn new(key: CacheKey, base: Option<CachedObject>, forward: Forward) -> Fill {
         Fill {
             key,
             base,
+            forward,
+            shared: true,
             state: Mutex::new(FillState::default()),
             changed: watch::Sender::new(()),
             purged: AtomicBool::new(false),
+        }
+    }
+
+    /// A fill for one request alone (one with `Authorization`): never
+    /// joined, but its response is stored if it may be.
+    pub(crate) fn alone(key: CacheKey, forward: Forward) -> Fill {
+        Fill {
+            shared: false,
+            ..Fill::new(key, None, forward)
         }
     }
 
@@ -281,10 +378,22 @@ pub(crate) async fn fetch_upstream(
     edge: &Edge,
     key: &CacheKey,
     conditional: Option<&ObjectMeta>,
+    forward: &HeaderMap,
 ) -> Result<reqwest::Response, UpstreamError> {
     let url = upstream_url(&edge.settings.upstream_base, key)
         .ok_or_else(|| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
-    let mut request = edge.client.get(url);
+    let request = edge.client.get(url).headers(forward.clone());
+    send_upstream(edge, key, request, conditional).await
+}
+
+/// Sends `request` (with the validators of `conditional`) and waits for
+/// the response head, counting upstream requests and errors.
+pub(crate) async fn send_upstream(
+    edge: &Edge,
+    key: &CacheKey,
+    mut request: reqwest::RequestBuilder,
+    conditional: Option<&ObjectMeta>,
+) -> Result<reqwest::Response, UpstreamError> {
     if let Some(meta) = conditional {
         if let Some(etag) = &meta.validators.etag {
             request = request.header(header::IF_NONE_MATCH, etag.clone());
@@ -348,9 +457,11 @@ pub(crate) fn response_meta(
     upstream_headers: &HeaderMap,
     freshness: Freshness,
     length: Option<u64>,
+    variant: Variant,
 ) -> ObjectMeta {
     ObjectMeta {
         status,
+        variant,
         headers: end_to_end_headers(upstream_headers),
         length,
         freshness,
@@ -362,17 +473,18 @@ pub(crate) fn response_meta(
 
 async fn run_fill(edge: &Arc<Edge>, fill: &Arc<Fill>) {
     let base_meta = fill.base.as_ref().map(|base| base.meta.clone());
-    let response = match fetch_upstream(edge, &fill.key, base_meta.as_deref()).await {
-        Ok(response) => response,
-        Err(error) => {
-            if fill.base.is_some() {
-                edge.metrics.revalidations_failed.inc();
+    let response =
+        match fetch_upstream(edge, &fill.key, base_meta.as_deref(), &fill.forward.headers).await {
+            Ok(response) => response,
+            Err(error) => {
+                if fill.base.is_some() {
+                    edge.metrics.revalidations_failed.inc();
+                }
+                fill.finish(Err(error));
+                edge.store.abandon(fill);
+                return;
             }
-            fill.finish(Err(error));
-            edge.store.abandon(fill);
-            return;
-        }
-    };
+        };
     let status = response.status();
     if let Some(base) = &fill.base {
         if status == StatusCode::NOT_MODIFIED {
@@ -396,20 +508,26 @@ async fn run_fill(edge: &Arc<Edge>, fill: &Arc<Fill>) {
         }
         edge.metrics.revalidations_modified.inc();
     }
+    let rules = &edge.settings.rules;
     let storable = storable_freshness(
         status,
         response.headers(),
-        edge.settings.error_ttl,
+        rules,
+        fill.forward.authorized,
         SystemTime::now(),
     );
     // Private answers are never shared with other waiters, let alone stored.
-    let private = matches!(
-        storable,
-        Err(NotStored::NoStore | NotStored::Private | NotStored::SetCookie)
-    );
+    let private = storable.is_err_and(|why| why.is_private());
     let freshness = storable.unwrap_or(Freshness::NONE);
     let content_length = response.content_length();
-    let meta = response_meta(status, response.headers(), freshness, content_length);
+    let variant = Variant::of(response.headers(), &fill.forward.headers, rules);
+    let meta = response_meta(
+        status,
+        response.headers(),
+        freshness,
+        content_length,
+        variant,
+    );
     let max_object_bytes = edge.settings.max_object_bytes;
     let body = upstream_body(edge, response);
     if private || content_length.is_some_and(|length| length > max_object_bytes) {
@@ -499,7 +617,7 @@ fn pass(
     rest: BoxStream<'static, io::Result<Bytes>>,
     remember: bool,
 ) {
-    if remember {
+    if remember && fill.shared {
         edge.store.abandon_with_pass(fill, PASS_DURATION);
     } else {
         edge.store.abandon(fill);
@@ -653,12 +771,14 @@ fn refreshed_meta(base: &ObjectMeta, not_modified_headers: &HeaderMap, edge: &Ed
     let freshness = storable_freshness(
         base.status,
         &headers,
-        edge.settings.error_ttl,
+        &edge.settings.rules,
+        false,
         SystemTime::now(),
     )
     .unwrap_or(Freshness::NONE);
     ObjectMeta {
         status: base.status,
+        variant: base.variant.clone(),
         validators: Validators::of(&headers),
         headers,
         length: base.length,
@@ -670,8 +790,22 @@ fn refreshed_meta(base: &ObjectMeta, not_modified_headers: &HeaderMap, edge: &Ed
 
 /// Headers that describe one connection (RFC 9110 7.6.1), or that the edge
 /// sets itself, are not stored or forwarded.
-fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
-    const DROPPED: [&str; 13] = [
+pub(crate) fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = without_hop_by_hop(upstream, &["content-length", "age", "x-cache", "vary"]);
+    // Vary is dropped above only when it is safe to ignore; otherwise it is
+    // kept for the client (and the edge's own variant check).
+    if vary_names(upstream).is_none_or(|names| !names.is_empty()) {
+        for vary in upstream.get_all(header::VARY) {
+            headers.append(header::VARY, vary.clone());
+        }
+    }
+    headers
+}
+
+/// `headers` without the hop-by-hop ones (RFC 9110 7.6.1: the fixed list
+/// and those named in `Connection`) and without `also_dropped`.
+pub(crate) fn without_hop_by_hop(headers: &HeaderMap, also_dropped: &[&str]) -> HeaderMap {
+    const HOP_BY_HOP: [&str; 9] = [
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -681,41 +815,25 @@ fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
         "upgrade",
         "proxy-authenticate",
         "proxy-authorization",
-        "content-length",
-        "age",
-        "x-cache",
-        "vary",
     ];
-    let listed_in_connection: Vec<HeaderName> = upstream
+    let listed_in_connection: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|text| text.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    let mut headers = HeaderMap::with_capacity(upstream.len());
-    for (name, value) in upstream {
-        if DROPPED.contains(&name.as_str()) || listed_in_connection.contains(name) {
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(&name.as_str())
+            || also_dropped.contains(&name.as_str())
+            || listed_in_connection.contains(name)
+        {
             continue;
         }
-        headers.append(name.clone(), value.clone());
+        kept.append(name.clone(), value.clone());
     }
-    // Vary is dropped above only when it is safe to ignore; otherwise the
-    // response is not stored and keeps it.
-    if let Some(vary) = upstream.get(header::VARY) {
-        let only_accept_encoding = upstream.get_all(header::VARY).iter().all(|value| {
-            value.to_str().is_ok_and(|text| {
-                text.split(',').all(|name| {
-                    let name = name.trim();
-                    name.is_empty() || name.eq_ignore_ascii_case("accept-encoding")
-                })
-            })
-        });
-        if !only_accept_encoding {
-            headers.insert(header::VARY, vary.clone());
-        }
-    }
-    headers
+    kept
 }
 
 /// The error with its sources, for messages (reqwest's own text omits them).
