@@ -43,7 +43,8 @@ async fn edge_metric(edge: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name}: {metrics}")) as u64
 }
 
-/// Status and `x-cache` of a GET.
+/// Status and `x-cache` of a GET, body read to the end (so a miss's fill
+/// has completed and the next request cannot join it).
 async fn fetch(target: &str) -> (StatusCode, String) {
     let response = reqwest::get(target).await.expect("get");
     let cache = response
@@ -52,7 +53,9 @@ async fn fetch(target: &str) -> (StatusCode, String) {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    (response.status(), cache)
+    let status = response.status();
+    response.bytes().await.expect("body");
+    (status, cache)
 }
 
 /// Each target is served, and the second time from the edge's cache.
