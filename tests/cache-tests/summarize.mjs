@@ -13,7 +13,6 @@ import { determineTestResult, resultTypes } from './test-engine/lib/results.mjs'
 // Required tests reel edge is known not to pass, with the reason. A listed
 // test that starts passing fails the gate too, so the list stays true.
 const KNOWN = {
-  'interim-not-cached': 'hyper 1.x cannot send a 1xx before the final response (proto/h1/role.rs answers 500 "response with 1xx status code not supported") and reqwest 0.12 drops request extensions, so hyper::ext::on_informational cannot see the origin\'s 103',
   'headers-store-Set-Cookie': 'by design: reel edge never stores a response with Set-Cookie (a session cookie must not be replayed to other viewers); this is a setup result, not a failure'
 }
 

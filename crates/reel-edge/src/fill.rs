@@ -188,6 +188,8 @@ pub(crate) struct Fill {
 
 #[derive(Default)]
 struct FillState {
+    /// 1xx responses the upstream sent before its final one.
+    interim: Vec<(StatusCode, HeaderMap)>,
     head: Option<FillHead>,
     chunks: Vec<Bytes>,
     end: Option<Result<(), UpstreamError>>,
@@ -229,17 +231,40 @@ impl Fill {
         self.purged.load(Ordering::Acquire)
     }
 
-    /// Waits until the upstream has answered.
-    pub(crate) async fn head(&self) -> FillHead {
+    /// Waits until the upstream has answered, sending the 1xx responses it
+    /// sent meanwhile (never stored) through `interim`, when given.
+    pub(crate) async fn head(&self, interim: Option<&reel_http::server::Interim>) -> FillHead {
         let mut changes = self.changed.subscribe();
+        let mut n_sent = 0;
         loop {
             changes.borrow_and_update();
-            if let Some(head) = self.lock().head.clone() {
+            let (head, pending) = {
+                let state = self.lock();
+                (state.head.clone(), state.interim[n_sent..].to_vec())
+            };
+            n_sent += pending.len();
+            if let Some(interim) = interim {
+                for (status, headers) in &pending {
+                    if let Err(error) = interim.send(*status, headers).await {
+                        tracing::debug!(%error, "sending an interim response failed");
+                    }
+                }
+            }
+            if let Some(head) = head {
                 return head;
             }
             // The sender lives in `self`, so this only returns on a change.
             let _ = changes.changed().await;
         }
+    }
+
+    fn push_interim(&self, status: StatusCode, headers: HeaderMap) {
+        let mut state = self.lock();
+        if state.head.is_none() {
+            state.interim.push((status, headers));
+        }
+        drop(state);
+        self.changed.send_replace(());
     }
 
     pub(crate) fn take_pass(&self) -> Option<PassBody> {
@@ -372,18 +397,67 @@ pub(crate) fn spawn_fill(edge: &Arc<Edge>, fill: Arc<Fill>, permit: Option<Owned
     });
 }
 
-/// Sends a GET for `key` upstream (with `conditional` validators) and waits
-/// for the response head.
+/// Sends a GET for `key` upstream (with `conditional` validators and the
+/// `forward` headers) and waits for the response head. A plain-HTTP
+/// upstream's 1xx responses go to `fill`, when given.
 pub(crate) async fn fetch_upstream(
     edge: &Edge,
     key: &CacheKey,
     conditional: Option<&ObjectMeta>,
     forward: &HeaderMap,
+    fill: Option<&Arc<Fill>>,
 ) -> Result<reqwest::Response, UpstreamError> {
     let url = upstream_url(&edge.settings.upstream_base, key)
         .ok_or_else(|| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
-    let request = edge.client.get(url).headers(forward.clone());
-    send_upstream(edge, key, request, conditional).await
+    let Some(plain) = &edge.plain_client else {
+        let request = edge.client.get(url).headers(forward.clone());
+        return send_upstream(edge, key, request, conditional).await;
+    };
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    *request.uri_mut() = url
+        .as_str()
+        .parse()
+        .map_err(|_| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
+    let headers = request.headers_mut();
+    headers.extend(forward.clone());
+    for (name, value) in &edge.upstream_headers {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(meta) = conditional {
+        add_validators(headers, meta);
+    }
+    if let Some(fill) = fill {
+        let fill = Arc::downgrade(fill);
+        hyper::ext::on_informational(&mut request, move |interim| {
+            if let Some(fill) = fill.upgrade() {
+                fill.push_interim(interim.status(), without_hop_by_hop(interim.headers(), &[]));
+            }
+        });
+    }
+    let sent = tokio::time::timeout(edge.settings.upstream_timeout, plain.request(request));
+    let result = match sent.await {
+        Err(_) => Err(UpstreamError::Timeout(edge.settings.upstream_timeout)),
+        Ok(Err(error)) => Err(UpstreamError::Unreachable(error_chain(&error))),
+        Ok(Ok(response)) => Ok(reqwest::Response::from(response.map(reqwest::Body::wrap))),
+    };
+    edge.metrics.upstream_requests.inc();
+    if let Err(error) = &result {
+        edge.metrics.upstream_errors.inc();
+        tracing::warn!(key = %key, %error, "upstream request failed");
+    }
+    result
+}
+
+/// Adds the validators of a stored response, to revalidate it.
+fn add_validators(headers: &mut HeaderMap, meta: &ObjectMeta) {
+    if let Some(etag) = &meta.validators.etag {
+        headers.insert(header::IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(last_modified) = meta.headers.get(header::LAST_MODIFIED) {
+        headers.insert(header::IF_MODIFIED_SINCE, last_modified.clone());
+    }
 }
 
 /// Sends `request` (with the validators of `conditional`) and waits for
@@ -395,12 +469,9 @@ pub(crate) async fn send_upstream(
     conditional: Option<&ObjectMeta>,
 ) -> Result<reqwest::Response, UpstreamError> {
     if let Some(meta) = conditional {
-        if let Some(etag) = &meta.validators.etag {
-            request = request.header(header::IF_NONE_MATCH, etag.clone());
-        }
-        if let Some(last_modified) = meta.headers.get(header::LAST_MODIFIED) {
-            request = request.header(header::IF_MODIFIED_SINCE, last_modified.clone());
-        }
+        let mut validators = HeaderMap::new();
+        add_validators(&mut validators, meta);
+        request = request.headers(validators);
     }
     edge.metrics.upstream_requests.inc();
     let timeout = edge.settings.upstream_timeout;
@@ -473,18 +544,25 @@ pub(crate) fn response_meta(
 
 async fn run_fill(edge: &Arc<Edge>, fill: &Arc<Fill>) {
     let base_meta = fill.base.as_ref().map(|base| base.meta.clone());
-    let response =
-        match fetch_upstream(edge, &fill.key, base_meta.as_deref(), &fill.forward.headers).await {
-            Ok(response) => response,
-            Err(error) => {
-                if fill.base.is_some() {
-                    edge.metrics.revalidations_failed.inc();
-                }
-                fill.finish(Err(error));
-                edge.store.abandon(fill);
-                return;
+    let response = match fetch_upstream(
+        edge,
+        &fill.key,
+        base_meta.as_deref(),
+        &fill.forward.headers,
+        Some(fill),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            if fill.base.is_some() {
+                edge.metrics.revalidations_failed.inc();
             }
-        };
+            fill.finish(Err(error));
+            edge.store.abandon(fill);
+            return;
+        }
+    };
     let status = response.status();
     if let Some(base) = &fill.base {
         if status == StatusCode::NOT_MODIFIED {

@@ -209,14 +209,27 @@ pub async fn serve(
         value.set_sensitive(true);
         default_headers.insert(access::SECRET_HEADER, value);
     }
+    if let Ok(agent) = HeaderValue::from_str(&format!(
+        "reel-edge/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        settings.name
+    )) {
+        default_headers.insert(header::USER_AGENT, agent);
+    }
     let tokens = access::Tokens::load(&config.access)?;
+    // Plain-HTTP upstreams are fetched with hyper's client, which reports
+    // 1xx responses (forwarded to viewers); HTTPS ones with reqwest.
+    let plain_client = (config.upstream.scheme() == "http").then(|| {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.upstream_timeout));
+        connector.set_nodelay(true);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector)
+    });
     let client = reqwest::Client::builder()
-        .user_agent(format!(
-            "reel-edge/{} ({})",
-            env!("CARGO_PKG_VERSION"),
-            settings.name
-        ))
-        .default_headers(default_headers)
+        .default_headers(default_headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(settings.upstream_timeout)
@@ -231,6 +244,8 @@ pub async fn serve(
             disk,
         )),
         client,
+        plain_client,
+        upstream_headers: default_headers,
         metrics: metrics::Metrics::default(),
         sessions: Mutex::new(cmcd::Sessions::default()),
         prefetch_permits: Arc::new(Semaphore::new(config.max_prefetches)),
@@ -278,11 +293,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// hyper's pooled client for a plain-HTTP upstream.
+pub(crate) type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
 /// State shared by every request and background task.
 pub(crate) struct Edge {
     pub(crate) settings: Settings,
     pub(crate) store: Arc<store::Store>,
     pub(crate) client: reqwest::Client,
+    /// The client of a plain-HTTP upstream (sees 1xx responses).
+    pub(crate) plain_client: Option<PlainClient>,
+    /// Headers every upstream request carries (user agent, `Via`,
+    /// `Accept-Encoding: identity`, the upstream secret).
+    pub(crate) upstream_headers: HeaderMap,
     pub(crate) metrics: metrics::Metrics,
     sessions: Mutex<cmcd::Sessions>,
     pub(crate) prefetch_permits: Arc<Semaphore>,

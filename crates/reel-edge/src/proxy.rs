@@ -102,6 +102,8 @@ struct ClientRequest {
     forward: Forward,
     /// The request carried a playback token that verified.
     token_verified: bool,
+    /// Sends 1xx responses of the upstream ahead of the final one.
+    interim: Option<reel_http::server::Interim>,
 }
 
 /// Where a response body comes from.
@@ -170,6 +172,7 @@ async fn proxy(edge: Arc<Edge>, parts: Parts) -> Response {
     let request = ClientRequest {
         head_only: parts.method == Method::HEAD,
         forward: forward_for_read(&edge.settings.forward_headers, &parts.headers),
+        interim: parts.extensions.get().cloned(),
         headers: parts.headers,
         token_verified,
     };
@@ -210,7 +213,7 @@ async fn respond_from_fill(
     lead: bool,
     request: &ClientRequest,
 ) -> Response {
-    match fill.head().await {
+    match fill.head(request.interim.as_ref()).await {
         FillHead::Stream(meta) if !lead && !meta.variant.matches(&request.headers) => {
             // The fill is for another variant of the key: fetch our own.
             respond_direct(edge, &fill.key, request).await
@@ -265,7 +268,7 @@ async fn respond_from_fill(
 
 /// Fetches `key` for this request alone and streams it through.
 async fn respond_direct(edge: &Arc<Edge>, key: &CacheKey, request: &ClientRequest) -> Response {
-    match fetch_upstream(edge, key, None, &request.forward.headers).await {
+    match fetch_upstream(edge, key, None, &request.forward.headers, None).await {
         Ok(response) => {
             let meta = response_meta(
                 response.status(),

@@ -1015,3 +1015,73 @@ async fn rejects_invalid_configs() {
         .expect_err("disk without dir");
     assert!(error.to_string().contains("disk_dir"), "{error}");
 }
+
+/// Reads one HTTP/1.1 exchange's bytes from `stream` until `needle` (the
+/// final body) arrives or 5 s pass.
+async fn read_until(stream: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&received).contains(needle) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {:?}", String::from_utf8_lossy(&received)))
+            .expect("read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_are_forwarded_but_never_stored() {
+    use tokio::io::AsyncWriteExt;
+    // An origin that answers every request with a 103 and then a fresh 200
+    // (hyper's server cannot send 1xx, so this one writes HTTP by hand).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin_url = format!("http://{}", listener.local_addr().expect("address"));
+    let origin = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let answer = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+                        HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello";
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut edge = RunningEdge::start(edge_config("edge", &origin_url)).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr)
+        .await
+        .expect("connect");
+    let request = "GET /hinted HTTP/1.1\r\nHost: edge\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let first = read_until(&mut stream, "hello").await;
+    let hint = first.find("HTTP/1.1 103 ").expect("a 103 first");
+    let link = first
+        .find("link: </style.css>; rel=preload")
+        .expect("its Link");
+    let last = first.find("HTTP/1.1 200 ").expect("then the 200");
+    assert!(hint < link && link < last, "{first}");
+    assert!(first.contains("x-cache: MISS"), "{first}");
+    // The stored response comes without the interim one, on the same
+    // connection (its previous response is complete).
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let second = read_until(&mut stream, "hello").await;
+    assert!(second.starts_with("HTTP/1.1 200 "), "{second}");
+    assert!(second.contains("x-cache: HIT"), "{second}");
+    edge.stop().await;
+    origin.abort();
+}
