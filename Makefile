@@ -38,11 +38,13 @@ web: deps web/node_modules/.stamp
 run: build web
 	REEL_WEB_DIR=web/dist ./target/release/reel serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-# Every test: unit tests, the engine suite on SQLite and a throwaway PostgreSQL,
-# and the integration suite that drives the real binary.
+# Every test: the HTTP cache test suite against `reel edge`, unit tests, the
+# engine suite on SQLite and a throwaway PostgreSQL, and the integration suite
+# that drives the real binary.
 test: deps web
 	scripts/install-test-clients.sh
 	$(CARGO) build --locked --workspace --all-targets
+	scripts/cache-tests.sh
 	mkdir -p target
 	set -o pipefail; scripts/with-postgres.sh $(CARGO) test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
 	@awk '/^test result:/ {passed += $$4; failed += $$6} END {printf "tests: %d passed, %d failed\n", passed, failed; exit failed > 0}' target/test.log

@@ -4,7 +4,10 @@
 //! Media segments, init segments and images never change once written, so
 //! they are `immutable`; manifests change while the video is processing (the
 //! multivariant playlist grows), so they get a max-age of a few seconds until
-//! the job has succeeded. Every response has an ETag and answers conditional
+//! the job has succeeded. Then browsers get a short max-age and edges, by
+//! `CDN-Cache-Control` (RFC 9213), a long one: every later change of a
+//! ready video's manifests (captions, visibility, deletion) purges the
+//! registered edges. Every response has an ETag and answers conditional
 //! GETs (`If-None-Match`, `If-Modified-Since`); single byte ranges get 206,
 //! guarded by `If-Range`; CORS allows any origin to read and exposes the
 //! headers players need. The HTTP semantics are `reel-http`'s, shared with
@@ -28,15 +31,21 @@ use crate::videos::parse_video_id;
 use crate::{ApiError, AppState};
 use reel_pipeline::video::VideoLayout;
 
+static CDN_CACHE_CONTROL: header::HeaderName = header::HeaderName::from_static("cdn-cache-control");
+
 /// Cache-Control of objects that never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache-Control of manifests while their video is still processing: they
-/// grow as renditions are published; edges may serve a copy up to a minute
+/// grow as renditions are published (so a new one shows within a second
+/// through any edge); edges may serve a copy up to a minute
 /// old if the origin is down.
-const MANIFEST_PROCESSING: &str = "public, max-age=2, stale-if-error=60";
-/// Cache-Control of manifests of a finished video: edges refresh them in the
-/// background and keep serving them for a day while the origin is down.
-const MANIFEST_FINAL: &str = "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400";
+const MANIFEST_PROCESSING: &str = "public, max-age=1, stale-if-error=60";
+/// Cache-Control of manifests of a finished video, for browsers.
+const MANIFEST_FINAL: &str = "public, max-age=10";
+/// CDN-Cache-Control of manifests of a finished video, for edges (which
+/// are purged when they change): kept a day, refreshed in the background,
+/// served for a day while the origin is down.
+const MANIFEST_FINAL_CDN: &str = "max-age=86400, stale-while-revalidate=60, stale-if-error=86400";
 
 /// What kind of file a path names, by its extension.
 fn content_type(path: &str) -> Option<(&'static str, bool)> {
@@ -124,13 +133,14 @@ async fn serve_object_inner(
             None => return Err(not_found(&id, &path)),
         };
         if finished {
-            MANIFEST_FINAL
+            (MANIFEST_FINAL, Some(MANIFEST_FINAL_CDN))
         } else {
-            MANIFEST_PROCESSING
+            (MANIFEST_PROCESSING, None)
         }
     } else {
-        IMMUTABLE
+        (IMMUTABLE, None)
     };
+    let (cache_control, cdn_cache_control) = cache_control;
     let location = ObjectPath::from(VideoLayout::new(video_id).object(&path));
     let meta = match state.objects.head(&location).await {
         Ok(meta) => meta,
@@ -158,6 +168,9 @@ async fn serve_object_inner(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
+    if let Some(cdn) = cdn_cache_control {
+        response_headers.insert(CDN_CACHE_CONTROL.clone(), HeaderValue::from_static(cdn));
+    }
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(file) = path.strip_prefix("download/") {
         // `file` passed valid_path: letters, digits, `.`, `_`, `-` only.

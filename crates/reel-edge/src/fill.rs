@@ -22,7 +22,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::cache_control::{initial_age, storable_freshness, Freshness, NotStored};
+use crate::cache_control::{initial_age, storable_freshness, vary_names, Freshness, Rules};
 use crate::key::{upstream_url, CacheKey};
 use crate::store::{
     CachedObject, CachedObjectKey, DiskFile, ObjectMeta, Reservation, TierKind, DISK_FILE_SUFFIX,
@@ -59,6 +59,16 @@ pub(crate) enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The upstream could not be reached or did not answer (as opposed to
+    /// answering with an error status): stale copies may stand in at any
+    /// age the directives allow (RFC 9111 4.2.4).
+    pub(crate) fn is_disconnection(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Timeout(_) | UpstreamError::Unreachable(_)
+        )
+    }
+
     /// What failed, in words for clients: no URL, address or OS text.
     pub(crate) fn summary(&self) -> String {
         match self {
@@ -91,11 +101,86 @@ pub(crate) struct PassBody {
     pub(crate) rest: BoxStream<'static, io::Result<Bytes>>,
 }
 
+/// The request headers a response was selected by (its `Vary`), as the
+/// edge compares them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// No `Vary` (or only `Accept-Encoding`): serves every request.
+    #[default]
+    Any,
+    /// `Vary: *`, or a header outside the configured set: serves no other
+    /// request.
+    Never,
+    /// Serves requests whose values of these headers are the same.
+    Values(Vec<(HeaderName, Option<String>)>),
+}
+
+impl Variant {
+    /// The variant of a response to a request with `request` headers.
+    pub(crate) fn of(response: &HeaderMap, request: &HeaderMap, rules: &Rules) -> Variant {
+        match vary_names(response) {
+            None => Variant::Never,
+            Some(names) if names.is_empty() => Variant::Any,
+            Some(names) if names.iter().any(|name| !rules.vary_headers.contains(name)) => {
+                Variant::Never
+            }
+            Some(names) => Variant::Values(
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let value = request_value(request, &name);
+                        (name, value)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether a request with `request` headers may be given this variant.
+    pub(crate) fn matches(&self, request: &HeaderMap) -> bool {
+        match self {
+            Variant::Any => true,
+            Variant::Never => false,
+            Variant::Values(values) => values
+                .iter()
+                .all(|(name, value)| request_value(request, name) == *value),
+        }
+    }
+}
+
+/// A request header's lines as one list, members trimmed (RFC 9111 4.1:
+/// values are compared after normalising whitespace).
+fn request_value(request: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut members: Vec<&str> = Vec::new();
+    let mut found = false;
+    for value in request.get_all(name) {
+        found = true;
+        let text = std::str::from_utf8(value.as_bytes()).unwrap_or("\u{fffd}");
+        members.extend(text.split(',').map(str::trim));
+    }
+    found.then(|| members.join(","))
+}
+
+/// What the fill's upstream request carries from the client's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Forward {
+    /// Client headers sent upstream.
+    pub(crate) headers: HeaderMap,
+    /// The request carried `Authorization`: the response is stored only
+    /// when it says it may be shared.
+    pub(crate) authorized: bool,
+}
+
 /// One fetch of one key, shared by its waiters.
 pub(crate) struct Fill {
     pub(crate) key: CacheKey,
     /// The stale object being revalidated, if any.
     pub(crate) base: Option<CachedObject>,
+    /// The leading request's headers for the upstream.
+    pub(crate) forward: Forward,
+    /// Registered in the store's in-flight map (others may join it); a
+    /// fill for one request alone leaves no hit-for-pass marker.
+    shared: bool,
     state: Mutex<FillState>,
     changed: watch::Sender<()>,
     purged: AtomicBool,
@@ -103,6 +188,8 @@ pub(crate) struct Fill {
 
 #[derive(Default)]
 struct FillState {
+    /// 1xx responses the upstream sent before its final one.
+    interim: Vec<(StatusCode, HeaderMap)>,
     head: Option<FillHead>,
     chunks: Vec<Bytes>,
     end: Option<Result<(), UpstreamError>>,
@@ -110,13 +197,25 @@ struct FillState {
 }
 
 impl Fill {
-    pub(crate) fn new(key: CacheKey, base: Option<CachedObject>) -> Fill {
+    /// A fill others may join (the store registers it).
+    pub(crate) fn new(key: CacheKey, base: Option<CachedObject>, forward: Forward) -> Fill {
         Fill {
             key,
             base,
+            forward,
+            shared: true,
             state: Mutex::new(FillState::default()),
             changed: watch::Sender::new(()),
             purged: AtomicBool::new(false),
+        }
+    }
+
+    /// A fill for one request alone (one with `Authorization`): never
+    /// joined, but its response is stored if it may be.
+    pub(crate) fn alone(key: CacheKey, forward: Forward) -> Fill {
+        Fill {
+            shared: false,
+            ..Fill::new(key, None, forward)
         }
     }
 
@@ -132,17 +231,40 @@ impl Fill {
         self.purged.load(Ordering::Acquire)
     }
 
-    /// Waits until the upstream has answered.
-    pub(crate) async fn head(&self) -> FillHead {
+    /// Waits until the upstream has answered, sending the 1xx responses it
+    /// sent meanwhile (never stored) through `interim`, when given.
+    pub(crate) async fn head(&self, interim: Option<&reel_http::server::Interim>) -> FillHead {
         let mut changes = self.changed.subscribe();
+        let mut n_sent = 0;
         loop {
             changes.borrow_and_update();
-            if let Some(head) = self.lock().head.clone() {
+            let (head, pending) = {
+                let state = self.lock();
+                (state.head.clone(), state.interim[n_sent..].to_vec())
+            };
+            n_sent += pending.len();
+            if let Some(interim) = interim {
+                for (status, headers) in &pending {
+                    if let Err(error) = interim.send(*status, headers).await {
+                        tracing::debug!(%error, "sending an interim response failed");
+                    }
+                }
+            }
+            if let Some(head) = head {
                 return head;
             }
             // The sender lives in `self`, so this only returns on a change.
             let _ = changes.changed().await;
         }
+    }
+
+    fn push_interim(&self, status: StatusCode, headers: HeaderMap) {
+        let mut state = self.lock();
+        if state.head.is_none() {
+            state.interim.push((status, headers));
+        }
+        drop(state);
+        self.changed.send_replace(());
     }
 
     pub(crate) fn take_pass(&self) -> Option<PassBody> {
@@ -275,23 +397,81 @@ pub(crate) fn spawn_fill(edge: &Arc<Edge>, fill: Arc<Fill>, permit: Option<Owned
     });
 }
 
-/// Sends a GET for `key` upstream (with `conditional` validators) and waits
-/// for the response head.
+/// Sends a GET for `key` upstream (with `conditional` validators and the
+/// `forward` headers) and waits for the response head. A plain-HTTP
+/// upstream's 1xx responses go to `fill`, when given.
 pub(crate) async fn fetch_upstream(
     edge: &Edge,
     key: &CacheKey,
     conditional: Option<&ObjectMeta>,
+    forward: &HeaderMap,
+    fill: Option<&Arc<Fill>>,
 ) -> Result<reqwest::Response, UpstreamError> {
     let url = upstream_url(&edge.settings.upstream_base, key)
         .ok_or_else(|| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
-    let mut request = edge.client.get(url);
+    let Some(plain) = &edge.plain_client else {
+        let request = edge.client.get(url).headers(forward.clone());
+        return send_upstream(edge, key, request, conditional).await;
+    };
+    let mut request = axum::http::Request::new(axum::body::Body::empty());
+    *request.uri_mut() = url
+        .as_str()
+        .parse()
+        .map_err(|_| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
+    let headers = request.headers_mut();
+    headers.extend(forward.clone());
+    for (name, value) in &edge.upstream_headers {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
     if let Some(meta) = conditional {
-        if let Some(etag) = &meta.validators.etag {
-            request = request.header(header::IF_NONE_MATCH, etag.clone());
-        }
-        if let Some(last_modified) = meta.headers.get(header::LAST_MODIFIED) {
-            request = request.header(header::IF_MODIFIED_SINCE, last_modified.clone());
-        }
+        add_validators(headers, meta);
+    }
+    if let Some(fill) = fill {
+        let fill = Arc::downgrade(fill);
+        hyper::ext::on_informational(&mut request, move |interim| {
+            if let Some(fill) = fill.upgrade() {
+                fill.push_interim(interim.status(), without_hop_by_hop(interim.headers(), &[]));
+            }
+        });
+    }
+    let sent = tokio::time::timeout(edge.settings.upstream_timeout, plain.request(request));
+    let result = match sent.await {
+        Err(_) => Err(UpstreamError::Timeout(edge.settings.upstream_timeout)),
+        Ok(Err(error)) => Err(UpstreamError::Unreachable(error_chain(&error))),
+        Ok(Ok(response)) => Ok(reqwest::Response::from(response.map(reqwest::Body::wrap))),
+    };
+    edge.metrics.upstream_requests.inc();
+    if let Err(error) = &result {
+        edge.metrics.upstream_errors.inc();
+        tracing::warn!(key = %key, %error, "upstream request failed");
+    }
+    result
+}
+
+/// Adds the validators of a stored response, to revalidate it.
+fn add_validators(headers: &mut HeaderMap, meta: &ObjectMeta) {
+    if let Some(etag) = &meta.validators.etag {
+        headers.insert(header::IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(last_modified) = meta.headers.get(header::LAST_MODIFIED) {
+        headers.insert(header::IF_MODIFIED_SINCE, last_modified.clone());
+    }
+}
+
+/// Sends `request` (with the validators of `conditional`) and waits for
+/// the response head, counting upstream requests and errors.
+pub(crate) async fn send_upstream(
+    edge: &Edge,
+    key: &CacheKey,
+    mut request: reqwest::RequestBuilder,
+    conditional: Option<&ObjectMeta>,
+) -> Result<reqwest::Response, UpstreamError> {
+    if let Some(meta) = conditional {
+        let mut validators = HeaderMap::new();
+        add_validators(&mut validators, meta);
+        request = request.headers(validators);
     }
     edge.metrics.upstream_requests.inc();
     let timeout = edge.settings.upstream_timeout;
@@ -348,9 +528,11 @@ pub(crate) fn response_meta(
     upstream_headers: &HeaderMap,
     freshness: Freshness,
     length: Option<u64>,
+    variant: Variant,
 ) -> ObjectMeta {
     ObjectMeta {
         status,
+        variant,
         headers: end_to_end_headers(upstream_headers),
         length,
         freshness,
@@ -362,7 +544,15 @@ pub(crate) fn response_meta(
 
 async fn run_fill(edge: &Arc<Edge>, fill: &Arc<Fill>) {
     let base_meta = fill.base.as_ref().map(|base| base.meta.clone());
-    let response = match fetch_upstream(edge, &fill.key, base_meta.as_deref()).await {
+    let response = match fetch_upstream(
+        edge,
+        &fill.key,
+        base_meta.as_deref(),
+        &fill.forward.headers,
+        Some(fill),
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => {
             if fill.base.is_some() {
@@ -396,20 +586,26 @@ async fn run_fill(edge: &Arc<Edge>, fill: &Arc<Fill>) {
         }
         edge.metrics.revalidations_modified.inc();
     }
+    let rules = &edge.settings.rules;
     let storable = storable_freshness(
         status,
         response.headers(),
-        edge.settings.error_ttl,
+        rules,
+        fill.forward.authorized,
         SystemTime::now(),
     );
     // Private answers are never shared with other waiters, let alone stored.
-    let private = matches!(
-        storable,
-        Err(NotStored::NoStore | NotStored::Private | NotStored::SetCookie)
-    );
+    let private = storable.is_err_and(|why| why.is_private());
     let freshness = storable.unwrap_or(Freshness::NONE);
     let content_length = response.content_length();
-    let meta = response_meta(status, response.headers(), freshness, content_length);
+    let variant = Variant::of(response.headers(), &fill.forward.headers, rules);
+    let meta = response_meta(
+        status,
+        response.headers(),
+        freshness,
+        content_length,
+        variant,
+    );
     let max_object_bytes = edge.settings.max_object_bytes;
     let body = upstream_body(edge, response);
     if private || content_length.is_some_and(|length| length > max_object_bytes) {
@@ -499,7 +695,7 @@ fn pass(
     rest: BoxStream<'static, io::Result<Bytes>>,
     remember: bool,
 ) {
-    if remember {
+    if remember && fill.shared {
         edge.store.abandon_with_pass(fill, PASS_DURATION);
     } else {
         edge.store.abandon(fill);
@@ -653,12 +849,14 @@ fn refreshed_meta(base: &ObjectMeta, not_modified_headers: &HeaderMap, edge: &Ed
     let freshness = storable_freshness(
         base.status,
         &headers,
-        edge.settings.error_ttl,
+        &edge.settings.rules,
+        false,
         SystemTime::now(),
     )
     .unwrap_or(Freshness::NONE);
     ObjectMeta {
         status: base.status,
+        variant: base.variant.clone(),
         validators: Validators::of(&headers),
         headers,
         length: base.length,
@@ -670,8 +868,22 @@ fn refreshed_meta(base: &ObjectMeta, not_modified_headers: &HeaderMap, edge: &Ed
 
 /// Headers that describe one connection (RFC 9110 7.6.1), or that the edge
 /// sets itself, are not stored or forwarded.
-fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
-    const DROPPED: [&str; 13] = [
+pub(crate) fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = without_hop_by_hop(upstream, &["content-length", "age", "x-cache", "vary"]);
+    // Vary is dropped above only when it is safe to ignore; otherwise it is
+    // kept for the client (and the edge's own variant check).
+    if vary_names(upstream).is_none_or(|names| !names.is_empty()) {
+        for vary in upstream.get_all(header::VARY) {
+            headers.append(header::VARY, vary.clone());
+        }
+    }
+    headers
+}
+
+/// `headers` without the hop-by-hop ones (RFC 9110 7.6.1: the fixed list
+/// and those named in `Connection`) and without `also_dropped`.
+pub(crate) fn without_hop_by_hop(headers: &HeaderMap, also_dropped: &[&str]) -> HeaderMap {
+    const HOP_BY_HOP: [&str; 9] = [
         "connection",
         "keep-alive",
         "proxy-connection",
@@ -681,41 +893,25 @@ fn end_to_end_headers(upstream: &HeaderMap) -> HeaderMap {
         "upgrade",
         "proxy-authenticate",
         "proxy-authorization",
-        "content-length",
-        "age",
-        "x-cache",
-        "vary",
     ];
-    let listed_in_connection: Vec<HeaderName> = upstream
+    let listed_in_connection: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|text| text.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    let mut headers = HeaderMap::with_capacity(upstream.len());
-    for (name, value) in upstream {
-        if DROPPED.contains(&name.as_str()) || listed_in_connection.contains(name) {
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(&name.as_str())
+            || also_dropped.contains(&name.as_str())
+            || listed_in_connection.contains(name)
+        {
             continue;
         }
-        headers.append(name.clone(), value.clone());
+        kept.append(name.clone(), value.clone());
     }
-    // Vary is dropped above only when it is safe to ignore; otherwise the
-    // response is not stored and keeps it.
-    if let Some(vary) = upstream.get(header::VARY) {
-        let only_accept_encoding = upstream.get_all(header::VARY).iter().all(|value| {
-            value.to_str().is_ok_and(|text| {
-                text.split(',').all(|name| {
-                    let name = name.trim();
-                    name.is_empty() || name.eq_ignore_ascii_case("accept-encoding")
-                })
-            })
-        });
-        if !only_accept_encoding {
-            headers.insert(header::VARY, vary.clone());
-        }
-    }
-    headers
+    kept
 }
 
 /// The error with its sources, for messages (reqwest's own text omits them).

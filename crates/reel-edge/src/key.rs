@@ -61,6 +61,23 @@ pub(crate) fn resolve_relative(request_path_and_query: &str, relative: &str) -> 
     Some(key_of_url(&resolved))
 }
 
+/// The key of `reference` (a `Location` or `Content-Location`) resolved
+/// against a request for `request_path_and_query` on `authority` (its
+/// `Host`), if it is on the same host and port; `None` otherwise.
+pub(crate) fn same_origin_key(
+    request_path_and_query: &str,
+    authority: Option<&str>,
+    reference: &str,
+) -> Option<CacheKey> {
+    let authority = authority.unwrap_or("edge.invalid");
+    let base = Url::parse(&format!("http://{authority}{request_path_and_query}")).ok()?;
+    let resolved = base.join(reference).ok()?;
+    let same = resolved.host_str() == base.host_str()
+        && resolved.port_or_known_default() == base.port_or_known_default()
+        && resolved.username().is_empty();
+    same.then(|| key_of_url(&resolved))
+}
+
 /// The upstream URL of `key`: the upstream base (no trailing slash) plus the
 /// key verbatim.
 pub(crate) fn upstream_url(upstream_base: &str, key: &CacheKey) -> Option<Url> {
@@ -177,6 +194,26 @@ mod tests {
         assert_eq!(resolve("/v/b/x.m4s?q=1").as_deref(), Some("/v/b/x.m4s?q=1"));
         assert_eq!(resolve("http://other.example/x"), None);
         assert_eq!(resolve("//other.example/x"), None);
+    }
+
+    #[test]
+    fn same_origin_locations_only() {
+        let key = |authority, reference| {
+            same_origin_key("/a/b?x=1", authority, reference).map(|key| key.as_str().to_owned())
+        };
+        assert_eq!(key(Some("edge:8081"), "c").as_deref(), Some("/a/c"));
+        assert_eq!(
+            key(Some("edge:8081"), "/d?z=2&y=1").as_deref(),
+            Some("/d?y=1&z=2")
+        );
+        assert_eq!(
+            key(Some("edge:8081"), "http://edge:8081/e").as_deref(),
+            Some("/e")
+        );
+        assert_eq!(key(Some("edge:8081"), "http://edge:9000/e"), None);
+        assert_eq!(key(Some("edge:8081"), "http://other.example/e"), None);
+        assert_eq!(key(Some("edge"), "http://edge:80/f").as_deref(), Some("/f"));
+        assert_eq!(key(None, "//other.example/g"), None);
     }
 
     #[test]

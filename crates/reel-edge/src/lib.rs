@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -55,6 +55,9 @@ mod store;
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// Cache files written at once; more completed fills stay memory-only.
 const MAX_DISK_WRITES: usize = 4;
+/// The most request headers `vary_headers` may name, which bounds the
+/// request data a stored response is selected by.
+const MAX_VARY_HEADERS: usize = 8;
 
 /// Everything an edge needs; validated by [`serve`].
 #[derive(Clone)]
@@ -87,9 +90,20 @@ pub struct EdgeConfig {
     /// Objects larger than this fraction of `cache_memory` are not cached
     /// (nor coalesced) but streamed through; in `(0, 1]`, e.g. `0.125`.
     pub max_object_fraction: f64,
-    /// Longest time a 404 or 410 from the upstream is cached (shorter if the
-    /// upstream says so); zero never caches them. 5xx are never cached.
+    /// How long a 404 or 410 from the upstream without explicit freshness
+    /// is cached; zero never caches those. Explicit freshness (`max-age`,
+    /// `s-maxage`, `Expires`, a targeted field) is honoured for every status.
     pub error_ttl: Duration,
+    /// This edge's targeted cache-control field (RFC 9213), preferred over
+    /// `CDN-Cache-Control`, which is preferred over `Cache-Control`; e.g.
+    /// `Reel-Cache-Control`.
+    pub targeted_cache_control: String,
+    /// Request headers a stored response may `Vary` on (sent upstream);
+    /// a response varying on any other is passed through uncached.
+    pub vary_headers: Vec<String>,
+    /// Further request headers of GET and HEAD sent upstream (unsafe
+    /// methods are passed through with all their headers).
+    pub forward_headers: Vec<String>,
     /// CMCD `nor` prefetches in flight at once; more are skipped.
     pub max_prefetches: usize,
     /// Signed playback: where the keys come from, the upstream credential.
@@ -117,6 +131,9 @@ impl fmt::Debug for EdgeConfig {
             .field("eviction", &self.eviction)
             .field("max_object_fraction", &self.max_object_fraction)
             .field("error_ttl", &self.error_ttl)
+            .field("targeted_cache_control", &self.targeted_cache_control)
+            .field("vary_headers", &self.vary_headers)
+            .field("forward_headers", &self.forward_headers)
             .field("max_prefetches", &self.max_prefetches)
             .field("http", &self.http)
             .finish()
@@ -192,14 +209,27 @@ pub async fn serve(
         value.set_sensitive(true);
         default_headers.insert(access::SECRET_HEADER, value);
     }
+    if let Ok(agent) = HeaderValue::from_str(&format!(
+        "reel-edge/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        settings.name
+    )) {
+        default_headers.insert(header::USER_AGENT, agent);
+    }
     let tokens = access::Tokens::load(&config.access)?;
+    // Plain-HTTP upstreams are fetched with hyper's client, which reports
+    // 1xx responses (forwarded to viewers); HTTPS ones with reqwest.
+    let plain_client = (config.upstream.scheme() == "http").then(|| {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.upstream_timeout));
+        connector.set_nodelay(true);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector)
+    });
     let client = reqwest::Client::builder()
-        .user_agent(format!(
-            "reel-edge/{} ({})",
-            env!("CARGO_PKG_VERSION"),
-            settings.name
-        ))
-        .default_headers(default_headers)
+        .default_headers(default_headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(settings.upstream_timeout)
@@ -214,6 +244,8 @@ pub async fn serve(
             disk,
         )),
         client,
+        plain_client,
+        upstream_headers: default_headers,
         metrics: metrics::Metrics::default(),
         sessions: Mutex::new(cmcd::Sessions::default()),
         prefetch_permits: Arc::new(Semaphore::new(config.max_prefetches)),
@@ -261,11 +293,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// hyper's pooled client for a plain-HTTP upstream.
+pub(crate) type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
 /// State shared by every request and background task.
 pub(crate) struct Edge {
     pub(crate) settings: Settings,
     pub(crate) store: Arc<store::Store>,
     pub(crate) client: reqwest::Client,
+    /// The client of a plain-HTTP upstream (sees 1xx responses).
+    pub(crate) plain_client: Option<PlainClient>,
+    /// Headers every upstream request carries (user agent, `Via`,
+    /// `Accept-Encoding: identity`, the upstream secret).
+    pub(crate) upstream_headers: HeaderMap,
     pub(crate) metrics: metrics::Metrics,
     sessions: Mutex<cmcd::Sessions>,
     pub(crate) prefetch_permits: Arc<Semaphore>,
@@ -289,7 +332,10 @@ pub(crate) struct Settings {
     pub(crate) location: Option<(f64, f64)>,
     pub(crate) admin_token: Option<String>,
     pub(crate) upstream_timeout: Duration,
-    pub(crate) error_ttl: Duration,
+    pub(crate) rules: cache_control::Rules,
+    /// Client headers of GET and HEAD sent upstream: the configured ones,
+    /// the `Vary` set and `Authorization`.
+    pub(crate) forward_headers: Vec<HeaderName>,
     pub(crate) max_object_bytes: u64,
 }
 
@@ -349,13 +395,42 @@ impl Settings {
         }
         let max_object_bytes =
             ((config.cache_memory as f64 * config.max_object_fraction) as u64).max(1);
+        let header_name = |what: &str, name: &str| {
+            HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| EdgeError::Config(format!("{what}: {name:?} is not a header name")))
+        };
+        let header_names = |what: &str, names: &[String]| {
+            names
+                .iter()
+                .map(|name| header_name(what, name))
+                .collect::<Result<Vec<HeaderName>, EdgeError>>()
+        };
+        let targeted_field = header_name("targeted_cache_control", &config.targeted_cache_control)?;
+        let vary_headers = header_names("vary_headers", &config.vary_headers)?;
+        if vary_headers.len() > MAX_VARY_HEADERS {
+            return invalid(format!(
+                "vary_headers names {} headers; at most {MAX_VARY_HEADERS}",
+                vary_headers.len()
+            ));
+        }
+        let mut forward_headers = header_names("forward_headers", &config.forward_headers)?;
+        for name in vary_headers.iter().chain([&header::AUTHORIZATION]) {
+            if !forward_headers.contains(name) {
+                forward_headers.push(name.clone());
+            }
+        }
         Ok(Settings {
             name: config.name.clone(),
             upstream_base: upstream.as_str().trim_end_matches('/').to_owned(),
             location: config.location,
             admin_token: config.admin_token.clone(),
             upstream_timeout: config.upstream_timeout,
-            error_ttl: config.error_ttl,
+            rules: cache_control::Rules {
+                error_ttl: config.error_ttl,
+                targeted_field,
+                vary_headers,
+            },
+            forward_headers,
             max_object_bytes,
         })
     }

@@ -1,10 +1,18 @@
 //! The request path: routes a request, answers it from the cache, a fill
 //! or the upstream, and builds every response the edge sends.
 //!
-//! Only the normalised path and query (the cache key) of a client request
-//! reach the upstream; client headers never do, so they cannot change what
-//! is stored. Conditional and Range requests are answered here from the
-//! stored (or streaming) full response.
+//! For GET and HEAD only the normalised path and query (the cache key) and
+//! the configured request headers (`forward_headers`, the `Vary` set and
+//! `Authorization`) reach the upstream, so nothing else a client sends can
+//! change what is stored. A request with `Authorization` is never answered
+//! from the cache nor joined to another's fill; its response is stored
+//! only when it says it may be shared. Conditional and Range requests are
+//! answered here from the stored (or streaming) full response.
+//!
+//! Other methods (POST, PUT, DELETE, PATCH, ...) are passed through with
+//! their headers and body and never cached; a 2xx or 3xx answer
+//! invalidates the request URL and its same-origin `Location` and
+//! `Content-Location` (RFC 9111 4.4).
 
 use std::convert::Infallible;
 use std::io;
@@ -28,9 +36,10 @@ use reel_http::{cors, percent_decode, RangeAnswer};
 
 use crate::cmcd::cmcd_from_request;
 use crate::fill::{
-    fetch_upstream, response_meta, spawn_fill, upstream_body, Fill, FillHead, UpstreamError,
+    end_to_end_headers, fetch_upstream, response_meta, send_upstream, spawn_fill, upstream_body,
+    without_hop_by_hop, Fill, FillHead, Forward, UpstreamError, Variant,
 };
-use crate::key::{cache_key, cmcd_query_value, resolve_relative, CacheKey};
+use crate::key::{cache_key, cmcd_query_value, resolve_relative, same_origin_key, CacheKey};
 use crate::store::{CachedObject, Claim, ObjectMeta, StoredBody};
 use crate::{admin, Edge};
 
@@ -89,8 +98,12 @@ impl CacheResult {
 struct ClientRequest {
     head_only: bool,
     headers: HeaderMap,
+    /// What the upstream request carries from this one.
+    forward: Forward,
     /// The request carried a playback token that verified.
     token_verified: bool,
+    /// Sends 1xx responses of the upstream ahead of the final one.
+    interim: Option<reel_http::server::Interim>,
 }
 
 /// Where a response body comes from.
@@ -105,7 +118,7 @@ enum BodySource {
 
 /// The one handler: admin and health routes, then the cache.
 pub(crate) async fn route(State(edge): State<Arc<Edge>>, request: Request) -> Response {
-    let (parts, _body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let is_read = parts.method == Method::GET || parts.method == Method::HEAD;
     if path == "/healthz" && is_read {
@@ -121,19 +134,7 @@ pub(crate) async fn route(State(edge): State<Arc<Edge>>, request: Request) -> Re
         return cors::preflight();
     }
     if !is_read {
-        let mut response = text_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Some("method_not_allowed"),
-            format!(
-                "{} is not served by this edge; it caches GET and HEAD\n",
-                parts.method
-            ),
-        );
-        response.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-        return response;
+        return pass_through(&edge, parts, body).await;
     }
     // Refusals and upstream errors carry the CORS headers too, so a player
     // in a page can read their status (cached answers have them from the origin).
@@ -170,11 +171,22 @@ async fn proxy(edge: Arc<Edge>, parts: Parts) -> Response {
     observe_cmcd(&edge, &parts);
     let request = ClientRequest {
         head_only: parts.method == Method::HEAD,
+        forward: forward_for_read(&edge.settings.forward_headers, &parts.headers),
+        interim: parts.extensions.get().cloned(),
         headers: parts.headers,
         token_verified,
     };
+    if request.forward.authorized {
+        // RFC 9111 3.5: answered by the upstream alone, for this client.
+        let fill = Arc::new(Fill::alone(key, request.forward.clone()));
+        spawn_fill(&edge, fill.clone(), None);
+        return respond_from_fill(&edge, fill, true, &request).await;
+    }
     let now = Instant::now();
-    match edge.store.claim(&key, now) {
+    match edge
+        .store
+        .claim(&key, now, &request.headers, request.forward.clone())
+    {
         Claim::Fresh(object) => respond_object(&edge, object, &request, CacheResult::Hit).await,
         Claim::Stale {
             object,
@@ -201,7 +213,11 @@ async fn respond_from_fill(
     lead: bool,
     request: &ClientRequest,
 ) -> Response {
-    match fill.head().await {
+    match fill.head(request.interim.as_ref()).await {
+        FillHead::Stream(meta) if !lead && !meta.variant.matches(&request.headers) => {
+            // The fill is for another variant of the key: fetch our own.
+            respond_direct(edge, &fill.key, request).await
+        }
         FillHead::Stream(meta) => {
             let result = if lead {
                 CacheResult::Miss
@@ -234,7 +250,13 @@ async fn respond_from_fill(
         FillHead::Failed(error) => {
             let now = Instant::now();
             match &fill.base {
-                Some(base) if base.meta.freshness.usable_on_error(base.meta.age(now)) => {
+                Some(base)
+                    if base.meta.variant.matches(&request.headers)
+                        && base
+                            .meta
+                            .freshness
+                            .usable_on_error(base.meta.age(now), error.is_disconnection()) =>
+                {
                     tracing::info!(key = %fill.key, %error, "serving stale copy: upstream failed");
                     respond_object(edge, base.clone(), request, CacheResult::StaleIfError).await
                 }
@@ -246,13 +268,14 @@ async fn respond_from_fill(
 
 /// Fetches `key` for this request alone and streams it through.
 async fn respond_direct(edge: &Arc<Edge>, key: &CacheKey, request: &ClientRequest) -> Response {
-    match fetch_upstream(edge, key, None).await {
+    match fetch_upstream(edge, key, None, &request.forward.headers, None).await {
         Ok(response) => {
             let meta = response_meta(
                 response.status(),
                 response.headers(),
                 crate::cache_control::Freshness::NONE,
                 response.content_length(),
+                Variant::Never,
             );
             let source = BodySource::Upstream {
                 prefix: Vec::new(),
@@ -478,6 +501,86 @@ fn sliced_body(stream: BoxStream<'static, io::Result<Bytes>>, range: Option<Rang
         },
     );
     Body::from_stream(sliced)
+}
+
+/// The client headers a GET or HEAD sends upstream: those named in
+/// `names` (the configured ones, the `Vary` set and `Authorization`).
+fn forward_for_read(names: &[HeaderName], client: &HeaderMap) -> Forward {
+    let mut headers = HeaderMap::new();
+    for name in names {
+        for value in client.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    Forward {
+        authorized: client.contains_key(header::AUTHORIZATION),
+        headers,
+    }
+}
+
+/// Client request headers that are not sent upstream by a pass-through:
+/// the connection's own, and the ones the edge sets itself.
+const NOT_FORWARDED: [&str; 4] = ["host", "expect", "via", crate::access::SECRET_HEADER];
+
+/// Passes an unsafe (or unknown) method's request through to the upstream,
+/// body streamed, and its answer back, uncached. A 2xx or 3xx answer
+/// invalidates the target and its same-origin `Location` and
+/// `Content-Location` (RFC 9111 4.4).
+async fn pass_through(edge: &Arc<Edge>, parts: Parts, body: Body) -> Response {
+    let target = parts.uri.path_and_query().map(|target| target.as_str());
+    let Some(key) = target.and_then(cache_key) else {
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            Some("bad_target"),
+            format!("request target {} is not a path\n", parts.uri),
+        );
+    };
+    let Some(url) = crate::key::upstream_url(&edge.settings.upstream_base, &key) else {
+        return upstream_error_response(
+            edge,
+            &key,
+            &UpstreamError::Unreachable(format!("no valid upstream url for {key}")),
+            false,
+        );
+    };
+    let headers = without_hop_by_hop(&parts.headers, &NOT_FORWARDED);
+    let request = edge
+        .client
+        .request(parts.method.clone(), url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let response = match send_upstream(edge, &key, request, None).await {
+        Ok(response) => response,
+        Err(error) => return upstream_error_response(edge, &key, &error, false),
+    };
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        let authority = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or(parts.uri.authority().map(|authority| authority.as_str()));
+        let mut invalidated = vec![key.clone()];
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let reference = response.headers().get(name).and_then(|v| v.to_str().ok());
+            let target = target.unwrap_or("/");
+            if let Some(other) = reference.and_then(|r| same_origin_key(target, authority, r)) {
+                invalidated.push(other);
+            }
+        }
+        for key in &invalidated {
+            if edge.store.invalidate(key) {
+                edge.metrics.purged_objects.inc();
+            }
+        }
+    }
+    CacheResult::Bypass.count(edge);
+    let mut headers = end_to_end_headers(response.headers());
+    headers.insert(X_CACHE.clone(), CacheResult::Bypass.header_value());
+    let mut answer = Response::new(Body::from_stream(upstream_body(edge, response)));
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    answer
 }
 
 /// Logs a request's CMCD, updates its session and prefetches `nor`.

@@ -387,23 +387,23 @@ async fn serves_stale_if_error_within_the_window_only() {
         (StatusCode::OK, "STALE", &b"segment"[..])
     );
 
-    // So does an origin that is gone.
+    // Past max-age + stale-if-error, an error status shows, with a reason.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let response = client.get(&url).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(response.headers()["x-edge-error"], "upstream_error_status");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let message = response.text().await.expect("body");
+    assert!(message.contains("stale-if-error"), "{message}");
+
+    // An origin that is gone is a disconnection (RFC 9111 4.2.4): the
+    // stale copy stands in past the stale-if-error window too.
     origin.stop().await;
     let (status, cache, body) = get(&client, &url).await;
     assert_eq!(
         (status, cache.as_str(), &body[..]),
         (StatusCode::OK, "STALE", &b"segment"[..])
     );
-
-    // Past max-age + stale-if-error, the failure shows, with a reason.
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
-    let response = client.get(&url).send().await.expect("request");
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(response.headers()["x-edge-error"], "upstream_unreachable");
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let message = response.text().await.expect("body");
-    assert!(message.contains("stale-if-error"), "{message}");
-    assert!(message.contains("unreachable"), "{message}");
     let metrics = edge.metrics(&client).await;
     assert_eq!(
         metric(
@@ -416,13 +416,18 @@ async fn serves_stale_if_error_within_the_window_only() {
 }
 
 #[tokio::test]
-async fn never_caches_no_store_private_or_5xx() {
+async fn never_caches_no_store_private_or_5xx_without_freshness() {
     let origin = Origin::start().await;
     origin.put("/no-store", Object::new("a", "no-store"));
     origin.put("/private", Object::new("b", "private, max-age=60"));
     origin.put(
         "/broken",
-        Object::new("c", "max-age=60").with_status(StatusCode::INTERNAL_SERVER_ERROR),
+        Object::new("c", "").with_status(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    // RFC 9111 3: any final status may be stored when its freshness is explicit.
+    origin.put(
+        "/broken-fresh",
+        Object::new("d", "max-age=60").with_status(StatusCode::INTERNAL_SERVER_ERROR),
     );
     let mut edge = RunningEdge::start(edge_config("edge", &origin.url())).await;
     let client = client();
@@ -440,9 +445,17 @@ async fn never_caches_no_store_private_or_5xx() {
             (StatusCode::INTERNAL_SERVER_ERROR, &b"c"[..])
         );
     }
+    for expected in ["MISS", "HIT"] {
+        let (status, cache, body) = get(&client, &edge.url("/broken-fresh")).await;
+        assert_eq!(
+            (status, cache.as_str(), &body[..]),
+            (StatusCode::INTERNAL_SERVER_ERROR, expected, &b"d"[..])
+        );
+    }
     assert_eq!(origin.count("/no-store"), 3);
     assert_eq!(origin.count("/private"), 3);
     assert_eq!(origin.count("/broken"), 3);
+    assert_eq!(origin.count("/broken-fresh"), 1);
     edge.stop().await;
 }
 
@@ -452,7 +465,7 @@ async fn caches_404_only_briefly() {
     let mut edge = RunningEdge::start(edge_config("edge", &origin.url())).await;
     let client = client();
     let url = edge.url("/v/a/not-yet.m3u8");
-    // The origin says max-age=3600; the edge keeps it for error_ttl (1 s).
+    // The origin's 404 has no freshness; the edge keeps it for error_ttl (1 s).
     let (status, cache, _) = get(&client, &url).await;
     assert_eq!((status, cache.as_str()), (StatusCode::NOT_FOUND, "MISS"));
     let (status, cache, _) = get(&client, &url).await;
@@ -491,16 +504,6 @@ async fn cache_poisoning_attempts_fail() {
             .expect("attack request");
         assert_ne!(response.text().await.expect("body"), "POISONED", "{name}");
     }
-    // A method-override POST is not a way in either.
-    let response = attacker
-        .post(&url)
-        .header("x-http-method-override", "GET")
-        .body("x")
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-
     let victim = client();
     let (status, _, body) = get(&victim, &url).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"clean"[..]));
@@ -528,6 +531,20 @@ async fn cache_poisoning_attempts_fail() {
         1,
         "every variant shares one key"
     );
+    // A method-override POST is passed through, uncached: not a way in either.
+    let response = attacker
+        .post(&url)
+        .header("x-http-method-override", "GET")
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.headers()["x-cache"].to_str().ok(), Some("BYPASS"));
+
+    // The POST reached the origin (with its headers, as a pass-through)
+    // and invalidated the key; the next GET is clean again.
+    let (status, _, body) = get(&victim, &url).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"clean"[..]));
     edge.stop().await;
 }
 
@@ -997,4 +1014,74 @@ async fn rejects_invalid_configs() {
         .await
         .expect_err("disk without dir");
     assert!(error.to_string().contains("disk_dir"), "{error}");
+}
+
+/// Reads one HTTP/1.1 exchange's bytes from `stream` until `needle` (the
+/// final body) arrives or 5 s pass.
+async fn read_until(stream: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&received).contains(needle) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {:?}", String::from_utf8_lossy(&received)))
+            .expect("read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_are_forwarded_but_never_stored() {
+    use tokio::io::AsyncWriteExt;
+    // An origin that answers every request with a 103 and then a fresh 200
+    // (hyper's server cannot send 1xx, so this one writes HTTP by hand).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin_url = format!("http://{}", listener.local_addr().expect("address"));
+    let origin = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let answer = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+                        HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello";
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut edge = RunningEdge::start(edge_config("edge", &origin_url)).await;
+    let mut stream = tokio::net::TcpStream::connect(edge.addr)
+        .await
+        .expect("connect");
+    let request = "GET /hinted HTTP/1.1\r\nHost: edge\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let first = read_until(&mut stream, "hello").await;
+    let hint = first.find("HTTP/1.1 103 ").expect("a 103 first");
+    let link = first
+        .find("link: </style.css>; rel=preload")
+        .expect("its Link");
+    let last = first.find("HTTP/1.1 200 ").expect("then the 200");
+    assert!(hint < link && link < last, "{first}");
+    assert!(first.contains("x-cache: MISS"), "{first}");
+    // The stored response comes without the interim one, on the same
+    // connection (its previous response is complete).
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let second = read_until(&mut stream, "hello").await;
+    assert!(second.starts_with("HTTP/1.1 200 "), "{second}");
+    assert!(second.contains("x-cache: HIT"), "{second}");
+    edge.stop().await;
+    origin.abort();
 }

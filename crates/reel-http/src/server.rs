@@ -5,19 +5,30 @@
 //! nothing) and request bodies cut when they send nothing for
 //! `server.body_idle_timeout` while the server waits for them. On shutdown
 //! it stops accepting and lets open requests finish.
+//!
+//! Each request carries an [`Interim`] extension that can send 1xx
+//! informational responses (103 Early Hints) before the final one: hyper
+//! 1.x has no API for that (it turns a 1xx response into a 500), so they
+//! are written to the socket directly, and only when hyper has nothing of
+//! the connection buffered (see [`Interim::send`]).
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use std::convert::Infallible;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -73,12 +84,35 @@ pub async fn serve_http(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let body_idle_timeout = limits.body_idle_timeout;
+        let shared = Arc::new(SharedConnection {
+            stream,
+            dirty: AtomicBool::new(false),
+            started: AtomicU64::new(0),
+            finished: Arc::new(AtomicU64::new(0)),
+        });
+        let io = SharedIo(shared.clone());
         let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+            let idx = shared.started.fetch_add(1, Ordering::AcqRel);
+            let interim = Interim {
+                // Pipelined behind an unfinished response: no interim.
+                allowed: request.version() == hyper::Version::HTTP_11
+                    && shared.finished.load(Ordering::Acquire) == idx,
+                connection: shared.clone(),
+            };
             let mut request = request.map(|body| IdleTimeoutBody::new(body, body_idle_timeout));
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            request.extensions_mut().insert(interim);
+            let finished = shared.finished.clone();
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await?;
+                Ok::<_, Infallible>(response.map(|body| CountedBody {
+                    inner: body,
+                    finished: Some(finished),
+                }))
+            }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -93,6 +127,179 @@ pub async fn serve_http(
         .is_err()
     {
         tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after shutdown began; closing them");
+    }
+}
+
+/// A connection's socket, shared by hyper (through [`SharedIo`]) and the
+/// [`Interim`] handles of its requests.
+struct SharedConnection {
+    stream: TcpStream,
+    /// hyper wrote bytes it has not flushed yet (its buffer may hold more).
+    dirty: AtomicBool,
+    /// Requests started on the connection.
+    started: AtomicU64,
+    /// Responses whose body hyper is done with.
+    finished: Arc<AtomicU64>,
+}
+
+/// hyper's side of a [`SharedConnection`].
+struct SharedIo(Arc<SharedConnection>);
+
+impl AsyncRead for SharedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let stream = &self.0.stream;
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            match stream.try_read_buf(buf) {
+                Ok(_) => return Poll::Ready(Ok(())),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.dirty.store(true, Ordering::Release);
+        let stream = &self.0.stream;
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.0.dirty.store(true, Ordering::Release);
+        let stream = &self.0.stream;
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write_vectored(bufs) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // hyper flushes its inner io only once its own buffer is empty.
+        self.0.dirty.store(false, Ordering::Release);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let socket = socket2::SockRef::from(&self.0.stream);
+        Poll::Ready(match socket.shutdown(std::net::Shutdown::Write) {
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
+            result => result,
+        })
+    }
+}
+
+/// Sends 1xx informational responses of one request before its final one
+/// (a request extension of every request [`serve_http`] serves).
+#[derive(Clone)]
+pub struct Interim {
+    /// An HTTP/1.1 request not pipelined behind an unfinished response.
+    allowed: bool,
+    connection: Arc<SharedConnection>,
+}
+
+impl Interim {
+    /// Writes `status` (a 1xx other than 101) with `headers` to the client,
+    /// if it can be done safely: an HTTP/1.1 request, no earlier response of
+    /// the connection still being written, nothing buffered by hyper. Must be
+    /// called before the handler returns its response. Returns whether it
+    /// was sent.
+    pub async fn send(&self, status: StatusCode, headers: &HeaderMap) -> io::Result<bool> {
+        if !self.allowed
+            || !status.is_informational()
+            || status == StatusCode::SWITCHING_PROTOCOLS
+            || self.connection.dirty.load(Ordering::Acquire)
+        {
+            return Ok(false);
+        }
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Informational")
+        )
+        .into_bytes();
+        for (name, value) in headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let stream = &self.connection.stream;
+        let mut written = 0;
+        while written < head.len() {
+            stream.writable().await?;
+            match stream.try_write(&head[written..]) {
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A response body that counts itself finished on the connection when
+/// hyper drops it (after its last frame, or on an abort).
+struct CountedBody<B> {
+    inner: B,
+    finished: Option<Arc<AtomicU64>>,
+}
+
+impl<B> Drop for CountedBody<B> {
+    fn drop(&mut self) {
+        if let Some(finished) = self.finished.take() {
+            finished.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<B> Body for CountedBody<B>
+where
+    B: Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -68,6 +68,20 @@ pub struct EdgeArgs {
     /// How long a request body may send nothing while it is read, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub body_idle_timeout: Duration,
+    /// This edge's targeted cache-control field (RFC 9213): its directives,
+    /// then `CDN-Cache-Control`'s, take precedence over `Cache-Control` here
+    /// (which still reaches viewers unchanged).
+    #[arg(long, default_value = "Reel-Cache-Control")]
+    pub targeted_cache_control: String,
+    /// Request headers (comma-separated, at most 8) a cached response may
+    /// `Vary` on; they are sent upstream. A response varying on any other
+    /// header is passed through uncached.
+    #[arg(long, value_delimiter = ',')]
+    pub vary_headers: Vec<String>,
+    /// Further request headers (comma-separated) GET and HEAD send upstream;
+    /// by default only the `--vary-headers` and `Authorization` are.
+    #[arg(long, value_delimiter = ',')]
+    pub forward_headers: Vec<String>,
 }
 
 /// Parses `LAT,LON` in degrees.
@@ -115,6 +129,9 @@ pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Res
         eviction,
         max_object_fraction: 0.125,
         error_ttl: Duration::from_secs(2),
+        targeted_cache_control: args.targeted_cache_control.clone(),
+        vary_headers: args.vary_headers.clone(),
+        forward_headers: args.forward_headers.clone(),
         max_prefetches: 8,
         access: reel_edge::EdgeAccess {
             jwks_file: args.jwks.clone(),

@@ -5,6 +5,7 @@ mod abr;
 mod api;
 mod common;
 mod delivery;
+mod edge_cache;
 mod engine;
 mod hostile;
 mod matrix;

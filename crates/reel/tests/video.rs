@@ -1719,9 +1719,11 @@ async fn origin_serves_with_cache_headers_ranges_and_cors() {
         master.headers()["content-type"],
         "application/vnd.apple.mpegurl"
     );
+    // Short for browsers, long for edges (purged when a manifest changes).
+    assert_eq!(master.headers()["cache-control"], "public, max-age=10");
     assert_eq!(
-        master.headers()["cache-control"],
-        "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
+        master.headers()["cdn-cache-control"],
+        "max-age=86400, stale-while-revalidate=60, stale-if-error=86400"
     );
     let mpd = client
         .get(video["dash"].as_str().expect("dash"))

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
 use crate::cache_control::{Freshness, FreshnessState};
-use crate::fill::Fill;
+use crate::fill::{Fill, Forward, Variant};
 use crate::key::CacheKey;
 use crate::policy::{new_policy, EvictionPolicy, PolicyKind};
 use reel_http::Validators;
@@ -36,6 +36,8 @@ pub(crate) const DISK_FILE_SUFFIX: &str = ".reel-edge";
 #[derive(Debug)]
 pub(crate) struct ObjectMeta {
     pub(crate) status: StatusCode,
+    /// The requests this response may serve (its `Vary`).
+    pub(crate) variant: Variant,
     /// End-to-end headers, ready to send (no hop-by-hop headers, no
     /// `Content-Length`, `Age` or `X-Cache`).
     pub(crate) headers: HeaderMap,
@@ -398,13 +400,24 @@ impl Store {
         self.purge_epoch.load(Ordering::Acquire)
     }
 
-    /// Looks `key` up and decides what the request does, registering a new
-    /// fill when one is needed so concurrent requests join it.
-    pub(crate) fn claim(&self, key: &CacheKey, now: Instant) -> Claim {
+    /// Looks `key` up for a request with `request` headers and decides what
+    /// it does, registering a new fill (which sends `forward` upstream) when
+    /// one is needed so concurrent requests join it. A stored object of
+    /// another variant (`Vary`) counts as absent; the fill replaces it.
+    pub(crate) fn claim(
+        &self,
+        key: &CacheKey,
+        now: Instant,
+        request: &HeaderMap,
+        forward: Forward,
+    ) -> Claim {
         let mut inner = self.lock();
         let inner = &mut *inner;
         if let Some(slot) = inner.slots.get(key) {
-            if let Some(object) = slot.snapshot() {
+            if let Some(object) = slot
+                .snapshot()
+                .filter(|object| object.meta.variant.matches(request))
+            {
                 if slot.memory.is_some() {
                     inner.memory.policy.touch(slot.id);
                 }
@@ -417,7 +430,8 @@ impl Store {
                         let revalidation = if inner.inflight.contains_key(key) {
                             None
                         } else {
-                            let fill = Arc::new(Fill::new(key.clone(), Some(object.clone())));
+                            let fill =
+                                Arc::new(Fill::new(key.clone(), Some(object.clone()), forward));
                             inner.inflight.insert(key.clone(), fill.clone());
                             Some(fill)
                         };
@@ -433,7 +447,7 @@ impl Store {
                                 lead: false,
                             };
                         }
-                        let fill = Arc::new(Fill::new(key.clone(), Some(object)));
+                        let fill = Arc::new(Fill::new(key.clone(), Some(object), forward));
                         inner.inflight.insert(key.clone(), fill.clone());
                         return Claim::Wait { fill, lead: true };
                     }
@@ -449,7 +463,7 @@ impl Store {
         if inner.pass_active(key, now) {
             return Claim::Pass;
         }
-        let fill = Arc::new(Fill::new(key.clone(), None));
+        let fill = Arc::new(Fill::new(key.clone(), None, forward));
         inner.inflight.insert(key.clone(), fill.clone());
         Claim::Wait { fill, lead: true }
     }
@@ -470,7 +484,7 @@ impl Store {
             }
             None => None,
         };
-        let fill = Arc::new(Fill::new(key.clone(), base));
+        let fill = Arc::new(Fill::new(key.clone(), base, Forward::default()));
         inner.inflight.insert(key.clone(), fill.clone());
         Some(fill)
     }
@@ -658,6 +672,26 @@ impl Store {
             }
             inner.passes.retain(|key, _| !matches(key.as_str()));
             keys.len()
+        };
+        release_files(evicted_files);
+        removed
+    }
+
+    /// Removes the object stored under exactly `key` (RFC 9111 4.4: after
+    /// an unsafe request), stops a fill in flight for it from being stored
+    /// and clears its pass marker. Returns whether an object was removed.
+    pub(crate) fn invalidate(&self, key: &CacheKey) -> bool {
+        let mut evicted_files = Vec::new();
+        let removed = {
+            let mut inner = self.lock();
+            // Disk writes that started before compare the epoch.
+            self.purge_epoch.fetch_add(1, Ordering::AcqRel);
+            let removed = inner.remove_slot(key, &mut evicted_files);
+            if let Some(fill) = inner.inflight.get(key) {
+                fill.mark_purged();
+            }
+            inner.passes.remove(key);
+            removed
         };
         release_files(evicted_files);
         removed

@@ -4,6 +4,7 @@ use crate::key::cache_key;
 fn meta(length: u64, lifetime_secs: u64) -> Arc<ObjectMeta> {
     Arc::new(ObjectMeta {
         status: StatusCode::OK,
+        variant: Variant::Any,
         headers: HeaderMap::new(),
         length: Some(length),
         freshness: Freshness {
@@ -11,6 +12,7 @@ fn meta(length: u64, lifetime_secs: u64) -> Arc<ObjectMeta> {
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
+            no_cache: false,
         },
         received_at: Instant::now(),
         initial_age: Duration::ZERO,
@@ -20,7 +22,9 @@ fn meta(length: u64, lifetime_secs: u64) -> Arc<ObjectMeta> {
 
 fn fill_object(store: &Arc<Store>, path: &str, length: u64) -> Option<u64> {
     let key = cache_key(path).expect("valid key");
-    let Claim::Wait { fill, lead: true } = store.claim(&key, Instant::now()) else {
+    let Claim::Wait { fill, lead: true } =
+        store.claim(&key, Instant::now(), &HeaderMap::new(), Forward::default())
+    else {
         panic!("expected a new fill for {path}");
     };
     let reservation = store.reserve(TierKind::Memory, length)?;
@@ -47,13 +51,15 @@ fn memory_bound_holds_with_reservations() {
 fn concurrent_claims_share_one_fill() {
     let store = Arc::new(Store::new(PolicyKind::S3Fifo, 1000, None));
     let key = cache_key("/a").expect("valid key");
-    let Claim::Wait { fill, lead: true } = store.claim(&key, Instant::now()) else {
+    let Claim::Wait { fill, lead: true } =
+        store.claim(&key, Instant::now(), &HeaderMap::new(), Forward::default())
+    else {
         panic!("first claim leads");
     };
     let Claim::Wait {
         fill: joined,
         lead: false,
-    } = store.claim(&key, Instant::now())
+    } = store.claim(&key, Instant::now(), &HeaderMap::new(), Forward::default())
     else {
         panic!("second claim joins");
     };
@@ -64,7 +70,10 @@ fn concurrent_claims_share_one_fill() {
     store
         .store_fill(&fill, meta(3, 60), chunks, reservation)
         .expect("stored");
-    assert!(matches!(store.claim(&key, Instant::now()), Claim::Fresh(_)));
+    assert!(matches!(
+        store.claim(&key, Instant::now(), &HeaderMap::new(), Forward::default()),
+        Claim::Fresh(_)
+    ));
     assert!(store.claim_prefetch(&key, Instant::now()).is_none());
 }
 
@@ -75,7 +84,9 @@ fn purge_removes_prefix_and_blocks_inflight_store() {
     fill_object(&store, "/v/a/2.m4s", 10).expect("stored");
     fill_object(&store, "/v/b/1.m4s", 10).expect("stored");
     let key = cache_key("/v/a/3.m4s").expect("valid key");
-    let Claim::Wait { fill, lead: true } = store.claim(&key, Instant::now()) else {
+    let Claim::Wait { fill, lead: true } =
+        store.claim(&key, Instant::now(), &HeaderMap::new(), Forward::default())
+    else {
         panic!("new fill");
     };
     assert_eq!(store.purge(&|key| key.starts_with("/v/a/")), 2);

@@ -192,11 +192,8 @@ async fn origin_handler(State(state): State<Arc<OriginState>>, request: Request)
     let mut status = StatusCode::OK;
     let response = if state.failing.load(Ordering::SeqCst) {
         status = StatusCode::SERVICE_UNAVAILABLE;
-        plain(
-            status,
-            "max-age=60",
-            Bytes::from_static(b"origin is failing"),
-        )
+        // Like reel's origin, errors carry no Cache-Control.
+        plain(status, "", Bytes::from_static(b"origin is failing"))
     } else {
         let object = state
             .objects
@@ -207,7 +204,7 @@ async fn origin_handler(State(state): State<Arc<OriginState>>, request: Request)
         match object {
             None => {
                 status = StatusCode::NOT_FOUND;
-                plain(status, "max-age=3600", Bytes::from_static(b"not found"))
+                plain(status, "", Bytes::from_static(b"not found"))
             }
             Some(object) => {
                 let poisoned = POISON_HEADERS
@@ -253,10 +250,12 @@ fn plain(status: StatusCode, cache_control: &str, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(cache_control).expect("cache control"),
-    );
+    if !cache_control.is_empty() {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(cache_control).expect("cache control"),
+        );
+    }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -333,6 +332,9 @@ pub fn edge_config(name: &str, upstream: &str) -> EdgeConfig {
         eviction: PolicyKind::S3Fifo,
         max_object_fraction: 0.25,
         error_ttl: Duration::from_secs(1),
+        targeted_cache_control: "Reel-Cache-Control".to_owned(),
+        vary_headers: Vec::new(),
+        forward_headers: Vec::new(),
         max_prefetches: 4,
         access: Default::default(),
         http: reel_http::server::HttpLimits {
