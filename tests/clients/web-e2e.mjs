@@ -36,6 +36,8 @@ const UPLOAD_SECONDS = 15;
 // Pause first (the first 8 MiB request is surely in flight), then cut the network.
 const PAUSE_AT_FRACTION = 0.1;
 const OFFLINE_AT_FRACTION = 0.3;
+// Bytes through the relay after Resume that show the upload flowing again.
+const RESUMED_BYTES = 256 * 1024;
 const OFFLINE_MS = 2000;
 // Real time, so that segments are fetched after the first short token ended.
 const PLAYBACK_RATE = 1;
@@ -169,9 +171,13 @@ async function startRelay(target) {
       if (relay.forwarded >= relay.holdAt) {
         relay.holding = true;
         client.pause();
-        held.push(() => {
-          if (!upstream.destroyed) upstream.write(chunk);
-          client.resume();
+        held.push({
+          client,
+          upstream,
+          release: () => {
+            if (!upstream.destroyed) upstream.write(chunk);
+            client.resume();
+          },
         });
         return;
       }
@@ -205,7 +211,18 @@ async function startRelay(target) {
     relay.holdAt = Infinity;
     relay.holding = false;
     // Chunks held on sockets that were closed meanwhile are dropped with them.
-    for (const release of held.splice(0)) release();
+    for (const entry of held.splice(0)) entry.release();
+  };
+  // Drops the connections whose bytes are held instead of letting them
+  // through: after a pause their request is aborted, and the bytes the
+  // browser had queued on them would only eat the next hold's budget.
+  relay.dropHeld = () => {
+    for (const entry of held.splice(0)) {
+      entry.client.destroy();
+      entry.upstream.destroy();
+    }
+    relay.holdAt = Infinity;
+    relay.holding = false;
   };
   relay.restore = () => {
     relay.down = false;
@@ -381,7 +398,8 @@ try {
         // the pause (its count is then the file size and cannot grow): the
         // server's offset growing is the other sign that bytes flow again.
         const serverAtPause = await serverOffset(page);
-        relay.release();
+        relay.dropHeld();
+        const forwardedAtResume = relay.forwarded;
         relay.hold(Math.floor(fileSize * (OFFLINE_AT_FRACTION - PAUSE_AT_FRACTION)));
         await page.click('[data-testid="upload-resume"]');
         const pausedBytes = stillPaused.sent;
@@ -391,6 +409,11 @@ try {
           if (now.videoId || now.sent > pausedBytes) break;
           const serverNow = await serverOffset(page);
           if (serverAtPause !== null && serverNow !== null && serverNow > serverAtPause) break;
+          // The server may count the new PATCH's bytes only when a part is
+          // complete, and the relay holds them at the next step's point:
+          // new bytes through the relay (the page's other requests are a few
+          // kilobytes) are the sign that the upload flows again.
+          if (relay.forwarded - forwardedAtResume > RESUMED_BYTES) break;
           if (now.status === 'failed') throw new Error(`upload failed after resume: ${now.error}`);
           if (Date.now() > resumeDeadline) throw new Error('upload did not continue after Resume');
           await sleep(200);
