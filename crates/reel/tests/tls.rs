@@ -2,7 +2,8 @@
 //! two `reel edge` tiers over HTTPS with certificates of a CA made per run
 //! by `openssl`; HTTP/2 chosen by ALPN (reqwest and `curl --http2`),
 //! HTTP/1.1 still served, the edge's certificate replaced on SIGHUP while it
-//! keeps running, and unusable TLS files refused at startup by name.
+//! keeps running, and unusable TLS files (missing, not PEM, a key of
+//! another certificate) refused at startup by name.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -370,6 +371,9 @@ async fn unusable_tls_files_are_clear_startup_errors_naming_the_file() {
     let missing_key = env.dir.path().join("missing.key");
     let not_pem = env.dir.path().join("not-pem.pem");
     std::fs::write(&not_pem, "hello").expect("write");
+    // A key of another certificate.
+    let other_key = env.dir.path().join("other.key");
+    pki.issue(&env.dir.path().join("other.pem"), &other_key);
     let edge = vec![
         "edge",
         "--upstream",
@@ -378,11 +382,12 @@ async fn unusable_tls_files_are_clear_startup_errors_naming_the_file() {
         "127.0.0.1:0",
     ];
     let serve = vec!["serve", "--listen", "127.0.0.1:0", "--workers", "0"];
-    let cases: [(Vec<&str>, &Path, &str); 4] = [
+    let cases: [(Vec<&str>, &Path, &str); 5] = [
         (edge.clone(), &missing_key, "reading the tls key"),
         (serve.clone(), &missing_key, "reading the tls key"),
-        (edge, &not_pem, "the tls key"),
+        (edge.clone(), &not_pem, "the tls key"),
         (serve, &not_pem, "not usable PEM"),
+        (edge, &other_key, "cannot be used together"),
     ];
     for (args, bad_key, expected) in cases {
         let output = env
