@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
+use reel_http::tls::ClientRoots;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -233,10 +234,18 @@ pub async fn serve(
     // viewers); unsafe methods through reqwest with the same TLS trust.
     let upstream_tls = {
         let ca = config.upstream_ca.clone();
-        tokio::task::spawn_blocking(move || reel_http::tls::client_config(ca.as_deref()))
-            .await
-            .map_err(|error| EdgeError::Config(format!("loading the upstream tls roots: {error}")))?
-            .map_err(EdgeError::UpstreamTls)?
+        let https = config.upstream.scheme() == "https";
+        tokio::task::spawn_blocking(move || {
+            let roots = match (&ca, https) {
+                (Some(bundle), _) => ClientRoots::Bundle(bundle),
+                (None, true) => ClientRoots::System,
+                (None, false) => ClientRoots::Unused,
+            };
+            reel_http::tls::client_config(roots)
+        })
+        .await
+        .map_err(|error| EdgeError::Config(format!("loading the upstream tls roots: {error}")))?
+        .map_err(EdgeError::UpstreamTls)?
     };
     let upstream_client = {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -106,25 +106,35 @@ impl ServerTls {
     }
 }
 
-/// The rustls client configuration of an HTTPS upstream: trusting the
-/// certificates of the PEM `ca_bundle` only, or the system's roots
-/// (`SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured) without one. No ALPN
-/// is set; the connector sets it. Blocking IO.
-pub fn client_config(ca_bundle: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_bundle {
-        Some(path) => {
+/// Which certificates an HTTPS client trusts.
+#[derive(Clone, Copy, Debug)]
+pub enum ClientRoots<'a> {
+    /// Only those of this PEM bundle (e.g. a private CA).
+    Bundle(&'a Path),
+    /// The system's (`SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured).
+    System,
+    /// None: the client of a plain-HTTP upstream, which never needs one
+    /// (so a machine without a CA store can still run it).
+    Unused,
+}
+
+/// The rustls client configuration of an HTTPS upstream, trusting `roots`.
+/// No ALPN is set; the connector sets it. Blocking IO.
+pub fn client_config(roots: ClientRoots<'_>) -> Result<rustls::ClientConfig, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        ClientRoots::Bundle(path) => {
             for cert in read_certs(path, "upstream ca bundle")? {
-                roots.add(cert).map_err(|error| TlsError::Pem {
+                store.add(cert).map_err(|error| TlsError::Pem {
                     role: "upstream ca bundle",
                     path: path.to_path_buf(),
                     detail: format!("a certificate is not a usable trust anchor: {error}"),
                 })?;
             }
         }
-        None => {
+        ClientRoots::System => {
             let found = rustls_native_certs::load_native_certs();
-            let (n_added, _) = roots.add_parsable_certificates(found.certs);
+            let (n_added, _) = store.add_parsable_certificates(found.certs);
             if n_added == 0 {
                 let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
                 return Err(TlsError::Roots(format!(
@@ -133,11 +143,12 @@ pub fn client_config(ca_bundle: Option<&Path>) -> Result<rustls::ClientConfig, T
                 )));
             }
         }
+        ClientRoots::Unused => {}
     }
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| TlsError::Roots(error.to_string()))?
-        .with_root_certificates(roots)
+        .with_root_certificates(store)
         .with_no_client_auth();
     Ok(config)
 }
@@ -229,7 +240,8 @@ mod tests {
             error.to_string().contains("missing.pem") && error.to_string().contains("certificate"),
             "{error}"
         );
-        let error = client_config(Some(&not_pem)).expect_err("a file without certificates fails");
+        let error = client_config(ClientRoots::Bundle(&not_pem))
+            .expect_err("a file without certificates fails");
         assert!(
             error.to_string().contains("not-pem.pem")
                 && error.to_string().contains("no CERTIFICATE"),
