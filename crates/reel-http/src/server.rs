@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Router;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -223,6 +223,7 @@ impl ConnectionContext {
             };
             let mut request =
                 request.map(|body| IdleTimeoutBody::new(body, self.body_idle_timeout));
+            add_host_from_authority(&mut request);
             request.extensions_mut().insert(ConnectInfo(self.peer));
             request.extensions_mut().insert(interim);
             let response = self.router.clone().oneshot(request);
@@ -234,6 +235,22 @@ impl ConnectionContext {
                 }))
             }
         })
+    }
+}
+
+/// Gives an HTTP/2 request (which names its host in `:authority`, RFC
+/// 9113 8.3.1, and usually sends no `Host`) the `Host` header that HTTP/1.1
+/// requests carry, so handlers read the host one way whatever the version.
+fn add_host_from_authority<B>(request: &mut hyper::Request<B>) {
+    if request.headers().contains_key(header::HOST) {
+        return;
+    }
+    let host = request
+        .uri()
+        .authority()
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    if let Some(host) = host {
+        request.headers_mut().insert(header::HOST, host);
     }
 }
 
@@ -513,5 +530,37 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_after(uri: &str, host: Option<&str>) -> Option<String> {
+        let mut builder = hyper::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header(header::HOST, host);
+        }
+        let mut request = builder.body(()).expect("request");
+        add_host_from_authority(&mut request);
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn http2_authority_becomes_the_host_header() {
+        assert_eq!(
+            host_after("https://127.0.0.1:8443/v/x", None).as_deref(),
+            Some("127.0.0.1:8443")
+        );
+        assert_eq!(
+            host_after("https://a.example/v/x", Some("b.example")).as_deref(),
+            Some("b.example")
+        );
+        assert_eq!(host_after("/v/x", None), None);
     }
 }

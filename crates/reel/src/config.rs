@@ -162,7 +162,8 @@ pub struct ServerConfig {
     /// The URL browsers reach the server at, e.g. `https://video.example.org`
     /// behind a TLS proxy: with `https`, session cookies are `Secure`, and a
     /// signed-in browser's Origin must match its scheme, host and port
-    /// (unset: `http://` and the request's Host).
+    /// (unset: `http://`, or `https://` with `tls_cert`, and the request's
+    /// Host).
     pub public_url: Option<String>,
     /// The most client connections open at once; more wait in the listen
     /// queue until one closes.

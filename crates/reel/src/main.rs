@@ -541,6 +541,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
         public_origin: reel_api::same_origin::PublicOrigin {
             url: config.public_url()?,
+            serves_https: tls.is_some(),
         },
     };
     let webhooks = reel_webhooks::WebhookStore::new(store.pool().clone());

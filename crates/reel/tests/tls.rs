@@ -254,6 +254,35 @@ async fn https_with_http2_by_alpn_through_edge_shield_and_origin_and_sighup_relo
     assert_eq!(video["state"], "ready", "{video:#}");
     let id = video["id"].as_str().expect("id");
 
+    // Served over TLS without server.public_url: the session cookie is
+    // Secure, and a signed-in page's origin is https and the Host.
+    let signed_in = client(&pki, false)
+        .post(format!("{origin_url}/v1/session"))
+        .json(&serde_json::json!({ "api_key": key }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .expect("cookie text")
+        .to_string();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let session = cookie.split(';').next().expect("name=value");
+    for (page_origin, expected) in [
+        (origin_url.clone(), 200),
+        (origin_url.replacen("https", "http", 1), 401),
+    ] {
+        let answer = client(&pki, false)
+            .post(format!("{origin_url}/v1/videos/{id}/playback"))
+            .header(reqwest::header::COOKIE, session)
+            .header(reqwest::header::ORIGIN, page_origin.as_str())
+            .send()
+            .await
+            .expect("cookie request");
+        assert_eq!(answer.status(), expected, "{page_origin}");
+    }
+
     // The shield trusts the origin through --upstream-ca; the edge trusts
     // the shield through the system's roots (SSL_CERT_FILE).
     let (_shield, shield_url) = start_edge(
