@@ -136,6 +136,15 @@ pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Res
         _ => None,
     };
     let tls = crate::load_server_tls(tls_files).await?;
+    if let Some(bundle) = args.upstream_ca.clone() {
+        // Checked before listening; the edge reads it again to build its
+        // client (a small file).
+        tokio::task::spawn_blocking(move || {
+            reel_http::tls::client_config(reel_http::tls::ClientRoots::Bundle(&bundle))
+        })
+        .await
+        .context("checking --upstream-ca")??;
+    }
     let config = reel_edge::EdgeConfig {
         name: args.name.clone(),
         upstream,

@@ -457,4 +457,5 @@ async fn unusable_tls_files_are_clear_startup_errors_naming_the_file() {
         stderr.contains("upstream ca bundle") && stderr.contains(path_str(&not_pem)),
         "{stderr}"
     );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
 }
