@@ -27,7 +27,8 @@ pub(crate) struct SignIn {
     api_key: String,
 }
 
-/// The session cookie; `Secure` when `server.public_url` is https.
+/// The session cookie; `Secure` when `server.public_url` is https (or,
+/// without one, when the server speaks HTTPS).
 fn session_cookie(state: &AppState, token: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
     let secure = if state.public_origin.secure_cookies() {
         "; Secure"

@@ -398,8 +398,8 @@ pub(crate) fn spawn_fill(edge: &Arc<Edge>, fill: Arc<Fill>, permit: Option<Owned
 }
 
 /// Sends a GET for `key` upstream (with `conditional` validators and the
-/// `forward` headers) and waits for the response head. A plain-HTTP
-/// upstream's 1xx responses go to `fill`, when given.
+/// `forward` headers) and waits for the response head. The upstream's 1xx
+/// responses go to `fill`, when given.
 pub(crate) async fn fetch_upstream(
     edge: &Edge,
     key: &CacheKey,
@@ -409,10 +409,6 @@ pub(crate) async fn fetch_upstream(
 ) -> Result<reqwest::Response, UpstreamError> {
     let url = upstream_url(&edge.settings.upstream_base, key)
         .ok_or_else(|| UpstreamError::Unreachable(format!("no valid upstream url for {key}")))?;
-    let Some(plain) = &edge.plain_client else {
-        let request = edge.client.get(url).headers(forward.clone());
-        return send_upstream(edge, key, request, conditional).await;
-    };
     let mut request = axum::http::Request::new(axum::body::Body::empty());
     *request.uri_mut() = url
         .as_str()
@@ -436,7 +432,10 @@ pub(crate) async fn fetch_upstream(
             }
         });
     }
-    let sent = tokio::time::timeout(edge.settings.upstream_timeout, plain.request(request));
+    let sent = tokio::time::timeout(
+        edge.settings.upstream_timeout,
+        edge.upstream_client.request(request),
+    );
     let result = match sent.await {
         Err(_) => Err(UpstreamError::Timeout(edge.settings.upstream_timeout)),
         Ok(Err(error)) => Err(UpstreamError::Unreachable(error_chain(&error))),
@@ -460,19 +459,13 @@ fn add_validators(headers: &mut HeaderMap, meta: &ObjectMeta) {
     }
 }
 
-/// Sends `request` (with the validators of `conditional`) and waits for
-/// the response head, counting upstream requests and errors.
+/// Sends `request` (an unsafe method passed through) and waits for the
+/// response head, counting upstream requests and errors.
 pub(crate) async fn send_upstream(
     edge: &Edge,
     key: &CacheKey,
-    mut request: reqwest::RequestBuilder,
-    conditional: Option<&ObjectMeta>,
+    request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, UpstreamError> {
-    if let Some(meta) = conditional {
-        let mut validators = HeaderMap::new();
-        add_validators(&mut validators, meta);
-        request = request.headers(validators);
-    }
     edge.metrics.upstream_requests.inc();
     let timeout = edge.settings.upstream_timeout;
     let result = match tokio::time::timeout(timeout, request.send()).await {

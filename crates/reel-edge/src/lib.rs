@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
+use reel_http::tls::ClientRoots;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -111,6 +112,12 @@ pub struct EdgeConfig {
     /// Viewer-facing connection limits: the cap, the header-read and
     /// request-body idle timeouts.
     pub http: reel_http::server::HttpLimits,
+    /// The viewer-facing TLS identity (HTTP/2 and HTTP/1.1 by ALPN,
+    /// reloaded on SIGHUP); none: plain HTTP/1.1.
+    pub tls: Option<Arc<reel_http::tls::ServerTls>>,
+    /// PEM bundle of the CAs an `https://` upstream's certificate must
+    /// chain to (e.g. a private CA between tiers); none: the system's roots.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for EdgeConfig {
@@ -136,6 +143,8 @@ impl fmt::Debug for EdgeConfig {
             .field("forward_headers", &self.forward_headers)
             .field("max_prefetches", &self.max_prefetches)
             .field("http", &self.http)
+            .field("tls", &self.tls.as_ref().map(|tls| tls.files().clone()))
+            .field("upstream_ca", &self.upstream_ca)
             .finish()
     }
 }
@@ -157,6 +166,9 @@ pub enum EdgeError {
     /// The upstream HTTP client could not be built.
     #[error("building the upstream http client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The upstream's TLS trust could not be set up.
+    #[error("the upstream tls setup: {0}")]
+    UpstreamTls(#[source] reel_http::tls::TlsError),
 }
 
 /// Serves the edge on `listener` until `shutdown` completes, then lets open
@@ -217,17 +229,39 @@ pub async fn serve(
         default_headers.insert(header::USER_AGENT, agent);
     }
     let tokens = access::Tokens::load(&config.access)?;
-    // Plain-HTTP upstreams are fetched with hyper's client, which reports
-    // 1xx responses (forwarded to viewers); HTTPS ones with reqwest.
-    let plain_client = (config.upstream.scheme() == "http").then(|| {
+    // GET and HEAD go through hyper's pooled client (over rustls for an
+    // https:// upstream), which reports 1xx responses (forwarded to
+    // viewers); unsafe methods through reqwest with the same TLS trust.
+    let upstream_tls = {
+        let ca = config.upstream_ca.clone();
+        let https = config.upstream.scheme() == "https";
+        tokio::task::spawn_blocking(move || {
+            let roots = match (&ca, https) {
+                (Some(bundle), _) => ClientRoots::Bundle(bundle),
+                (None, true) => ClientRoots::System,
+                (None, false) => ClientRoots::Unused,
+            };
+            reel_http::tls::client_config(roots)
+        })
+        .await
+        .map_err(|error| EdgeError::Config(format!("loading the upstream tls roots: {error}")))?
+        .map_err(EdgeError::UpstreamTls)?
+    };
+    let upstream_client = {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(settings.upstream_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(upstream_tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector)
-    });
+    };
     let client = reqwest::Client::builder()
         .default_headers(default_headers.clone())
         .redirect(reqwest::redirect::Policy::none())
@@ -235,6 +269,7 @@ pub async fn serve(
         .connect_timeout(settings.upstream_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
+        .use_preconfigured_tls(upstream_tls)
         .build()
         .map_err(EdgeError::Client)?;
     let edge = Arc::new(Edge {
@@ -244,7 +279,7 @@ pub async fn serve(
             disk,
         )),
         client,
-        plain_client,
+        upstream_client,
         upstream_headers: default_headers,
         metrics: metrics::Metrics::default(),
         sessions: Mutex::new(cmcd::Sessions::default()),
@@ -277,7 +312,11 @@ pub async fn serve(
         shutdown.await;
         stopper.cancel();
     });
-    reel_http::server::serve_http(listener, router, config.http.clone(), stop).await;
+    let server = reel_http::server::HttpServer {
+        limits: config.http.clone(),
+        tls: config.tls.clone(),
+    };
+    reel_http::server::serve_http(listener, router, server, stop).await;
     edge.cancel.cancel();
     edge.tasks.close();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, edge.tasks.wait())
@@ -293,9 +332,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// hyper's pooled client for a plain-HTTP upstream.
-pub(crate) type PlainClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+/// hyper's pooled client of the upstream, `http://` or `https://`.
+pub(crate) type UpstreamClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     axum::body::Body,
 >;
 
@@ -303,9 +342,10 @@ pub(crate) type PlainClient = hyper_util::client::legacy::Client<
 pub(crate) struct Edge {
     pub(crate) settings: Settings,
     pub(crate) store: Arc<store::Store>,
+    /// The client of unsafe methods, passed through.
     pub(crate) client: reqwest::Client,
-    /// The client of a plain-HTTP upstream (sees 1xx responses).
-    pub(crate) plain_client: Option<PlainClient>,
+    /// The client of GET and HEAD (sees 1xx responses).
+    pub(crate) upstream_client: UpstreamClient,
     /// Headers every upstream request carries (user agent, `Via`,
     /// `Accept-Encoding: identity`, the upstream secret).
     pub(crate) upstream_headers: HeaderMap,

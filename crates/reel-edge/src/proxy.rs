@@ -549,7 +549,7 @@ async fn pass_through(edge: &Arc<Edge>, parts: Parts, body: Body) -> Response {
         .request(parts.method.clone(), url)
         .headers(headers)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    let response = match send_upstream(edge, &key, request, None).await {
+    let response = match send_upstream(edge, &key, request).await {
         Ok(response) => response,
         Err(error) => return upstream_error_response(edge, &key, &error, false),
     };

@@ -4,16 +4,19 @@
 //! dates (one crate, `httpdate`), the CORS policy of the read-only media
 //! routes, and percent-decoding (the `percent-encoding` crate); and the one
 //! server loop both run ([`server`]: connection cap, header-read and body
-//! idle timeouts, graceful shutdown).
+//! idle timeouts, graceful shutdown, TLS with HTTP/2 by ALPN), with the
+//! rustls setup of both directions ([`tls`]: the server's certificate,
+//! reloaded on SIGHUP; an HTTPS client's trusted roots).
 //!
-//! Everything but [`server`] is pure functions over `http` types: no IO, no
-//! async.
+//! Everything but [`server`] and [`tls`] is pure functions over `http`
+//! types: no IO, no async.
 
 pub mod conditional;
 pub mod cors;
 pub mod date;
 pub mod range;
 pub mod server;
+pub mod tls;
 
 pub use conditional::{if_range_allows, is_not_modified, range_answer, Validators};
 pub use range::{resolve_range, RangeAnswer};

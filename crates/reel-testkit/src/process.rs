@@ -44,10 +44,10 @@ impl Process {
         Process { child, lines }
     }
 
-    /// The `http://…` URL the process said it listens on (a line
-    /// `listening on http://…`, waited for up to 30 s).
+    /// The `http://…` or `https://…` URL the process said it listens on (a
+    /// line `listening on http://…`, waited for up to 30 s).
     pub fn listening_url(&self) -> String {
-        let line = self.wait_for_line("listening on http://", Duration::from_secs(30));
+        let line = self.wait_for_line("listening on http", Duration::from_secs(30));
         line.split("listening on ")
             .nth(1)
             .unwrap_or_default()

@@ -162,7 +162,8 @@ pub struct ServerConfig {
     /// The URL browsers reach the server at, e.g. `https://video.example.org`
     /// behind a TLS proxy: with `https`, session cookies are `Secure`, and a
     /// signed-in browser's Origin must match its scheme, host and port
-    /// (unset: `http://` and the request's Host).
+    /// (unset: `http://`, or `https://` with `tls_cert`, and the request's
+    /// Host).
     pub public_url: Option<String>,
     /// The most client connections open at once; more wait in the listen
     /// queue until one closes.
@@ -178,6 +179,11 @@ pub struct ServerConfig {
     /// The credential `reel edge --origin-secret` sends (`reel-edge-secret`
     /// header) to fetch private videos' objects without a viewer token.
     pub edge_secret: Option<String>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with, HTTP/2 and
+    /// HTTP/1.1 by ALPN; needs `tls_key`. Reloaded on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The task workers.
@@ -238,6 +244,25 @@ impl Default for Config {
     }
 }
 
+impl ServerConfig {
+    /// The TLS files, when HTTPS is configured (both keys, or neither).
+    pub fn tls_files(&self) -> anyhow::Result<Option<reel_http::tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(reel_http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "server.tls_cert is set without server.tls_key; give both (--tls-key, REEL_SERVER_TLS_KEY) or neither"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "server.tls_key is set without server.tls_cert; give both (--tls-cert, REEL_SERVER_TLS_CERT) or neither"
+            ),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -249,6 +274,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(60),
             edge_secret: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -281,6 +308,10 @@ pub struct FlagOverrides {
     pub listen: Option<SocketAddr>,
     /// `--workers` (serve) or `--slots` (worker).
     pub workers: Option<usize>,
+    /// `--tls-cert` (serve).
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` (serve).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -309,6 +340,12 @@ impl Config {
             config.server.workers = workers;
             config.worker.slots = workers;
         }
+        if let Some(cert) = &flags.tls_cert {
+            config.server.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &flags.tls_key {
+            config.server.tls_key = Some(key.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -334,6 +371,7 @@ impl Config {
         if self.server.max_connections == 0 {
             anyhow::bail!("server.max_connections must be at least 1");
         }
+        self.server.tls_files()?;
         if self.server.header_read_timeout.is_zero() || self.server.body_idle_timeout.is_zero() {
             anyhow::bail!(
                 "server.header_read_timeout and server.body_idle_timeout must be above zero"

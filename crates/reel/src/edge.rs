@@ -43,7 +43,7 @@ pub struct EdgeArgs {
     /// A reel server to register with for content steering, e.g. http://origin:8080.
     #[arg(long)]
     pub register: Option<String>,
-    /// The URL viewers reach this edge at (default: http:// + the listen address).
+    /// The URL viewers reach this edge at (default: http:// or https:// + the listen address).
     #[arg(long)]
     pub public_url: Option<String>,
     /// An admin API key of the server given to --register.
@@ -82,6 +82,17 @@ pub struct EdgeArgs {
     /// by default only the `--vary-headers` and `Authorization` are.
     #[arg(long, value_delimiter = ',')]
     pub forward_headers: Vec<String>,
+    /// Serve viewers HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM
+    /// certificate chain; needs --tls-key; reloaded on SIGHUP.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs an https:// --upstream must chain to (e.g. a
+    /// private CA between tiers); default: the system's roots.
+    #[arg(long)]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// Parses `LAT,LON` in degrees.
@@ -117,6 +128,23 @@ pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Res
         "lru" => reel_edge::policy::PolicyKind::Lru,
         other => anyhow::bail!("--eviction {other:?}: use s3-fifo or lru"),
     };
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(reel_http::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let tls = crate::load_server_tls(tls_files).await?;
+    if let Some(bundle) = args.upstream_ca.clone() {
+        // Checked before listening; the edge reads it again to build its
+        // client (a small file).
+        tokio::task::spawn_blocking(move || {
+            reel_http::tls::client_config(reel_http::tls::ClientRoots::Bundle(&bundle))
+        })
+        .await
+        .context("checking --upstream-ca")??;
+    }
     let config = reel_edge::EdgeConfig {
         name: args.name.clone(),
         upstream,
@@ -142,17 +170,20 @@ pub async fn run(mut args: EdgeArgs, shutdown: CancellationToken) -> anyhow::Res
             header_read_timeout: args.header_read_timeout,
             body_idle_timeout: args.body_idle_timeout,
         },
+        tls: tls.clone(),
+        upstream_ca: args.upstream_ca.clone(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}; pick another --listen", args.listen))?;
     let address = listener.local_addr()?;
-    println!("reel edge {} listening on http://{address}", args.name);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("reel edge {} listening on {scheme}://{address}", args.name);
     if let Some(router) = &args.register {
         let public_url = args
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{address}"));
+            .unwrap_or_else(|| format!("{scheme}://{address}"));
         let api_key = args
             .api_key
             .clone()

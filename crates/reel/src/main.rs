@@ -64,6 +64,13 @@ enum Command {
         /// Worker slots inside this process (0 for an API-only process).
         #[arg(long)]
         workers: Option<usize>,
+        /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM
+        /// certificate chain; needs --tls-key; reloaded on SIGHUP.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
     /// Send a video file to a reel server; with --wait, follow it until it is ready.
     Ingest(ingest::IngestArgs),
@@ -202,9 +209,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..FlagOverrides::default()
     };
     match &cli.command {
-        Command::Serve { listen, workers } => {
+        Command::Serve {
+            listen,
+            workers,
+            tls_cert,
+            tls_key,
+        } => {
             flags.listen = *listen;
             flags.workers = *workers;
+            flags.tls_cert = tls_cert.clone();
+            flags.tls_key = tls_key.clone();
         }
         Command::Worker { slots, .. } => flags.workers = *slots,
         _ => {}
@@ -370,6 +384,20 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// The TLS identity of `files` (`reel serve` and `reel edge`), read on a
+/// blocking thread; none without files.
+async fn load_server_tls(
+    files: Option<reel_http::tls::TlsFiles>,
+) -> anyhow::Result<Option<Arc<reel_http::tls::ServerTls>>> {
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let tls = tokio::task::spawn_blocking(move || reel_http::tls::ServerTls::load(files))
+        .await
+        .context("loading the tls certificate")??;
+    Ok(Some(Arc::new(tls)))
+}
+
 /// Where steering locates clients: `steering.networks`, then
 /// `steering.geoip_db`, read here once.
 async fn client_locator(config: &SteeringConfig) -> anyhow::Result<reel_steer::ClientLocator> {
@@ -404,6 +432,7 @@ fn load_geoip_db(path: &Path) -> anyhow::Result<reel_steer::GeoIpDb> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let tls = load_server_tls(config.server.tls_files()?).await?;
     let locator = client_locator(&config.steering).await?;
     let store = open_store(&config, 16).await?;
     let objects = open_objects(&config)?;
@@ -424,7 +453,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let address = listener.local_addr()?;
-    println!("reel serve listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("reel serve listening on {scheme}://{address}");
     let storage = config.storage()?;
     // The embedded S3 endpoint serves presigned multipart uploads into the
     // local store; its signing secret lives in the data dir, so URLs stay
@@ -511,6 +541,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         quota_per_key: config.limits.quota_per_key.map(|quota| quota.bytes()),
         public_origin: reel_api::same_origin::PublicOrigin {
             url: config.public_url()?,
+            serves_https: tls.is_some(),
         },
     };
     let webhooks = reel_webhooks::WebhookStore::new(store.pool().clone());
@@ -560,7 +591,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         header_read_timeout: config.server.header_read_timeout,
         body_idle_timeout: config.server.body_idle_timeout,
     };
-    reel_http::server::serve_http(listener, reel_api::router(state), limits, shutdown.clone())
+    let server = reel_http::server::HttpServer { limits, tls };
+    reel_http::server::serve_http(listener, reel_api::router(state), server, shutdown.clone())
         .await;
     shutdown.cancel();
     let _ = reaper.await;

@@ -384,3 +384,26 @@ pub fn run_client(script: &str, args: &[&str]) -> Value {
     );
     report
 }
+
+/// The counter `name` of the edge at `edge`'s `/metrics`, read with `client`.
+pub async fn edge_metric(client: &reqwest::Client, edge: &str, name: &str) -> u64 {
+    let metrics = client
+        .get(format!("{edge}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| line.split_whitespace().last())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name}: {metrics}")) as u64
+}
+
+/// `reel_edge_upstream_requests_total` of the edge at `edge`.
+pub async fn upstream_requests(client: &reqwest::Client, edge: &str) -> u64 {
+    edge_metric(client, edge, "reel_edge_upstream_requests_total").await
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{client_python, clients_dir, Env, Process};
+use crate::common::{client_python, clients_dir, upstream_requests, Env, Process};
 
 const PARIS: &str = "48.86,2.35";
 const NEW_YORK: &str = "40.71,-74.0";
@@ -95,22 +95,6 @@ fn highest_rendition(video: &Value) -> String {
         .and_then(|rendition| rendition["id"].as_str())
         .unwrap_or_else(|| panic!("no renditions: {video:#}"))
         .to_string()
-}
-
-/// `reel_edge_upstream_requests_total` of an edge.
-async fn upstream_requests(edge: &str) -> u64 {
-    let metrics = reqwest::get(format!("{edge}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .find(|line| line.starts_with("reel_edge_upstream_requests_total"))
-        .and_then(|line| line.split_whitespace().last())
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no upstream request count: {metrics}")) as u64
 }
 
 async fn wait_until_healthy(url: &str, key: &str, names: &[&str]) {
@@ -268,8 +252,8 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
         .await
         .expect("bytes");
     let upstream_before = (
-        upstream_requests(&new_york_url).await,
-        upstream_requests(&shield_url).await,
+        upstream_requests(&reqwest::Client::new(), &new_york_url).await,
+        upstream_requests(&reqwest::Client::new(), &shield_url).await,
     );
     let requests = (0..100).map(|_| {
         let target = format!("{new_york_url}{segment_path}");
@@ -292,8 +276,8 @@ async fn steering_by_proximity_with_failover_in_hls_js() {
     );
     assert_eq!(
         (
-            upstream_requests(&new_york_url).await - upstream_before.0,
-            upstream_requests(&shield_url).await - upstream_before.1
+            upstream_requests(&reqwest::Client::new(), &new_york_url).await - upstream_before.0,
+            upstream_requests(&reqwest::Client::new(), &shield_url).await - upstream_before.1
         ),
         (1, 1)
     );

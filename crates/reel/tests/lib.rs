@@ -11,6 +11,7 @@ mod hostile;
 mod matrix;
 mod playback;
 mod player;
+mod tls;
 mod upload;
 mod video;
 mod web;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{clients_dir, generated_video, Env, Process};
+use crate::common::{clients_dir, generated_video, upstream_requests, Env, Process};
 
 const EDGE_SECRET: &str = "edge-credential-for-tests";
 
@@ -350,21 +350,6 @@ async fn the_origin_serves_private_media_only_with_a_valid_token() {
     assert_eq!(stranger_mint.status(), StatusCode::FORBIDDEN);
 }
 
-/// `reel_edge_upstream_requests_total` of an edge.
-async fn upstream_requests(edge: &str) -> u64 {
-    let metrics = reqwest::get(format!("{edge}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .filter(|line| line.starts_with("reel_edge_upstream_requests_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 /// Starts `reel edge` in front of `origin` with the edge credential. With
 /// `jwks` it verifies tokens with that file; without, with the origin's
 /// JWKS, which it is waited for to have fetched.
@@ -449,7 +434,7 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
     let response = client.get(&segment_1).send().await.expect("segment");
     assert_eq!(response.status(), StatusCode::OK);
     let body_1 = response.bytes().await.expect("body");
-    let fetched = upstream_requests(&edge_url).await;
+    let fetched = upstream_requests(&reqwest::Client::new(), &edge_url).await;
 
     // Another viewer, another token: the same cached copy, no origin fetch.
     let segment_2 = segment_1.replace(&token_1, &token_2);
@@ -458,7 +443,7 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
     assert_eq!(response.headers()["x-cache"], "HIT");
     assert_eq!(response.bytes().await.expect("body"), body_1);
     assert_eq!(
-        upstream_requests(&edge_url).await,
+        upstream_requests(&reqwest::Client::new(), &edge_url).await,
         fetched,
         "one origin fetch for two viewers"
     );
@@ -508,7 +493,7 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
         assert!(text.contains(code), "{what}: {text}");
     }
     assert_eq!(
-        upstream_requests(&edge_url).await,
+        upstream_requests(&reqwest::Client::new(), &edge_url).await,
         fetched,
         "refusals fetch nothing"
     );

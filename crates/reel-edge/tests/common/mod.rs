@@ -342,6 +342,8 @@ pub fn edge_config(name: &str, upstream: &str) -> EdgeConfig {
             header_read_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(30),
         },
+        tls: None,
+        upstream_ca: None,
     }
 }
 

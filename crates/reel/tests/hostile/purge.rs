@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::edges::admin_key;
-use crate::common::{generated_video, Env};
+use crate::common::{edge_metric, generated_video, Env};
 
 /// The `reel edge --admin-token` of the test, looked for in every output.
 const PURGE_TOKEN: &str = "purge-credential-4f1c9a7e2b";
@@ -25,22 +25,6 @@ async fn edges(url: &str, key: &str) -> Value {
         .json()
         .await
         .expect("json")
-}
-
-/// A counter of an edge's `/metrics`.
-async fn edge_metric(edge: &str, name: &str) -> u64 {
-    let metrics = reqwest::get(format!("{edge}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.split_whitespace().last())
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no {name}: {metrics}")) as u64
 }
 
 /// Status and `x-cache` of a GET, body read to the end (so a miss's fill
@@ -96,7 +80,7 @@ async fn assert_cached(targets: &[&str]) {
 /// background).
 async fn wait_for_purge(edge_url: &str, before: u64, server: &crate::common::Process) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while edge_metric(edge_url, "reel_edge_purges_total").await == before {
+    while edge_metric(&reqwest::Client::new(), edge_url, "reel_edge_purges_total").await == before {
         assert!(
             Instant::now() < deadline,
             "the edge was never purged: {}",
@@ -162,7 +146,8 @@ async fn deleting_a_video_or_making_it_private_purges_it_on_every_registered_edg
 
     // Made private, the video is purged too: the edge's public copies
     // carried no mark that they need a token.
-    let purges_before = edge_metric(&edge_url, "reel_edge_purges_total").await;
+    let purges_before =
+        edge_metric(&reqwest::Client::new(), &edge_url, "reel_edge_purges_total").await;
     let patch = |visibility: &'static str| {
         let url = url.clone();
         let key = key.clone();
@@ -184,7 +169,8 @@ async fn deleting_a_video_or_making_it_private_purges_it_on_every_registered_edg
         let (status, cache) = fetch(target).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{target} is {cache}");
     }
-    let purges_before = edge_metric(&edge_url, "reel_edge_purges_total").await;
+    let purges_before =
+        edge_metric(&reqwest::Client::new(), &edge_url, "reel_edge_purges_total").await;
     patch("public").await;
     wait_for_purge(&edge_url, purges_before, &server).await;
     assert_cached(&[&manifest, &segment]).await;
@@ -222,7 +208,13 @@ async fn deleting_a_video_or_making_it_private_purges_it_on_every_registered_edg
     })
     .await;
     assert!(
-        edge_metric(&edge_url, "reel_edge_purged_objects_total").await >= 2,
+        edge_metric(
+            &reqwest::Client::new(),
+            &edge_url,
+            "reel_edge_purged_objects_total"
+        )
+        .await
+            >= 2,
         "the manifest and the segment were cached"
     );
     for target in [&manifest, &segment] {
