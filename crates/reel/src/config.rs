@@ -97,7 +97,8 @@ pub struct EncodeConfig {
     pub segments_per_chunk: u32,
     /// Encode the lowest rendition in its own tasks, first, so a video is playable early.
     pub lowest_rendition_first: bool,
-    /// Threads per x264 encoder (0: the cores divided by the worker slots, at least 1).
+    /// Threads per x264 encoder (0: the cores divided by the worker slots, at least 1);
+    /// SVT-AV1 (`lp`) and x265 (`pools`) take the same number.
     pub x264_threads: u32,
     /// Time limit of an ffmpeg run per second of media it encodes (at least one minute per run).
     #[serde(with = "humantime_serde")]
