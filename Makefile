@@ -54,6 +54,7 @@ bench: deps
 	$(CARGO) build --release --locked -p reel-bench -p reel
 	REEL_PG_DURABLE=1 scripts/with-postgres.sh ./target/release/reel-bench engine
 	./target/release/reel-bench pipeline 60
+	./target/release/reel-bench codecs 60
 	./target/release/reel-bench upload 2
 	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
 	  || { echo "reel-bench edge needs nginx: apt-get install nginx-light as root" >&2; exit 1; }

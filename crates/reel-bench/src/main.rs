@@ -4,9 +4,11 @@
 //! table for bench/RESULTS.md.
 //!
 //! `reel-bench pipeline [SECONDS]`: see [`pipeline`].
+//! `reel-bench codecs [SECONDS]`: see [`codecs`].
 //! `reel-bench upload [GIB]`: see [`upload`].
 //! `reel-bench edge [SECONDS [RATE [RUNS]]]`: see [`edge`].
 
+mod codecs;
 mod edge;
 mod pipeline;
 mod upload;
@@ -173,6 +175,13 @@ fn main() -> anyhow::Result<()> {
                 .join("reel");
             pipeline::run_bench(pipeline::PipelineBench { reel, seconds })
         }
+        Some("codecs") => {
+            let seconds = match args.get(1) {
+                Some(text) => text.parse().context("SECONDS must be a whole number")?,
+                None => 60,
+            };
+            codecs::run_bench(codecs::CodecsBench { seconds })
+        }
         Some("upload") => {
             let gib = match args.get(1) {
                 Some(text) => text.parse().context("GIB must be a whole number")?,
@@ -205,7 +214,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Some(other) => anyhow::bail!(
-            "unknown benchmark {other:?}: use engine, pipeline [SECONDS], upload [GIB] or edge [SECONDS [RATE [RUNS]]]"
+            "unknown benchmark {other:?}: use engine, pipeline [SECONDS], codecs [SECONDS], upload [GIB] or edge [SECONDS [RATE [RUNS]]]"
         ),
     }
 }

@@ -35,7 +35,7 @@ pub struct PipelineBench {
     pub seconds: u32,
 }
 
-fn children_cpu_seconds() -> f64 {
+pub(crate) fn children_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we pass and has no other effect.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let result = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
@@ -44,7 +44,7 @@ fn children_cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -67,7 +67,7 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
 /// keyframe every 2 s (`REEL_BENCH_SOURCE_GOP` frames to change it), a test
 /// pattern with light temporal noise (so the encoders have real work) and a
 /// tone.
-fn make_source(dir: &Path, seconds: u32) -> anyhow::Result<PathBuf> {
+pub(crate) fn make_source(dir: &Path, seconds: u32) -> anyhow::Result<PathBuf> {
     let path = dir.join("source.mp4");
     let gop = std::env::var("REEL_BENCH_SOURCE_GOP").unwrap_or_else(|_| "60".to_string());
     run(
@@ -307,7 +307,7 @@ pub fn one_shot_args(
 ) -> anyhow::Result<Vec<String>> {
     // reel's rate control: CRF capped by each rung's maxrate and bufsize.
     let crf = match reel_media::encode::EncodeSettings::standard().rate_control {
-        reel_media::encode::RateControl::Crf(crf) => crf,
+        reel_media::encode::RateControl::Crf { h264, .. } => h264,
         reel_media::encode::RateControl::Bitrate => {
             anyhow::bail!("the bench assumes CRF rate control")
         }

@@ -34,33 +34,52 @@ const SEEK_MARGIN_SECONDS: f64 = 1.0;
 /// The widest poster.
 const POSTER_MAX_WIDTH: u32 = 1280;
 
-/// How x264 is driven. No `Default`: take [`EncodeSettings::standard`].
+/// How the encoders are driven. No `Default`: take [`EncodeSettings::standard`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodeSettings {
-    /// The x264 preset, e.g. `veryfast`.
+    /// The x264 preset, e.g. `veryfast`; x265 takes the same name.
     pub preset: String,
+    /// The SVT-AV1 preset, 0 (slowest) to 13 (fastest).
+    pub av1_preset: u8,
     /// Constant quality or average bitrate, both capped by the rendition's
     /// VBV maximum rate and buffer.
     pub rate_control: RateControl,
-    /// x264 threads per output; `None` lets x264 choose.
+    /// Threads per output (x264 `-threads`, SVT-AV1 `lp`, x265 `pools`);
+    /// `None` lets each encoder choose.
     pub threads: Option<u32>,
 }
 
-/// How x264 spends bits.
+/// How the encoders spend bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateControl {
-    /// Constant rate factor (`-crf`), capped by `-maxrate`/`-bufsize`.
-    Crf(u8),
+    /// Constant quality capped by `-maxrate`/`-bufsize`: x264's CRF
+    /// `h264`, x265's `hevc`, SVT-AV1's `av1` (its own 0–63 scale).
+    Crf {
+        /// x264's `-crf`.
+        h264: u8,
+        /// SVT-AV1's `-crf`.
+        av1: u8,
+        /// x265's `-crf`.
+        hevc: u8,
+    },
     /// The rendition's average bitrate (`-b:v`), capped likewise.
     Bitrate,
 }
 
 impl EncodeSettings {
-    /// `veryfast`, CRF 21 capped by the rung's VBV, threads chosen by x264.
+    /// x264 `veryfast` at CRF 21, SVT-AV1 preset 9 at CRF 35 (its default
+    /// quality), x265 at CRF 24 (x265's CRF is about 3 higher than x264's
+    /// at the same quality), each capped by the rung's VBV; threads
+    /// chosen by each encoder.
     pub fn standard() -> EncodeSettings {
         EncodeSettings {
             preset: "veryfast".to_string(),
-            rate_control: RateControl::Crf(21),
+            av1_preset: 9,
+            rate_control: RateControl::Crf {
+                h264: 21,
+                av1: 35,
+                hevc: 24,
+            },
             threads: None,
         }
     }
@@ -228,20 +247,7 @@ pub fn video_chunk_args(
         );
         args.push("-frames:v".into());
         args.push(chunk.frame_count.to_string().into());
-        push_codec_args(&mut args, rendition, settings);
-        // The chunk starts on a GOP boundary, so frame n of the chunk is a
-        // keyframe exactly when n of the title is.
-        push(
-            &mut args,
-            ["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"],
-        );
-        args.push("-force_key_frames".into());
-        args.push(format!("expr:eq(mod(n,{gop}),0)").into());
-        push(&mut args, ["-bf", "2"]);
-        if let Some(threads) = settings.threads {
-            args.push("-threads".into());
-            args.push(threads.to_string().into());
-        }
+        push_codec_args(&mut args, rendition, &gop, settings);
         if plan.tonemap.is_some() {
             push(
                 &mut args,
@@ -414,8 +420,20 @@ pub fn audio_args(source: &Path, plan: &AudioPlan, output: &Path) -> Vec<OsStrin
 /// The delay of ffmpeg's AAC encoder (`initial_padding`), in samples.
 const AAC_PRIMING_SAMPLES: u32 = 1024;
 
-/// The encoder and rate-control arguments of one rendition's codec.
-fn push_codec_args(args: &mut Vec<OsString>, rendition: &RenditionPlan, settings: &EncodeSettings) {
+/// The encoder, rate-control and GOP arguments of one rendition's codec.
+///
+/// Every codec puts a closed-GOP keyframe on every `gop`-th frame of the
+/// chunk and nowhere else (no scene-cut keyframes). The chunk starts on a
+/// GOP boundary, so frame n of the chunk is a keyframe exactly when n of
+/// the title is, and the segments of every codec start on the same frames
+/// (the packager cuts the plan's segments, a joined tail included, at
+/// those keyframes).
+fn push_codec_args(
+    args: &mut Vec<OsString>,
+    rendition: &RenditionPlan,
+    gop: &str,
+    settings: &EncodeSettings,
+) {
     match rendition.codec {
         VideoCodec::H264 => {
             push(args, ["-c:v", "libx264", "-preset"]);
@@ -424,22 +442,83 @@ fn push_codec_args(args: &mut Vec<OsString>, rendition: &RenditionPlan, settings
             args.push(rendition.profile.clone().into());
             push(args, ["-level:v"]);
             args.push(rendition.level.clone().into());
-            match settings.rate_control {
-                RateControl::Crf(crf) => {
-                    args.push("-crf".into());
-                    args.push(crf.to_string().into());
-                }
-                RateControl::Bitrate => {
-                    args.push("-b:v".into());
-                    args.push(format!("{}k", rendition.bitrate_kbps).into());
-                }
+            push_rate_args(args, rendition, settings.rate_control);
+            push(args, ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]);
+            push_forced_keyframes(args, gop);
+            push(args, ["-bf", "2"]);
+            if let Some(threads) = settings.threads {
+                args.push("-threads".into());
+                args.push(threads.to_string().into());
             }
-            args.push("-maxrate".into());
-            args.push(format!("{}k", rendition.maxrate_kbps).into());
-            args.push("-bufsize".into());
-            args.push(format!("{}k", rendition.bufsize_kbits).into());
+        }
+        VideoCodec::Av1 => {
+            // ffmpeg 5.1's libsvtav1 ignores forced keyframes, so the GOP
+            // length alone places them: SVT-AV1's key frames (closed GOP,
+            // `irefresh-type=2`) every `gop` frames from the chunk's first,
+            // scene-change detection off.
+            push(args, ["-c:v", "libsvtav1", "-preset"]);
+            args.push(settings.av1_preset.to_string().into());
+            push_rate_args(args, rendition, settings.rate_control);
+            push(args, ["-g", gop, "-svtav1-params"]);
+            let mut params = "scd=0:irefresh-type=2".to_string();
+            if let Some(threads) = settings.threads {
+                params.push_str(&format!(":lp={threads}"));
+            }
+            args.push(params.into());
+        }
+        VideoCodec::Hevc => {
+            // Apple's HLS authoring rules: `hvc1` (parameter sets in the
+            // sample entry only), closed GOPs of IDR frames, no scene cuts.
+            push(args, ["-c:v", "libx265", "-preset"]);
+            args.push(settings.preset.clone().into());
+            push(args, ["-profile:v"]);
+            args.push(rendition.profile.clone().into());
+            push_rate_args(args, rendition, settings.rate_control);
+            push(args, ["-g", gop, "-keyint_min", gop]);
+            push_forced_keyframes(args, gop);
+            push(args, ["-forced-idr", "1", "-bf", "2", "-x265-params"]);
+            let mut params = format!(
+                "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:repeat-headers=0:log-level=error"
+            );
+            if let Some(threads) = settings.threads {
+                params.push_str(&format!(":pools={threads}"));
+            }
+            args.push(params.into());
+            push(args, ["-tag:v", "hvc1"]);
         }
     }
+}
+
+/// `-crf` (the rendition's codec's) or `-b:v`, then the VBV cap.
+fn push_rate_args(args: &mut Vec<OsString>, rendition: &RenditionPlan, rate_control: RateControl) {
+    let crf = match rate_control {
+        RateControl::Crf { h264, av1, hevc } => Some(match rendition.codec {
+            VideoCodec::H264 => h264,
+            VideoCodec::Av1 => av1,
+            VideoCodec::Hevc => hevc,
+        }),
+        RateControl::Bitrate => None,
+    };
+    match crf {
+        Some(crf) => {
+            args.push("-crf".into());
+            args.push(crf.to_string().into());
+        }
+        None => {
+            args.push("-b:v".into());
+            args.push(format!("{}k", rendition.bitrate_kbps).into());
+        }
+    }
+    args.push("-maxrate".into());
+    args.push(format!("{}k", rendition.maxrate_kbps).into());
+    args.push("-bufsize".into());
+    args.push(format!("{}k", rendition.bufsize_kbits).into());
+}
+
+/// A keyframe on every `gop`-th frame, counted from the chunk's first.
+fn push_forced_keyframes(args: &mut Vec<OsString>, gop: &str) {
+    args.push("-force_key_frames".into());
+    args.push(format!("expr:eq(mod(n,{gop}),0)").into());
 }
 
 /// Whether every rendition in `renditions` is at most a third of the

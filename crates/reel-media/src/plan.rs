@@ -20,6 +20,15 @@ pub struct PlanSettings {
     pub ladder: Vec<Rung>,
     /// How many segments one chunk (one encode task) holds; at least 1.
     pub segments_per_chunk: u32,
+    /// The codecs every rung is encoded in, H.264 first: each codec gets
+    /// its own rendition of every rung, on the same frame grid. Settings
+    /// written before codecs were listed are H.264 only.
+    #[serde(default = "h264_only")]
+    pub codecs: Vec<VideoCodec>,
+}
+
+fn h264_only() -> Vec<VideoCodec> {
+    vec![VideoCodec::H264]
 }
 
 /// One rung of the ladder.
@@ -56,6 +65,7 @@ impl PlanSettings {
                 rung("240p", 240, 145),
             ],
             segments_per_chunk: 1,
+            codecs: h264_only(),
         }
     }
 }
@@ -114,7 +124,8 @@ pub struct VideoPlan {
     /// The chunks in order, each a whole number of segments of
     /// [`VideoPlan::segment_frame_counts`]; only the last may differ.
     pub chunks: Vec<ChunkPlan>,
-    /// The renditions, tallest first.
+    /// The renditions: by codec in [`VideoCodec`] order (H.264 first),
+    /// tallest first within a codec.
     pub renditions: Vec<RenditionPlan>,
     /// Set for HDR sources, which are tone-mapped to SDR BT.709. Every
     /// output is 8-bit 4:2:0 whether or not this is set.
@@ -177,22 +188,48 @@ pub struct ChunkPlan {
     pub seek_seconds: Option<f64>,
 }
 
-/// A video codec reel encodes to. One value today; a new codec is a new
-/// value here, its encoder arguments in [`crate::encode`], and its rungs in
-/// the plan.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A video codec reel encodes to: its value here, its encoder arguments in
+/// [`crate::encode`], and its share of the rung's bitrate in the plan. The
+/// order is the order codecs are encoded and published in.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     /// H.264 (AVC) with libx264: plays everywhere.
     #[default]
     H264,
+    /// AV1 with SVT-AV1 (`libsvtav1`): plays in every current browser but
+    /// older Safari; planned at 60 % of H.264's rates.
+    Av1,
+    /// HEVC (H.265) with libx265, tagged `hvc1` as Apple's devices need:
+    /// plays on Apple's devices and some others, not in Chromium's MSE.
+    Hevc,
 }
 
 impl VideoCodec {
-    /// The short name used in rendition ids and config: `h264`.
+    /// Every codec, in encode order.
+    pub const ALL: [VideoCodec; 3] = [VideoCodec::H264, VideoCodec::Av1, VideoCodec::Hevc];
+
+    /// The short name used in rendition ids and config: `h264`, `av1`, `hevc`.
     pub fn as_str(self) -> &'static str {
         match self {
             VideoCodec::H264 => "h264",
+            VideoCodec::Av1 => "av1",
+            VideoCodec::Hevc => "hevc",
+        }
+    }
+
+    /// The codec's bitrate for a rung, as a share of the rung's H.264
+    /// bitrate in percent: H.264 100, AV1 60 and HEVC 70, the usual gains
+    /// of those encoders at equal quality. bench/RESULTS.md measures AV1's
+    /// (34–59 % of H.264's bitrate at equal SSIM up to 720p, but 134 % at
+    /// 1080p on a noisy source); HEVC's is not measured.
+    pub fn bitrate_percent(self) -> u32 {
+        match self {
+            VideoCodec::H264 => 100,
+            VideoCodec::Av1 => 60,
+            VideoCodec::Hevc => 70,
         }
     }
 }
@@ -200,6 +237,21 @@ impl VideoCodec {
 impl std::fmt::Display for VideoCodec {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(self.as_str())
+    }
+}
+
+/// A codec name that is not one of [`VideoCodec::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown video codec {0:?}; accepted: h264, av1, hevc")]
+pub struct UnknownVideoCodec(String);
+
+impl std::str::FromStr for VideoCodec {
+    type Err = UnknownVideoCodec;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        VideoCodec::ALL
+            .into_iter()
+            .find(|codec| codec.as_str() == text)
+            .ok_or_else(|| UnknownVideoCodec(text.chars().take(64).collect()))
     }
 }
 
@@ -246,9 +298,11 @@ pub struct RenditionPlan {
     pub maxrate_kbps: u32,
     /// The VBV buffer: 2 × the maximum rate.
     pub bufsize_kbits: u32,
-    /// The H.264 profile: `high`, or `main` below 480p.
+    /// The profile: for H.264 `high`, or `main` below 480p; `main` for
+    /// AV1 and HEVC.
     pub profile: String,
-    /// The lowest H.264 level that fits, e.g. `3.1`.
+    /// For H.264 the lowest level that fits, e.g. `3.1`; empty for AV1 and
+    /// HEVC, whose encoders choose the level from the stream.
     pub level: String,
 }
 
@@ -476,7 +530,7 @@ fn plan_video(video: &VideoInfo, settings: &PlanSettings) -> Result<VideoPlan, M
         chunk_frames,
         total_frames,
         chunks,
-        renditions: renditions(video, frame_rate, &settings.ladder),
+        renditions: renditions(video, frame_rate, settings),
         tonemap,
         deinterlace: matches!(
             video.field_order.as_deref(),
@@ -545,7 +599,12 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-fn renditions(video: &VideoInfo, frame_rate: FrameRate, ladder: &[Rung]) -> Vec<RenditionPlan> {
+fn renditions(
+    video: &VideoInfo,
+    frame_rate: FrameRate,
+    settings: &PlanSettings,
+) -> Vec<RenditionPlan> {
+    let ladder = &settings.ladder;
     let display_width = video.display_width.max(1);
     let display_height = video.display_height.max(1);
     let portrait = display_height > display_width;
@@ -576,9 +635,17 @@ fn renditions(video: &VideoInfo, frame_rate: FrameRate, ladder: &[Rung]) -> Vec<
         chosen.push((format!("{short}p"), short, smallest));
     }
     let high_frame_rate = frame_rate.as_f64() > 30.5;
-    chosen
+    let mut codecs = settings.codecs.clone();
+    codecs.sort();
+    codecs.dedup();
+    if codecs.is_empty() {
+        codecs = h264_only();
+    }
+    codecs
         .into_iter()
-        .map(|(name, short, rung_kbps)| {
+        .flat_map(|codec| chosen.iter().map(move |rung| (codec, rung)))
+        .map(|(codec, (name, short, rung_kbps))| {
+            let (short, rung_kbps) = (*short, *rung_kbps);
             let long =
                 round_even(f64::from(short) * f64::from(source_long) / f64::from(source_short));
             let (width, height) = if portrait {
@@ -586,31 +653,39 @@ fn renditions(video: &VideoInfo, frame_rate: FrameRate, ladder: &[Rung]) -> Vec<
             } else {
                 (long, short)
             };
-            let bitrate_kbps = if high_frame_rate {
+            let h264_kbps = if high_frame_rate {
                 rung_kbps * 3 / 2
             } else {
                 rung_kbps
             };
+            let bitrate_kbps = (h264_kbps * codec.bitrate_percent() / 100).max(1);
             let maxrate_kbps = (f64::from(bitrate_kbps) * 1.1).round() as u32;
             let bufsize_kbits = 2 * maxrate_kbps;
-            let profile = if short >= 480 { "high" } else { "main" };
+            let (profile, level) = match codec {
+                VideoCodec::H264 => {
+                    let profile = if short >= 480 { "high" } else { "main" };
+                    let level = h264_level(
+                        width,
+                        height,
+                        frame_rate,
+                        maxrate_kbps,
+                        bufsize_kbits,
+                        profile,
+                    );
+                    (profile, level)
+                }
+                VideoCodec::Av1 | VideoCodec::Hevc => ("main", String::new()),
+            };
             RenditionPlan {
-                codec: VideoCodec::H264,
-                name,
+                codec,
+                name: name.clone(),
                 width,
                 height,
                 bitrate_kbps,
                 maxrate_kbps,
                 bufsize_kbits,
                 profile: profile.to_string(),
-                level: h264_level(
-                    width,
-                    height,
-                    frame_rate,
-                    maxrate_kbps,
-                    bufsize_kbits,
-                    profile,
-                ),
+                level,
             }
         })
         .collect()

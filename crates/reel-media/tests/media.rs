@@ -140,6 +140,7 @@ fn settings_with(ladder: &[(&str, u32, u32)], segments_per_chunk: u32) -> PlanSe
             })
             .collect(),
         segments_per_chunk,
+        codecs: vec![reel_media::plan::VideoCodec::H264],
     }
 }
 

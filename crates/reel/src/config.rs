@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use reel_core::ByteSize;
-use reel_media::{encode::EncodeSettings, plan::PlanSettings};
+use reel_media::encode::EncodeSettings;
+use reel_media::plan::{PlanSettings, VideoCodec};
 use reel_pipeline::video::DownloadSelection;
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +97,8 @@ pub struct EncodeConfig {
     pub segments_per_chunk: u32,
     /// Encode the lowest rendition in its own tasks, first, so a video is playable early.
     pub lowest_rendition_first: bool,
-    /// Threads per x264 encoder (0: the cores divided by the worker slots, at least 1).
+    /// Threads per x264 encoder (0: the cores divided by the worker slots, at least 1);
+    /// SVT-AV1 (`lp`) and x265 (`pools`) take the same number.
     pub x264_threads: u32,
     /// Time limit of an ffmpeg run per second of media it encodes (at least one minute per run).
     #[serde(with = "humantime_serde")]
@@ -105,9 +107,31 @@ pub struct EncodeConfig {
     /// publication: `off` (made on request), `all`, or rendition names or
     /// ids separated by commas (`720p,h264-240p`).
     pub downloads: String,
+    /// The video codecs every rung is encoded in: `h264`, `h264,av1`,
+    /// `h264,hevc` or `h264,av1,hevc`. H.264 is always first and always
+    /// published first; the others join the presentation as they finish.
+    pub codecs: String,
 }
 
 impl EncodeConfig {
+    /// `codecs` as the plan takes it.
+    pub fn video_codecs(&self) -> anyhow::Result<Vec<VideoCodec>> {
+        const ACCEPTED: [&str; 4] = ["h264", "h264,av1", "h264,hevc", "h264,av1,hevc"];
+        let names: Vec<&str> = self.codecs.split(',').map(str::trim).collect();
+        let normalized = names.join(",");
+        if !ACCEPTED.contains(&normalized.as_str()) {
+            anyhow::bail!(
+                "encode.codecs {:?} is not accepted; use one of {}",
+                self.codecs,
+                ACCEPTED.join(" or ")
+            );
+        }
+        names
+            .into_iter()
+            .map(|name| name.parse::<VideoCodec>().map_err(anyhow::Error::from))
+            .collect()
+    }
+
     /// `downloads` as the pipeline takes it.
     pub fn download_selection(&self) -> anyhow::Result<DownloadSelection> {
         let text = self.downloads.trim();
@@ -145,6 +169,7 @@ impl Default for EncodeConfig {
             x264_threads: 0,
             time_per_media_second: Duration::from_secs(30),
             downloads: "off".to_string(),
+            codecs: VideoCodec::H264.as_str().to_string(),
         }
     }
 }
@@ -402,6 +427,7 @@ impl Config {
             );
         }
         self.encode.download_selection()?;
+        self.encode.video_codecs()?;
         if self.encode.segments_per_chunk == 0 || self.encode.segments_per_chunk > 64 {
             anyhow::bail!("encode.segments_per_chunk must be between 1 and 64");
         }
@@ -558,6 +584,35 @@ mod tests {
             .expect_err("bad duration");
         assert!(format!("{error:#}").contains("REEL_WORKER_LEASE"));
     }
+
+    #[test]
+    fn accepts_only_the_listed_codec_sets() {
+        let codecs = |text: &str| {
+            let mut config = Config::default();
+            config.encode.codecs = text.to_string();
+            config
+                .validate()
+                .and_then(|()| config.encode.video_codecs())
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(codecs("h264"), Ok(vec![VideoCodec::H264]));
+        assert_eq!(
+            codecs("h264, av1,hevc"),
+            Ok(vec![VideoCodec::H264, VideoCodec::Av1, VideoCodec::Hevc])
+        );
+        assert_eq!(
+            codecs("h264,hevc"),
+            Ok(vec![VideoCodec::H264, VideoCodec::Hevc])
+        );
+        for bad in ["av1", "av1,h264", "h264,vp9", "", "h264,h264"] {
+            assert_eq!(
+                codecs(bad),
+                Err(format!(
+                    "encode.codecs {bad:?} is not accepted; use one of h264 or h264,av1 or h264,hevc or h264,av1,hevc"
+                ))
+            );
+        }
+    }
     /// The rows of README.md's configuration table: each row's backticked
     /// names in the key, env and default columns.
     fn readme_rows() -> Vec<[Vec<String>; 3]> {
@@ -637,6 +692,7 @@ mod tests {
             ("REEL_ENCODE_LOWEST_RENDITION_FIRST", "false"),
             ("REEL_ENCODE_TIME_PER_MEDIA_SECOND", "45s"),
             ("REEL_ENCODE_DOWNLOADS", "720p, h264-240p"),
+            ("REEL_ENCODE_CODECS", "h264,av1"),
             (
                 "REEL_STEERING_NETWORKS",
                 "10.0.0.0/8=1,2; ;192.168.0.0/16=3,4",
@@ -675,6 +731,10 @@ mod tests {
         assert_eq!(
             config.encode.download_selection().expect("valid"),
             DownloadSelection::Renditions(vec!["720p".to_string(), "h264-240p".to_string()])
+        );
+        assert_eq!(
+            config.encode.video_codecs().expect("valid"),
+            [VideoCodec::H264, VideoCodec::Av1]
         );
         assert_eq!(
             config.steering.networks,

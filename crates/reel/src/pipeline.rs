@@ -87,12 +87,13 @@ fn video_settings(config: &Config, slots: usize) -> anyhow::Result<VideoSettings
         limits: config.limits.clone(),
         plan: PlanSettings {
             segments_per_chunk: config.encode.segments_per_chunk,
+            codecs: config.encode.video_codecs()?,
             ..PlanSettings::standard()
         },
         encode: EncodeSettings {
             preset: config.encode.preset.clone(),
-            rate_control: EncodeSettings::standard().rate_control,
             threads: Some(x264_threads(config.encode.x264_threads, slots)),
+            ..EncodeSettings::standard()
         },
         ffmpeg_time_per_media_second: config.encode.time_per_media_second,
         scratch_dir: config.scratch_dir()?,

@@ -4,7 +4,9 @@
 //! French audio and English captions (the audio switched mid-play, each cue
 //! shown within 100 ms of the time it was generated with, H.264 chosen with
 //! AV1 reported unsupported), an audio-only video and a 120 s video (each
-//! played to `ended` three times in one browser session).
+//! played to `ended` three times in one browser session); and, on a server
+//! of its own encoding H.264 and AV1, a video on which each player chooses AV1 unless AV1 is reported
+//! unsupported.
 
 use serde_json::Value;
 
@@ -183,10 +185,7 @@ fn every_player_switches_audio_shows_cues_on_time_ends_every_run_and_picks_h264(
 
 /// Issue 14's codec choice with an H.264 + AV1 presentation: each player
 /// chooses AV1, and H.264 when AV1 is reported unsupported.
-// FIXME(issue 14): reel serve on this branch ignores REEL_ENCODE_CODECS (the
-// `encode.codecs` key comes with the codecs branch); add #[test] here once it
-// is merged.
-#[allow(dead_code)]
+#[test]
 fn plays_h264_and_av1_choosing_av1_unless_blocked() {
     let env = Env::sqlite();
     let key = env.create_key();

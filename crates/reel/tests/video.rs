@@ -1312,6 +1312,157 @@ async fn a_one_frame_video_becomes_a_one_frame_presentation_with_its_poster() {
     assert_eq!(response.headers()["content-type"], "image/jpeg");
 }
 
+/// Ingests a two-rung source (640x360: 360p and 240p) with `codecs` and
+/// checks everything [`check_playable`] checks, for every rendition of
+/// every codec; then that the codecs' segments start and end on the same
+/// frames (the EXTINFs and every fragment's tfdt of every rendition are the
+/// first rendition's), that the multivariant playlist has a variant and an
+/// I-frame playlist per rendition with CODECS starting with `prefix` for
+/// `codec`, and that the MPD has that codec's AdaptationSet. 9 s at 25 fps
+/// is 225 frames: segments of 100 and 125 frames, the 25-frame tail joined.
+async fn check_codecs(codecs: &str, codec: &str, prefix: &str) -> (Server, Value) {
+    let server = Server::start(
+        2,
+        &[
+            ("REEL_ENCODE_CODECS", codecs),
+            ("REEL_ENCODE_PRESET", "ultrafast"),
+        ],
+    );
+    let source = Source {
+        name: "codecs",
+        args: lavfi_video("640x360", "25", 9.0, X264),
+        extension: "mp4",
+    };
+    let video = server.ingest(&make_source(server.env.dir.path(), &source));
+    let probe = check_playable(&server, &video, av()).await;
+    assert_eq!(planned(&probe, "total_frames"), 225);
+    let hls = video["hls"].as_str().expect("hls url");
+    let base = &hls[..hls.rfind('/').expect("slash") + 1];
+    let ids: Vec<&str> = video["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .map(|rendition| rendition["id"].as_str().expect("id"))
+        .collect();
+    let mut expected_ids = vec!["h264-240p", "h264-360p"];
+    let codec_ids = [format!("{codec}-240p"), format!("{codec}-360p")];
+    expected_ids.extend(codec_ids.iter().map(String::as_str));
+    assert_eq!(ids, expected_ids, "{video:#}");
+    let mut boundaries = Vec::new();
+    for id in &ids {
+        let track = fetch_track(&server, &format!("{base}{id}/index.m3u8")).await;
+        let starts: Vec<u64> = track
+            .fragments
+            .iter()
+            .map(|fragment| fragment.base_decode_time())
+            .collect();
+        let total_ticks = track.total_ticks();
+        boundaries.push((id, track.extinfs, starts, total_ticks));
+    }
+    let (first_id, first_extinfs, first_starts, first_ticks) = &boundaries[0];
+    assert_eq!(first_extinfs, &vec![4.0, 5.0], "{first_id}");
+    for (id, extinfs, starts, ticks) in &boundaries[1..] {
+        assert_eq!(
+            (extinfs, starts, ticks),
+            (first_extinfs, first_starts, first_ticks),
+            "{id} and {first_id} cut segments on different frames"
+        );
+    }
+    let master = server.get_text(hls).await;
+    for id in &codec_ids {
+        let variant = master
+            .lines()
+            .zip(master.lines().skip(1))
+            .find(|(_, uri)| *uri == format!("{id}/index.m3u8"))
+            .map(|(stream_inf, _)| stream_inf)
+            .unwrap_or_else(|| panic!("no variant {id} in {master}"));
+        assert!(
+            variant.contains(&format!("CODECS=\"{prefix}")),
+            "{id}: {variant}"
+        );
+        let iframes = master
+            .lines()
+            .find(|line| line.contains(&format!("URI=\"{id}/iframes.m3u8\"")))
+            .unwrap_or_else(|| panic!("no I-frame playlist of {id} in {master}"));
+        assert!(
+            iframes.starts_with("#EXT-X-I-FRAME-STREAM-INF:")
+                && iframes.contains(&format!("CODECS=\"{prefix}")),
+            "{id}: {iframes}"
+        );
+        let playlist = server.get_text(&format!("{base}{id}/iframes.m3u8")).await;
+        assert_eq!(
+            playlist.matches("#EXT-X-BYTERANGE:").count(),
+            2,
+            "{id}: one I-frame per segment in {playlist}"
+        );
+    }
+    let mpd = server
+        .get_text(video["dash"].as_str().expect("dash url"))
+        .await;
+    let codec_sets = mpd
+        .split("<AdaptationSet ")
+        .filter(|set| set.contains("contentType=\"video\""))
+        .filter(|set| {
+            set.contains(&format!("codecs=\"{prefix}"))
+                && codec_ids
+                    .iter()
+                    .all(|id| set.contains(&format!("id=\"{id}\"")))
+        })
+        .count();
+    assert_eq!(codec_sets, 1, "one {codec} AdaptationSet in {mpd}");
+    (server, video)
+}
+
+/// Issue 14: H.264 and AV1 renditions of every rung in one presentation,
+/// each decoding through HLS and DASH to the planned frames on the same
+/// segments; the H.264 renditions are published before any AV1 one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_and_av1_renditions_share_the_segments_of_one_presentation() {
+    let (server, video) = check_codecs("h264,av1", "av1", "av01.").await;
+    let view = server
+        .get_json(&format!("/v1/videos/{}", video["id"].as_str().expect("id")))
+        .await;
+    let job = server
+        .get_json(&format!(
+            "/v1/jobs/{}",
+            view["job_id"].as_str().expect("job id")
+        ))
+        .await;
+    let publications: Vec<Vec<String>> = (1..=4)
+        .map(|step| {
+            let task = job["tasks"]
+                .as_array()
+                .expect("tasks")
+                .iter()
+                .find(|task| task["key"] == format!("publish-{step}"))
+                .unwrap_or_else(|| panic!("no publish-{step} in {job:#}"));
+            task["output"]["renditions"]
+                .as_array()
+                .expect("renditions")
+                .iter()
+                .map(|rendition| rendition["id"].as_str().expect("id").to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        publications,
+        vec![
+            vec!["h264-240p"],
+            vec!["h264-240p", "h264-360p"],
+            vec!["h264-240p", "h264-360p", "av1-240p"],
+            vec!["h264-240p", "h264-360p", "av1-240p", "av1-360p"],
+        ],
+        "{job:#}"
+    );
+}
+
+/// Issue 14: HEVC renditions as `hvc1` fMP4 beside H.264, decoding
+/// through HLS and DASH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hevc_renditions_are_hvc1_beside_h264() {
+    check_codecs("h264,hevc", "hevc", "hvc1.").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_is_one_progressive_mp4_of_the_rendition_with_its_audio() {
     let server = Server::start(2, &[]);

@@ -182,3 +182,45 @@ fn interlaced_sources_go_through_bwdif_before_the_frame_rate() {
         "{graph}"
     );
 }
+
+#[test]
+fn av1_and_hevc_renditions_key_every_gop_with_closed_gops() {
+    let plan = ntsc_plan(30.0);
+    let settings = EncodeSettings {
+        threads: Some(1),
+        ..EncodeSettings::standard()
+    };
+    let codec_args = |codec: VideoCodec| -> String {
+        let rendition = RenditionPlan {
+            codec,
+            ..plan.renditions[0].clone()
+        };
+        let mut args = Vec::new();
+        push_codec_args(&mut args, &rendition, "60", &settings);
+        args.iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect::<Vec<String>>()
+            .join(" ")
+    };
+    let h264 = codec_args(VideoCodec::H264);
+    assert!(h264.starts_with("-c:v libx264 -preset veryfast"), "{h264}");
+    assert!(h264.contains("-crf 21 -maxrate"), "{h264}");
+    assert!(
+        h264.contains("-force_key_frames expr:eq(mod(n,60),0)"),
+        "{h264}"
+    );
+    let av1 = codec_args(VideoCodec::Av1);
+    assert_eq!(
+        av1,
+        "-c:v libsvtav1 -preset 9 -crf 35 -maxrate 160k -bufsize 320k -g 60 \
+         -svtav1-params scd=0:irefresh-type=2:lp=1"
+    );
+    let hevc = codec_args(VideoCodec::Hevc);
+    assert_eq!(
+        hevc,
+        "-c:v libx265 -preset veryfast -profile:v main -crf 24 -maxrate 160k -bufsize 320k \
+         -g 60 -keyint_min 60 -force_key_frames expr:eq(mod(n,60),0) -forced-idr 1 -bf 2 \
+         -x265-params keyint=60:min-keyint=60:scenecut=0:open-gop=0:repeat-headers=0:log-level=error:pools=1 \
+         -tag:v hvc1"
+    );
+}

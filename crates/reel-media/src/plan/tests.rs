@@ -403,3 +403,54 @@ fn renditions_are_identified_by_codec_and_name() {
     let back: RenditionPlan = serde_json::from_value(old).expect("deserializes");
     assert_eq!(back, renditions[0]);
 }
+
+#[test]
+fn every_codec_gets_every_rung_at_its_share_of_the_bitrate() {
+    let settings = PlanSettings {
+        codecs: vec![VideoCodec::Hevc, VideoCodec::H264, VideoCodec::Av1],
+        ..PlanSettings::standard()
+    };
+    let planned = plan(&info(Some(video(854, 480, "25")), None), &settings).expect("plannable");
+    let renditions = &planned.video.expect("video").renditions;
+    let summary: Vec<(String, u32, u32, &str, &str)> = renditions
+        .iter()
+        .map(|r| {
+            (
+                r.id().to_string(),
+                r.height,
+                r.bitrate_kbps,
+                r.profile.as_str(),
+                r.level.as_str(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("h264-480p", 480, 1100, "high", "3.0"),
+        ("h264-360p", 360, 730, "main", "3.0"),
+        ("h264-240p", 240, 145, "main", "3.0"),
+        ("av1-480p", 480, 660, "main", ""),
+        ("av1-360p", 360, 438, "main", ""),
+        ("av1-240p", 240, 87, "main", ""),
+        ("hevc-480p", 480, 770, "main", ""),
+        ("hevc-360p", 360, 511, "main", ""),
+        ("hevc-240p", 240, 101, "main", ""),
+    ];
+    let expected: Vec<(String, u32, u32, &str, &str)> = expected
+        .into_iter()
+        .map(|(id, height, kbps, profile, level)| (id.to_string(), height, kbps, profile, level))
+        .collect();
+    assert_eq!(summary, expected);
+    // Settings stored before codecs were listed are H.264 only.
+    let mut old = serde_json::to_value(PlanSettings::standard()).expect("serializes");
+    old.as_object_mut().expect("object").remove("codecs");
+    let back: PlanSettings = serde_json::from_value(old).expect("deserializes");
+    assert_eq!(back.codecs, vec![VideoCodec::H264]);
+    assert_eq!("av1".parse::<VideoCodec>().ok(), Some(VideoCodec::Av1));
+    assert_eq!(
+        "vp9"
+            .parse::<VideoCodec>()
+            .map_err(|error| error.to_string())
+            .err(),
+        Some("unknown video codec \"vp9\"; accepted: h264, av1, hevc".to_string())
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use reel_jobs::store::NewTask;
-use reel_media::plan::{ChunkPlan, Plan, RenditionPlan};
+use reel_media::plan::{ChunkPlan, Plan, RenditionPlan, VideoCodec};
 use reel_media::MediaInfo;
 use serde_json::json;
 
@@ -102,35 +102,57 @@ pub(super) fn fan_out(
     }
     let mut thumbnails_key = None;
     if let Some(video) = &plan.video {
-        // Renditions lowest first; groups of renditions encoded from one decode.
+        // Renditions by codec (H.264 first), lowest first within a codec;
+        // groups of renditions encoded from one decode.
         let mut renditions = video.renditions.clone();
-        renditions
-            .sort_by_key(|rendition| u64::from(rendition.width) * u64::from(rendition.height));
+        renditions.sort_by_key(|rendition| {
+            (
+                rendition.codec,
+                u64::from(rendition.width) * u64::from(rendition.height),
+            )
+        });
+        let (h264, other_codecs): (Vec<RenditionPlan>, Vec<RenditionPlan>) = renditions
+            .iter()
+            .cloned()
+            .partition(|rendition| rendition.codec == VideoCodec::H264);
         // (name, renditions, priority, chunks): the low pass is off the
         // critical path, so it takes bigger chunks (fewer process starts
         // and seeks); its chunks are whole runs of the plan's chunks, so
         // segments still line up.
         let mut groups: Vec<(String, Vec<RenditionPlan>, i64, Vec<ChunkPlan>)> = Vec::new();
-        if lowest_rendition_first && renditions.len() > 1 {
+        if lowest_rendition_first && h264.len() > 1 {
             groups.push((
                 "low".to_string(),
-                renditions[..1].to_vec(),
+                h264[..1].to_vec(),
                 0,
                 merge_chunks(&video.chunks, LOW_PASS_CHUNKS_PER_TASK),
             ));
             groups.push((
                 "main".to_string(),
-                renditions[1..].to_vec(),
+                h264[1..].to_vec(),
                 20,
                 video.chunks.clone(),
             ));
-        } else {
-            groups.push((
-                "all".to_string(),
-                renditions.clone(),
-                10,
-                video.chunks.clone(),
-            ));
+        } else if !h264.is_empty() {
+            groups.push(("all".to_string(), h264.clone(), 10, video.chunks.clone()));
+        }
+        // Every other codec has its own decodes, after every H.264 encode
+        // (a lower priority runs first), so a slower encoder never holds
+        // back the H.264 outputs of a shared decode nor `playable`.
+        for codec in VideoCodec::ALL {
+            let members: Vec<RenditionPlan> = other_codecs
+                .iter()
+                .filter(|rendition| rendition.codec == codec)
+                .cloned()
+                .collect();
+            if !members.is_empty() {
+                groups.push((
+                    codec.as_str().to_string(),
+                    members,
+                    OTHER_CODECS_PRIORITY,
+                    video.chunks.clone(),
+                ));
+            }
         }
         let mut plan_without_chunks = video.clone();
         plan_without_chunks.chunks = Vec::new();
@@ -262,6 +284,10 @@ pub(super) fn fan_out(
     tasks
 }
 
+/// The priority of the encodes of codecs other than H.264: after every
+/// H.264 encode (`low` 0, `all` 10, thumbnails 15, `main` 20).
+const OTHER_CODECS_PRIORITY: i64 = 30;
+
 /// How many of the plan's chunks one task of the lowest-rendition pass
 /// encodes.
 const LOW_PASS_CHUNKS_PER_TASK: usize = 3;
@@ -284,6 +310,134 @@ fn merge_chunks(chunks: &[ChunkPlan], per_task: usize) -> Vec<ChunkPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::StoredObject;
+    use reel_media::plan::PlanSettings;
+    use reel_media::{MediaLimits, StreamCounts, VideoInfo};
+
+    /// The DAG of a 9 s 640x360 video without audio, in H.264 and AV1.
+    fn two_codec_tasks() -> Vec<NewTask> {
+        let video = VideoInfo {
+            index: 0,
+            codec: "h264".to_string(),
+            width: 640,
+            height: 360,
+            sample_aspect_ratio: (1, 1),
+            display_width: 640,
+            display_height: 360,
+            rotation_degrees: 0,
+            frame_rate: "25".parse().expect("rate"),
+            variable_frame_rate: false,
+            pix_fmt: "yuv420p".to_string(),
+            bit_depth: 8,
+            color_transfer: None,
+            color_primaries: None,
+            color_space: None,
+            hdr: false,
+            field_order: None,
+            start_time_seconds: 0.0,
+            frame_count: None,
+            duration_seconds: 9.0,
+            keyframes_seconds: Vec::new(),
+        };
+        let info = MediaInfo {
+            format_name: "mov,mp4,m4a,3gp,3g2,mj2".to_string(),
+            size_bytes: 1,
+            duration_seconds: 9.0,
+            start_time_seconds: 0.0,
+            video: Some(video),
+            audio: None,
+            more_audio: Vec::new(),
+            subtitles: Vec::new(),
+            skipped_subtitles: Vec::new(),
+            streams: StreamCounts {
+                video: 1,
+                audio: 0,
+                subtitle: 0,
+                data: 0,
+                other: 0,
+            },
+        };
+        let settings = VideoSettings {
+            limits: MediaLimits::standard(),
+            plan: PlanSettings {
+                codecs: vec![VideoCodec::H264, VideoCodec::Av1],
+                ..PlanSettings::standard()
+            },
+            encode: reel_media::encode::EncodeSettings::standard(),
+            ffmpeg_time_per_media_second: std::time::Duration::from_secs(30),
+            scratch_dir: std::path::PathBuf::from("/nonexistent"),
+            source_cache_bytes: 0,
+            local_store_root: None,
+            lowest_rendition_first: true,
+            downloads: super::super::DownloadSelection::Off,
+        };
+        let plan = reel_media::plan::plan(&info, &settings.plan).expect("plannable");
+        let input = VideoTaskInput {
+            video: reel_core::VideoId::new_random(),
+            source: StoredObject {
+                key: "sources/x".to_string(),
+                size: 1,
+                sha256: String::new(),
+            },
+        };
+        fan_out(&input, &info, &plan, &settings)
+    }
+
+    /// The rendition ids a task's payload names.
+    fn payload_renditions(task: &NewTask) -> Vec<String> {
+        task.payload["renditions"]
+            .as_array()
+            .expect("renditions")
+            .iter()
+            .map(|id| id.as_str().expect("id").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn other_codecs_encode_after_h264_and_publish_after_it() {
+        let tasks = two_codec_tasks();
+        let encodes: Vec<(&str, i64, Vec<String>)> = tasks
+            .iter()
+            .filter(|task| task.kind == "encode")
+            .map(|task| (task.key.as_str(), task.priority, payload_renditions(task)))
+            .collect();
+        let ids = |list: &[&str]| -> Vec<String> { list.iter().map(|id| id.to_string()).collect() };
+        assert_eq!(
+            encodes,
+            vec![
+                ("encode-low-00000", 0, ids(&["h264-240p"])),
+                ("encode-main-00000", 20, ids(&["h264-360p"])),
+                ("encode-main-00001", 20, ids(&["h264-360p"])),
+                ("encode-av1-00000", 30, ids(&["av1-240p", "av1-360p"])),
+                ("encode-av1-00001", 30, ids(&["av1-240p", "av1-360p"])),
+            ]
+        );
+        let publications: Vec<(&str, Vec<String>, bool)> = tasks
+            .iter()
+            .filter(|task| task.kind == "publish")
+            .map(|task| {
+                let complete = task.payload["complete"].as_bool().expect("complete");
+                (task.key.as_str(), payload_renditions(task), complete)
+            })
+            .collect();
+        assert_eq!(
+            publications,
+            vec![
+                ("publish-1", ids(&["h264-240p"]), false),
+                ("publish-2", ids(&["h264-240p", "h264-360p"]), false),
+                (
+                    "publish-3",
+                    ids(&["h264-240p", "h264-360p", "av1-240p"]),
+                    false
+                ),
+                (
+                    "publish-4",
+                    ids(&["h264-240p", "h264-360p", "av1-240p", "av1-360p"]),
+                    true
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn merged_chunks_cover_the_same_frames_in_whole_runs() {
