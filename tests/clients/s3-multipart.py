@@ -14,11 +14,23 @@ Scenarios:
   abort          abort, then PUT a part and list parts      (expect NoSuchUpload)
   wrong-secret   create with a wrong secret                 (expect SignatureDoesNotMatch)
   tamper         PUT part 1's URL with partNumber=2, then with a changed signature
+  checksums      boto3's own upload_part (header-signed) with its default checksum
+                 (CRC32 in current SDKs), then with ChecksumAlgorithm CRC32C,
+                 CRC64NVME (a FULL_OBJECT upload, completed with the whole
+                 file's CRC64NVME), SHA1 and SHA256; prints what storage echoed
+  trailers       the same with the checksum in an aws-chunked trailer
+                 (STREAMING-UNSIGNED-PAYLOAD-TRAILER), as boto3 sends it over
+                 TLS: boto3 is made to believe the endpoint is https
+  bad-checksum   part 2 with a wrong x-amz-checksum-crc32 (expect BadDigest),
+                 then sent right; completion with a wrong full-object
+                 CRC64NVME (expect BadDigest), then right
 """
 
 import argparse
+import base64
 import json
 import sys
+import urllib.parse
 import xml.etree.ElementTree as ElementTree
 
 import boto3
@@ -115,6 +127,115 @@ def complete(s3, args, upload_id, parts):
         return {"error": client_error(error)}
 
 
+CHECKSUM_FIELDS = ["ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1", "ChecksumSHA256"]
+
+
+def crc64nvme_b64(data):
+    from awscrt import checksums
+
+    return base64.b64encode(checksums.crc64nvme(data).to_bytes(8, "big")).decode("ascii")
+
+
+def checksum_upload(s3, args, data, algorithm):
+    """One multipart upload through boto3's upload_part; `algorithm` None is
+    boto3's default. Returns the part checksums storage echoed and the
+    completion's answer."""
+    create = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+    if algorithm == "CRC64NVME":
+        create["ChecksumType"] = "FULL_OBJECT"
+    upload_id = s3.create_multipart_upload(Bucket=args.bucket, Key=args.key, **create)["UploadId"]
+    parts, echoed, payloads = [], [], []
+
+    def record_payload(request, **_):
+        payloads.append(request.headers.get("x-amz-content-sha256", b""))
+
+    s3.meta.events.register("before-send.s3.UploadPart", record_payload)
+    for index, chunk in enumerate(split(data, [args.part_size] * max(1, -(-len(data) // args.part_size)))):
+        extra = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+        answer = s3.upload_part(
+            Bucket=args.bucket, Key=args.key, UploadId=upload_id, PartNumber=index + 1, Body=chunk, **extra
+        )
+        fields = {name: answer[name] for name in CHECKSUM_FIELDS if name in answer}
+        echoed.append(fields)
+        parts.append({"PartNumber": index + 1, "ETag": answer["ETag"], **fields})
+    complete_extra = {}
+    if algorithm == "CRC64NVME":
+        complete_extra = {"ChecksumCRC64NVME": crc64nvme_b64(data), "ChecksumType": "FULL_OBJECT"}
+    s3.meta.events.unregister("before-send.s3.UploadPart", record_payload)
+    result = s3.complete_multipart_upload(
+        Bucket=args.bucket, Key=args.key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_extra
+    )
+    return {
+        "algorithm": algorithm,
+        # How each part's body was sent: a hex SHA-256 or a STREAMING-… mode.
+        "payloads": [p.decode() if isinstance(p, bytes) else p for p in payloads],
+        "echoed": echoed,
+        "etag": result["ETag"],
+        "crc64nvme": result.get("ChecksumCRC64NVME"),
+        "checksum_type": result.get("ChecksumType"),
+    }
+
+
+def force_trailers():
+    """boto3 puts checksums in aws-chunked trailers only over https; make it
+    see every endpoint as https so the loopback endpoint gets what a TLS one
+    gets from the same SDK."""
+    import botocore.httpchecksum
+
+    real = botocore.httpchecksum.urlparse
+    botocore.httpchecksum.urlparse = lambda url: real(url)._replace(scheme="https")
+
+
+def bad_checksum(s3, args, data):
+    upload_id = s3.create_multipart_upload(Bucket=args.bucket, Key=args.key)["UploadId"]
+    chunks = split(data, [args.part_size] * max(1, -(-len(data) // args.part_size)))
+    parts = []
+    refused, listed_after_refusal = None, []
+    for index, chunk in enumerate(chunks):
+        if index == 1:
+            try:
+                s3.upload_part(
+                    Bucket=args.bucket,
+                    Key=args.key,
+                    UploadId=upload_id,
+                    PartNumber=2,
+                    Body=chunk,
+                    ChecksumCRC32=base64.b64encode(b"\0\0\0\0").decode(),
+                )
+            except ClientError as error:
+                refused = client_error(error)
+            listed_after_refusal, _ = list_all_parts(s3, args, upload_id, page_size=1000)
+        answer = s3.upload_part(Bucket=args.bucket, Key=args.key, UploadId=upload_id, PartNumber=index + 1, Body=chunk)
+        parts.append({"PartNumber": index + 1, "ETag": answer["ETag"]})
+    wrong_whole = base64.b64encode(b"\0" * 8).decode()
+    try:
+        s3.complete_multipart_upload(
+            Bucket=args.bucket,
+            Key=args.key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+            ChecksumCRC64NVME=wrong_whole,
+            ChecksumType="FULL_OBJECT",
+        )
+        wrong_complete = None
+    except ClientError as error:
+        wrong_complete = client_error(error)
+    result = s3.complete_multipart_upload(
+        Bucket=args.bucket,
+        Key=args.key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+        ChecksumCRC64NVME=crc64nvme_b64(data),
+        ChecksumType="FULL_OBJECT",
+    )
+    return {
+        "refused_part": refused,
+        "listed_after_refusal": [part["PartNumber"] for part in listed_after_refusal],
+        "wrong_complete": wrong_complete,
+        "crc64nvme": result.get("ChecksumCRC64NVME"),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", required=True)
@@ -138,6 +259,15 @@ def main():
         return
 
     data = open(args.file, "rb").read() if args.file else b"x" * 1000
+    if args.scenario in ("checksums", "trailers"):
+        if args.scenario == "trailers":
+            force_trailers()
+        algorithms = [None, "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
+        print(json.dumps([checksum_upload(s3, args, data, algorithm) for algorithm in algorithms]))
+        return
+    if args.scenario == "bad-checksum":
+        print(json.dumps(bad_checksum(s3, args, data)))
+        return
     upload_id = s3.create_multipart_upload(Bucket=args.bucket, Key=args.key)["UploadId"]
     n_full_parts = max(1, -(-len(data) // args.part_size))
     sizes = [args.part_size] * n_full_parts

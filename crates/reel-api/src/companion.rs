@@ -87,7 +87,17 @@ pub(crate) async fn create(
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    let row = uploads::open_upload(&state, owner, filename, None, None).await?;
+    let row = uploads::open_upload(
+        &state,
+        uploads::OpenUpload {
+            owner,
+            filename,
+            size: None,
+            sha256: None,
+            whole: reel_s3::WholeChecksum::Crc64Nvme,
+        },
+    )
+    .await?;
     let target = uploads::target(&row)?;
     Ok(Json(json!({"uploadId": row.id.to_string(), "key": target.key})).into_response())
 }
@@ -156,6 +166,7 @@ pub(crate) async fn complete(
         .map(|part| CompletePart {
             part_number: part.part_number,
             etag: part.etag,
+            crc64nvme: None,
         })
         .collect();
     parts.sort_by_key(|part| part.part_number);
@@ -166,6 +177,7 @@ pub(crate) async fn complete(
         CompleteBody {
             parts,
             sha256: None,
+            crc64nvme: None,
         },
     )
     .await?;

@@ -7,7 +7,14 @@
 //! `GET /v1/uploads/{id}` reports the parts storage holds (the truth a
 //! client resumes from), and `complete` checks every part's presence and
 //! size, assembles the object at the video's source key, checks the
-//! SHA-256, and starts the video's job.
+//! end-to-end checksum, and starts the video's job.
+//!
+//! The end-to-end checksum is the full-object CRC64NVME by default: the
+//! client sends each part with `x-amz-checksum-crc64nvme` (verified as the
+//! part lands) and completes with the CRC of the whole file, which the
+//! endpoint combines from the part CRCs, reading nothing again. An upload
+//! created with `"checksum": "sha256"` (or a `sha256`) has its whole
+//! object's SHA-256 computed as well, one more pass over its bytes.
 
 use std::time::Duration;
 
@@ -45,6 +52,8 @@ pub(crate) struct CreateBody {
     filename: Option<String>,
     size: u64,
     sha256: Option<String>,
+    /// `crc64nvme` (the default) or `sha256`.
+    checksum: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +65,9 @@ pub(crate) struct PartsBody {
 pub(crate) struct CompletePart {
     pub(crate) part_number: u32,
     pub(crate) etag: Option<String>,
+    /// The part's CRC64NVME as the client computed it, base64.
+    #[serde(default)]
+    pub(crate) crc64nvme: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -63,6 +75,9 @@ pub(crate) struct CompleteBody {
     #[serde(default)]
     pub(crate) parts: Vec<CompletePart>,
     pub(crate) sha256: Option<String>,
+    /// The whole file's CRC64NVME (S3's FULL_OBJECT type), base64.
+    #[serde(default)]
+    pub(crate) crc64nvme: Option<String>,
 }
 
 /// Where a multipart upload's object and S3 upload live (kept in the
@@ -92,6 +107,39 @@ pub(crate) fn target(row: &UploadRow) -> Result<Target, ApiError> {
         s3_upload_id,
         video_id,
     })
+}
+
+/// The whole-upload checksum an upload row was opened with.
+fn whole_checksum(row: &UploadRow) -> reel_s3::WholeChecksum {
+    match row.metadata["checksum"].as_str() {
+        Some("crc64nvme") => reel_s3::WholeChecksum::Crc64Nvme,
+        // Uploads opened before the CRC existed computed the SHA-256.
+        _ => reel_s3::WholeChecksum::Sha256,
+    }
+}
+
+fn checksum_name(whole: reel_s3::WholeChecksum) -> &'static str {
+    match whole {
+        reel_s3::WholeChecksum::Crc64Nvme => "crc64nvme",
+        reel_s3::WholeChecksum::Sha256 => "sha256",
+    }
+}
+
+/// Parses a base64 CRC64NVME of the API (`what` names it in errors).
+fn parse_crc64nvme(text: &str, what: &str) -> Result<u64, ApiError> {
+    use reel_s3::checksum::{Checksum, ChecksumAlgorithm};
+    Checksum::from_base64(ChecksumAlgorithm::Crc64Nvme, text)
+        .and_then(|checksum| checksum.digest().try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{what} must be the base64 of the 8-byte CRC64NVME, as in x-amz-checksum-crc64nvme"
+            ))
+        })
+}
+
+fn crc64nvme_text(value: u64) -> String {
+    reel_s3::checksum::Checksum::crc64nvme(value).to_base64()
 }
 
 fn valid_sha256(text: &str) -> bool {
@@ -189,7 +237,7 @@ async fn upload_view(
             .await
             .map_err(s3_error)?
             .into_iter()
-            .map(|part| json!({"part_number": part.part_number, "size": part.size, "etag": part.etag}))
+            .map(|part| json!({"part_number": part.part_number, "size": part.size, "etag": part.etag, "crc64nvme": part.crc64nvme.map(crc64nvme_text)}))
             .collect()
     } else {
         Vec::new()
@@ -200,6 +248,7 @@ async fn upload_view(
         "size": row.length,
         "part_size": row.part_size,
         "part_count": part_count(row),
+        "checksum": checksum_name(whole_checksum(row)),
         "state": status_name(row.status),
         "parts": parts,
         "video_id": (row.status == UploadStatus::Complete).then(|| target.video_id.to_string()),
@@ -224,12 +273,29 @@ pub(crate) async fn create_upload(
     if body.size == 0 {
         return Err(ApiError::BadRequest("size must be above 0".to_string()));
     }
+    let whole = match (body.checksum.as_deref(), &body.sha256) {
+        (Some("sha256"), _) | (None, Some(_)) => reel_s3::WholeChecksum::Sha256,
+        (Some("crc64nvme") | None, None) => reel_s3::WholeChecksum::Crc64Nvme,
+        (Some("crc64nvme"), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "a sha256 needs \"checksum\": \"sha256\"".to_string(),
+            ))
+        }
+        (Some(other), _) => {
+            return Err(ApiError::BadRequest(format!(
+                "checksum {other:?} is not supported; use \"crc64nvme\" (the default) or \"sha256\""
+            )))
+        }
+    };
     let row = open_upload(
         &state,
-        owner,
-        body.filename.unwrap_or_default(),
-        Some(body.size),
-        body.sha256,
+        OpenUpload {
+            owner,
+            filename: body.filename.unwrap_or_default(),
+            size: Some(body.size),
+            sha256: body.sha256,
+            whole,
+        },
     )
     .await?;
     Ok((
@@ -239,6 +305,15 @@ pub(crate) async fn create_upload(
         .into_response())
 }
 
+/// What a new multipart upload is.
+pub(crate) struct OpenUpload {
+    pub(crate) owner: String,
+    pub(crate) filename: String,
+    pub(crate) size: Option<u64>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) whole: reel_s3::WholeChecksum,
+}
+
 /// Opens a multipart upload into a new video's source key. With `size`
 /// known the part layout is fixed (and parts are written in place on the
 /// local store); without it (Uppy's create call has no size) any S3 part
@@ -246,11 +321,15 @@ pub(crate) async fn create_upload(
 /// completion.
 pub(crate) async fn open_upload(
     state: &AppState,
-    owner: String,
-    filename: String,
-    size: Option<u64>,
-    sha256: Option<String>,
+    request: OpenUpload,
 ) -> Result<UploadRow, ApiError> {
+    let OpenUpload {
+        owner,
+        filename,
+        size,
+        sha256,
+        whole,
+    } = request;
     let s3 = s3_state(state)?;
     if let Some(size) = size {
         check_size(state, size)?;
@@ -269,14 +348,14 @@ pub(crate) async fn open_upload(
         Some(size) => {
             let part_size = part_size_for(size);
             let s3_upload_id = s3
-                .start_upload(&key, Some((part_size, size)))
+                .start_upload(&key, Some((part_size, size)), whole)
                 .await
                 .map_err(s3_error)?;
             (part_size, s3_upload_id)
         }
         None => (
             reel_s3::S3_MIN_PART_SIZE.bytes(),
-            s3.start_upload(&key, None).await.map_err(s3_error)?,
+            s3.start_upload(&key, None, whole).await.map_err(s3_error)?,
         ),
     };
     let id = UploadId::new_random();
@@ -294,7 +373,7 @@ pub(crate) async fn open_upload(
         part_size,
         declared_sha256: sha256.map(|text| text.to_ascii_lowercase()),
         filename,
-        metadata: json!({"key": key, "s3_upload_id": s3_upload_id, "video_id": video_id.to_string()}),
+        metadata: json!({"key": key, "s3_upload_id": s3_upload_id, "video_id": video_id.to_string(), "checksum": checksum_name(whole)}),
         concat: None,
         expires_at: Timestamp::from_micros(
             Timestamp::now().as_micros()
@@ -420,9 +499,18 @@ pub(crate) fn presign_part(
     .map_err(|error| ApiError::internal("presigning the part URLs", &error))
 }
 
-/// The hex SHA-256 of a stored object, read in blocks hashed off the async
-/// threads.
-async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, ApiError> {
+/// A stored object's digests, read back (a real store's completed upload).
+struct ObjectDigests {
+    sha256: String,
+    crc64nvme: u64,
+}
+
+/// The SHA-256 and CRC64NVME of a stored object, read in blocks hashed off
+/// the async threads.
+async fn read_object_digests(
+    state: &AppState,
+    location: &ObjectPath,
+) -> Result<ObjectDigests, ApiError> {
     use futures::StreamExt;
     use sha2::{Digest, Sha256};
     const BLOCK: usize = 8 << 20;
@@ -436,6 +524,8 @@ async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, 
         .map_err(failed)?
         .into_stream();
     let mut sha = Sha256::new();
+    let mut crc =
+        reel_s3::checksum::Checksummer::new(reel_s3::checksum::ChecksumAlgorithm::Crc64Nvme);
     let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
     loop {
         let chunk = stream.next().await.transpose().map_err(failed)?;
@@ -446,16 +536,27 @@ async fn hash_object(state: &AppState, location: &ObjectPath) -> Result<String, 
         if block.len() >= BLOCK || (done && !block.is_empty()) {
             let full = std::mem::take(&mut block);
             let mut hasher = std::mem::take(&mut sha);
-            sha = tokio::task::spawn_blocking(move || {
+            let mut crc_hasher = crc.clone();
+            (sha, crc) = tokio::task::spawn_blocking(move || {
                 hasher.update(&full);
-                hasher
+                crc_hasher.update(&full);
+                (hasher, crc_hasher)
             })
             .await
             .map_err(|error| ApiError::internal("hashing the upload", &error))?;
             block.reserve(BLOCK);
         }
         if done {
-            return Ok(hex::encode(sha.finalize()));
+            let crc64nvme = crc
+                .finish()
+                .digest()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| ApiError::Internal("a CRC64NVME is 8 bytes".to_string()))?;
+            return Ok(ObjectDigests {
+                sha256: hex::encode(sha.finalize()),
+                crc64nvme,
+            });
         }
     }
 }
@@ -620,6 +721,34 @@ async fn complete_locked(
             }
         }
     }
+    // Each part's CRC as the client computed it from the buffer it sent,
+    // against the one the endpoint computed as the part landed.
+    for part in &body.parts {
+        let Some(claimed) = &part.crc64nvme else {
+            continue;
+        };
+        let claimed = parse_crc64nvme(claimed, &format!("part {}'s crc64nvme", part.part_number))?;
+        let stored_crc = stored
+            .iter()
+            .find(|held| held.part_number == part.part_number)
+            .and_then(|held| held.crc64nvme);
+        if let Some(stored_crc) = stored_crc {
+            if stored_crc != claimed {
+                return Err(ApiError::Conflict(format!(
+                    "part {} in storage has CRC64NVME {}, not the {} computed from the file; upload part {} again",
+                    part.part_number,
+                    crc64nvme_text(stored_crc),
+                    crc64nvme_text(claimed),
+                    part.part_number
+                )));
+            }
+        }
+    }
+    let declared_crc64nvme = body
+        .crc64nvme
+        .as_deref()
+        .map(|text| parse_crc64nvme(text, "crc64nvme"))
+        .transpose()?;
     let declared = row
         .declared_sha256
         .clone()
@@ -631,19 +760,53 @@ async fn complete_locked(
             ));
         }
     }
-    // The object is assembled; its SHA-256 was computed while the parts
-    // were joined, so the end-to-end check costs no second read.
+    // The embedded endpoint checks the full-object CRC64NVME, combined from
+    // the part CRCs, before it assembles anything: a mismatch leaves the
+    // upload open and its parts stored. Its SHA-256 (when asked for) was
+    // computed while the parts landed or were joined.
     let finished = s3
-        .finish_upload(&target.key, &target.s3_upload_id, &pairs)
+        .finish_upload(
+            &target.key,
+            &target.s3_upload_id,
+            &pairs,
+            declared_crc64nvme,
+        )
         .await
-        .map_err(s3_error)?;
+        .map_err(|error| match error.code {
+            "BadDigest" => {
+                ApiError::Unprocessable(format!("{}; the upload is still open", error.message))
+            }
+            _ => s3_error(error),
+        })?;
     let location = ObjectPath::from(target.key.as_str());
-    // A real store's object is read back to hash it; the embedded endpoint
-    // hashed it on the way.
-    let sha256 = match finished.sha256 {
-        Some(sha256) => sha256,
-        None => hash_object(state, &location).await?,
+    // A real store's object is read back to check it; the embedded
+    // endpoint computed what it was asked for on the way.
+    let wants_sha256 = declared.is_some() || whole_checksum(row) == reel_s3::WholeChecksum::Sha256;
+    let (sha256, crc64nvme) = match (finished.sha256, finished.crc64nvme) {
+        (Some(sha256), crc64nvme) => (sha256, crc64nvme),
+        (None, Some(crc64nvme)) if !wants_sha256 => (String::new(), Some(crc64nvme)),
+        (None, _) => {
+            let digests = read_object_digests(state, &location).await?;
+            (digests.sha256, Some(digests.crc64nvme))
+        }
     };
+    if let (Some(declared), Some(actual)) = (declared_crc64nvme, crc64nvme) {
+        if declared != actual {
+            let _ = state.objects.delete(&location).await;
+            state
+                .store
+                .abort_upload(
+                    &row.id,
+                    "the stored file's CRC64NVME differs from the declared one",
+                )
+                .await?;
+            return Err(ApiError::Unprocessable(format!(
+                "the stored file has CRC64NVME {}, not the declared {}; nothing was kept: upload the file again",
+                crc64nvme_text(actual),
+                crc64nvme_text(declared)
+            )));
+        }
+    }
     if let Some(declared) = declared {
         if declared != sha256 {
             let _ = state.objects.delete(&location).await;
@@ -712,7 +875,14 @@ async fn complete_locked(
         .upload(&row.id)
         .await?
         .unwrap_or_else(|| row.clone());
-    Ok(json!({"upload": upload_view(state, headers, &upload_row).await?, "video": video}))
+    Ok(json!({
+        "upload": upload_view(state, headers, &upload_row).await?,
+        "video": video,
+        "checksums": {
+            "crc64nvme": crc64nvme.map(crc64nvme_text),
+            "sha256": (!stored_object.sha256.is_empty()).then_some(&stored_object.sha256),
+        },
+    }))
 }
 
 pub(crate) async fn delete_upload(

@@ -5,9 +5,10 @@
 //! Both go to a fresh `reel serve` with no workers (nothing processes the
 //! videos meanwhile). curl streams the file in one request into
 //! `POST /v1/videos` (stored while hashed). `reel upload` sends 8 MiB parts,
-//! 4 at a time, to presigned URLs of the embedded S3 endpoint, hashes the
-//! file beside the upload, and completes (assembly and an end-to-end
-//! SHA-256 on the server). Each time runs from the command's start to its
+//! 4 at a time, to presigned URLs of the embedded S3 endpoint, each with
+//! the CRC64NVME of the buffer it sends (verified as the part lands), and
+//! completes with the whole file's CRC64NVME, which the server combines
+//! from the part CRCs (its default; `--sha256` is not used). Each time runs from the command's start to its
 //! exit, so both include everything until the video exists.
 
 use std::io::Write;
@@ -285,7 +286,7 @@ pub fn run_bench(bench: UploadBench) -> anyhow::Result<()> {
         mib(size) / curl_seconds
     );
     println!(
-        "| `reel upload --parallel 4` (8 MiB presigned parts, SHA-256 end to end) | {reel_seconds:.2} ({}) | {:.0} | **{:.2}** (per round: {}) |",
+        "| `reel upload --parallel 4` (8 MiB presigned parts, CRC64NVME per part and full object end to end) | {reel_seconds:.2} ({}) | {:.0} | **{:.2}** (per round: {}) |",
         list(&reel_times),
         mib(size) / reel_seconds,
         median(&ratios),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::Method;
 use url::Url;
 
-use crate::handlers::{self, OperationError, StoredPart};
+use crate::handlers::{self, OperationError, StoredPart, WholeChecksum};
 use crate::remote::RemoteS3;
 use crate::S3State;
 
@@ -25,24 +25,33 @@ pub struct Completed {
     /// The object's multipart ETag.
     pub etag: String,
     /// Hex SHA-256 of the object when the store computed it on the way
-    /// (the embedded endpoint does); `None` for a real store, whose object
-    /// the caller reads back to hash.
+    /// (the embedded endpoint does, for uploads started with
+    /// [`WholeChecksum::Sha256`]); `None` otherwise.
     pub sha256: Option<String>,
+    /// The full-object CRC64NVME combined from the part CRCs (the embedded
+    /// endpoint); `None` for a real store, whose object the caller reads
+    /// back to check.
+    pub crc64nvme: Option<u64>,
 }
 
 impl MultipartStore {
     /// Starts an upload of `key`; `layout` is `(part_size, total_size)` when
     /// the size is known (the embedded endpoint then fixes the part layout).
+    /// `whole` says whether the embedded endpoint computes the whole
+    /// object's SHA-256 too.
     pub async fn start_upload(
         &self,
         key: &str,
         layout: Option<(u64, u64)>,
+        whole: WholeChecksum,
     ) -> Result<String, OperationError> {
         match (self, layout) {
             (MultipartStore::Embedded(state), Some((part_size, total))) => {
-                handlers::start_upload_sized(state, key, part_size, total).await
+                handlers::start_upload_sized(state, key, part_size, total, whole).await
             }
-            (MultipartStore::Embedded(state), None) => handlers::start_upload(state, key).await,
+            (MultipartStore::Embedded(state), None) => {
+                handlers::start_upload(state, key, whole).await
+            }
             (MultipartStore::Remote(remote), _) => remote.start_upload(key).await,
         }
     }
@@ -59,24 +68,31 @@ impl MultipartStore {
         }
     }
 
-    /// Completes the upload from `(part number, etag)` pairs.
+    /// Completes the upload from `(part number, etag)` pairs; the embedded
+    /// endpoint refuses (`BadDigest`, the upload left open) a full-object
+    /// CRC64NVME other than `declared_crc64nvme`.
     pub async fn finish_upload(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        declared_crc64nvme: Option<u64>,
     ) -> Result<Completed, OperationError> {
         match self {
             MultipartStore::Embedded(state) => {
-                let finished = handlers::finish_upload(state, key, upload_id, parts).await?;
+                let finished =
+                    handlers::finish_upload(state, key, upload_id, parts, declared_crc64nvme)
+                        .await?;
                 Ok(Completed {
                     etag: finished.etag,
-                    sha256: Some(finished.sha256),
+                    sha256: finished.sha256,
+                    crc64nvme: finished.crc64nvme,
                 })
             }
             MultipartStore::Remote(remote) => Ok(Completed {
                 etag: remote.finish_upload(key, upload_id, parts).await?,
                 sha256: None,
+                crc64nvme: None,
             }),
         }
     }

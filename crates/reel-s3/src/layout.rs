@@ -114,6 +114,15 @@ pub(crate) struct UploadManifest {
     /// known at creation): see `inplace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) layout: Option<crate::inplace::FixedLayout>,
+    /// Whether completion computes the whole object's SHA-256 (one more
+    /// pass over its bytes). Manifests written before the full-object
+    /// CRC64NVME existed have no field and did.
+    #[serde(default = "sha256_by_default")]
+    pub(crate) whole_sha256: bool,
+}
+
+fn sha256_by_default() -> bool {
+    true
 }
 
 impl UploadManifest {
@@ -135,6 +144,14 @@ pub(crate) struct PartRecord {
     /// joining need not hash them again.
     #[serde(default)]
     pub(crate) object_etag: Option<String>,
+    /// The part's CRC64NVME, computed as it streamed in (absent in records
+    /// written before it was): full-object checksums combine these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) crc64nvme: Option<u64>,
+    /// The checksum the client sent with the part (`x-amz-checksum-*`),
+    /// verified: the algorithm's S3 name and the base64 value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checksum: Option<(String, String)>,
 }
 
 impl PartRecord {

@@ -14,6 +14,12 @@
 //! - [`presign`] makes the SigV4 query-signed URLs that the router (and real
 //!   S3 or MinIO) accepts, so reel's API can hand out one URL per part.
 //!
+//! Every part's CRC64NVME is computed as it streams in and recorded;
+//! [`checksum`] holds the `x-amz-checksum-*` algorithms a part may also be
+//! declared with (header or aws-chunked trailer, verified before the part
+//! counts as stored) and the CRC combination that gives completion the
+//! full-object CRC64NVME without reading the object again.
+//!
 //! Parts live in the store as `s3-multipart/{upload_id}/{part:05}`, each
 //! with a `{part:05}.json` record of its MD5 and size, next to the upload's
 //! `upload.json` manifest; completing an upload concatenates the parts into
@@ -38,6 +44,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
 mod backend;
+pub mod checksum;
+mod chunked;
 mod error;
 mod handlers;
 mod inplace;
@@ -48,8 +56,8 @@ mod xml;
 
 pub use backend::{Completed, MultipartStore};
 pub use handlers::{
-    cancel_upload, finish_upload, start_upload, start_upload_sized, stored_parts, OperationError,
-    StoredPart,
+    cancel_upload, finish_upload, start_upload, start_upload_sized, stored_parts, FinishedUpload,
+    OperationError, StoredPart, WholeChecksum,
 };
 pub use remote::RemoteS3;
 
@@ -190,6 +198,13 @@ pub fn s3_router(state: S3State) -> Router {
             HeaderName::from_static("x-amz-date"),
             HeaderName::from_static("x-amz-content-sha256"),
             HeaderName::from_static("x-amz-user-agent"),
+            HeaderName::from_static("x-amz-checksum-crc32"),
+            HeaderName::from_static("x-amz-checksum-crc32c"),
+            HeaderName::from_static("x-amz-checksum-crc64nvme"),
+            HeaderName::from_static("x-amz-checksum-sha1"),
+            HeaderName::from_static("x-amz-checksum-sha256"),
+            HeaderName::from_static("x-amz-checksum-type"),
+            HeaderName::from_static("x-amz-sdk-checksum-algorithm"),
         ])
         .max_age(Duration::from_secs(3600));
     // Uppy's @uppy/aws-s3 reads the ETag of each part PUT, which browsers
@@ -197,7 +212,7 @@ pub fn s3_router(state: S3State) -> Router {
     // preflight answers included, so one preflight shows the whole policy.
     let expose_headers = SetResponseHeaderLayer::overriding(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("ETag, Location, x-amz-request-id"),
+        HeaderValue::from_static("ETag, Location, x-amz-request-id, x-amz-checksum-crc32, x-amz-checksum-crc32c, x-amz-checksum-crc64nvme, x-amz-checksum-sha1, x-amz-checksum-sha256, x-amz-checksum-type"),
     );
     Router::new()
         .route("/{bucket}/{*key}", any(handlers::handle_object_request))

@@ -179,6 +179,7 @@ impl RemoteS3 {
                     part_number: number,
                     size,
                     etag: etag.trim().trim_matches('"').to_string(),
+                    crc64nvme: None,
                 });
             }
             let (truncated, next) = (listing.is_truncated, listing.next_part_number_marker);

@@ -8,6 +8,7 @@
 //! most [`MAX_DEPTH`], so a hostile document cannot make the parser recurse
 //! or allocate without bound.
 
+use crate::checksum::ChecksumAlgorithm;
 use quick_xml::events::Event;
 use quick_xml::se::{QuoteLevel, Serializer};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ pub(crate) struct RequestedPart {
     pub(crate) part_number: u32,
     /// The ETag without quotes.
     pub(crate) etag: String,
+    /// The part checksums the client listed (`<ChecksumCRC32>` …), as
+    /// `(algorithm, base64)`.
+    pub(crate) checksums: Vec<(ChecksumAlgorithm, String)>,
 }
 
 /// `<CompleteMultipartUpload>`, written and read.
@@ -42,6 +46,36 @@ struct CompleteRequestPart {
     part_number: u32,
     #[serde(rename = "ETag")]
     etag: String,
+    #[serde(
+        rename = "ChecksumCRC32",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    checksum_crc32: Option<String>,
+    #[serde(
+        rename = "ChecksumCRC32C",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    checksum_crc32c: Option<String>,
+    #[serde(
+        rename = "ChecksumCRC64NVME",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    checksum_crc64nvme: Option<String>,
+    #[serde(
+        rename = "ChecksumSHA1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    checksum_sha1: Option<String>,
+    #[serde(
+        rename = "ChecksumSHA256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    checksum_sha256: Option<String>,
 }
 
 /// `<InitiateMultipartUploadResult>`.
@@ -136,6 +170,20 @@ pub(crate) struct CompleteResult {
     /// Quoted, as S3 sends it.
     #[serde(rename = "ETag", default)]
     pub(crate) etag: String,
+    /// The full-object CRC64NVME, base64.
+    #[serde(
+        rename = "ChecksumCRC64NVME",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) checksum_crc64nvme: Option<String>,
+    /// `FULL_OBJECT` when the checksum above is given.
+    #[serde(
+        rename = "ChecksumType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) checksum_type: Option<String>,
 }
 
 /// `<Error>`, written by the endpoint and read from a real store.
@@ -227,6 +275,11 @@ pub(crate) fn complete_request_body(parts: &[(u32, String)]) -> String {
             .map(|(part_number, etag)| CompleteRequestPart {
                 part_number: *part_number,
                 etag: format!("\"{}\"", etag.trim_matches('"')),
+                checksum_crc32: None,
+                checksum_crc32c: None,
+                checksum_crc64nvme: None,
+                checksum_sha1: None,
+                checksum_sha256: None,
             })
             .collect(),
     };
@@ -251,9 +304,22 @@ pub(crate) fn parse_complete_request(body: &[u8]) -> Result<Vec<RequestedPart>, 
     Ok(request
         .parts
         .into_iter()
-        .map(|part| RequestedPart {
-            part_number: part.part_number,
-            etag: part.etag.trim().trim_matches('"').to_ascii_lowercase(),
+        .map(|part| {
+            let checksums = [
+                (ChecksumAlgorithm::Crc32, part.checksum_crc32),
+                (ChecksumAlgorithm::Crc32c, part.checksum_crc32c),
+                (ChecksumAlgorithm::Crc64Nvme, part.checksum_crc64nvme),
+                (ChecksumAlgorithm::Sha1, part.checksum_sha1),
+                (ChecksumAlgorithm::Sha256, part.checksum_sha256),
+            ]
+            .into_iter()
+            .filter_map(|(algorithm, value)| Some((algorithm, value?.trim().to_string())))
+            .collect();
+            RequestedPart {
+                part_number: part.part_number,
+                etag: part.etag.trim().trim_matches('"').to_ascii_lowercase(),
+                checksums,
+            }
         })
         .collect())
 }

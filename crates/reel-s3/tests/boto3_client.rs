@@ -193,3 +193,141 @@ async fn boto3_presigned_url_with_tampered_part_number_or_signature_is_refused()
         format!("\"{}\"", common::md5_hex(&input))
     );
 }
+
+/// The base64 `x-amz-checksum-*` value of `bytes` for `algorithm`.
+fn checksum_b64(algorithm: reel_s3::checksum::ChecksumAlgorithm, bytes: &[u8]) -> String {
+    let mut checksummer = reel_s3::checksum::Checksummer::new(algorithm);
+    checksummer.update(bytes);
+    checksummer.finish().to_base64()
+}
+
+/// Checks a `checksums` or `trailers` run: every part's checksum, as boto3
+/// computed it and storage verified and echoed it, is the one of its bytes;
+/// the FULL_OBJECT upload completes with the whole input's CRC64NVME.
+fn check_checksum_uploads(
+    server: &TestServer,
+    result: &Value,
+    input: &[u8],
+    part_size: usize,
+    trailers: bool,
+) {
+    use reel_s3::checksum::ChecksumAlgorithm;
+    let uploads = result.as_array().expect("one result per algorithm");
+    let names: Vec<&str> = uploads
+        .iter()
+        .map(|upload| upload["algorithm"].as_str().unwrap_or("default"))
+        .collect();
+    assert_eq!(names, ["default", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]);
+    let chunks: Vec<&[u8]> = input.chunks(part_size).collect();
+    for upload in uploads {
+        // boto3 1.36 and later send CRC32 when nothing is asked for.
+        let algorithm = match upload["algorithm"].as_str() {
+            None => ChecksumAlgorithm::Crc32,
+            Some(name) => ChecksumAlgorithm::parse(name).expect("a known algorithm"),
+        };
+        let field = format!("Checksum{}", algorithm.name());
+        // Trailers ride on unsigned aws-chunked bodies; headers on bodies
+        // whose SHA-256 is signed.
+        for payload in upload["payloads"].as_array().expect("payloads") {
+            let payload = payload.as_str().unwrap_or_default();
+            if trailers {
+                assert_eq!(payload, "STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+            } else {
+                assert_eq!(payload.len(), 64, "{payload}");
+            }
+        }
+        let echoed = upload["echoed"].as_array().expect("echoed checksums");
+        assert_eq!(echoed.len(), chunks.len());
+        for (chunk, echo) in chunks.iter().zip(echoed) {
+            assert_eq!(
+                echo[field.as_str()],
+                checksum_b64(algorithm, chunk),
+                "{upload}"
+            );
+        }
+        assert!(
+            upload["etag"]
+                .as_str()
+                .is_some_and(|etag| etag.ends_with(&format!("-{}\"", chunks.len()))),
+            "{upload}"
+        );
+        // Every completion reports the full-object CRC64NVME, combined from
+        // the part CRCs.
+        assert_eq!(
+            upload["crc64nvme"],
+            checksum_b64(ChecksumAlgorithm::Crc64Nvme, input),
+            "{upload}"
+        );
+        assert_eq!(upload["checksum_type"], "FULL_OBJECT");
+    }
+    assert_eq!(server.read_stored("k"), input);
+}
+
+#[tokio::test]
+async fn boto3_part_checksums_of_every_algorithm_are_verified() {
+    let server = common::start_server(small_limits()).await;
+    let part_size = 64 << 10;
+    let input = common::test_bytes(2 * part_size + 777, 8);
+    let input_path = write_input(&server, &input);
+    let result = run_boto3(
+        &server,
+        "checksums",
+        "k",
+        Some(&input_path),
+        part_size as u64,
+    )
+    .await;
+    check_checksum_uploads(&server, &result, &input, part_size, false);
+}
+
+#[tokio::test]
+async fn boto3_trailing_checksums_in_aws_chunked_bodies_are_verified() {
+    let server = common::start_server(small_limits()).await;
+    let part_size = 64 << 10;
+    let input = common::test_bytes(2 * part_size + 555, 9);
+    let input_path = write_input(&server, &input);
+    let result = run_boto3(
+        &server,
+        "trailers",
+        "k",
+        Some(&input_path),
+        part_size as u64,
+    )
+    .await;
+    check_checksum_uploads(&server, &result, &input, part_size, true);
+}
+
+#[tokio::test]
+async fn boto3_wrong_part_and_full_object_checksums_are_bad_digest() {
+    let server = common::start_server(small_limits()).await;
+    let part_size = 64 << 10;
+    let input = common::test_bytes(3 * part_size, 10);
+    let input_path = write_input(&server, &input);
+    let result = run_boto3(
+        &server,
+        "bad-checksum",
+        "k",
+        Some(&input_path),
+        part_size as u64,
+    )
+    .await;
+    assert_eq!(result["refused_part"]["status"], 400, "{result}");
+    assert_eq!(result["refused_part"]["code"], "BadDigest", "{result}");
+    let message = result["refused_part"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.starts_with("part 2: the CRC32"), "{message}");
+    // The refused part was not stored (only part 1 was, then).
+    assert_eq!(result["listed_after_refusal"], serde_json::json!([1]));
+    assert_eq!(result["wrong_complete"]["code"], "BadDigest", "{result}");
+    let message = result["wrong_complete"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("full-object CRC64NVME"), "{message}");
+    // A refused completion changes nothing: the right one then succeeds.
+    assert_eq!(
+        result["crc64nvme"],
+        checksum_b64(reel_s3::checksum::ChecksumAlgorithm::Crc64Nvme, &input)
+    );
+    assert_eq!(server.read_stored("k"), input);
+}

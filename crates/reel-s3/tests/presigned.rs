@@ -469,10 +469,15 @@ async fn sized_uploads_write_parts_in_place_and_complete_by_rename() {
     let client = reqwest::Client::new();
     let key = "sources/äöü video/in place.mp4";
     let input = common::test_bytes(3 * PART_BYTES + 999, 12);
-    let upload_id =
-        reel_s3::start_upload_sized(&server.state, key, PART_BYTES as u64, input.len() as u64)
-            .await
-            .expect("starting a sized upload");
+    let upload_id = reel_s3::start_upload_sized(
+        &server.state,
+        key,
+        PART_BYTES as u64,
+        input.len() as u64,
+        reel_s3::WholeChecksum::Sha256,
+    )
+    .await
+    .expect("starting a sized upload");
     let part_url = |number: usize| {
         sign_now(
             &server,
@@ -529,9 +534,10 @@ async fn sized_uploads_write_parts_in_place_and_complete_by_rename() {
             .map(|&number| (number as u32, etag_of[&number].clone()))
             .collect()
     };
-    let incomplete = reel_s3::finish_upload(&server.state, key, &upload_id, &etags(&[1, 3, 4]))
-        .await
-        .expect_err("part 2 is missing");
+    let incomplete =
+        reel_s3::finish_upload(&server.state, key, &upload_id, &etags(&[1, 3, 4]), None)
+            .await
+            .expect_err("part 2 is missing");
     assert_eq!(incomplete.code, "InvalidPart");
     assert!(incomplete.message.contains("parts 1 to 4"), "{incomplete}");
 
@@ -542,13 +548,21 @@ async fn sized_uploads_write_parts_in_place_and_complete_by_rename() {
         stored.headers()["etag"].to_str().expect("ASCII"),
         format!("\"{}\"", etag_of[&2])
     );
-    let finished = reel_s3::finish_upload(&server.state, key, &upload_id, &etags(&[1, 2, 3, 4]))
-        .await
-        .expect("completing");
-    assert_eq!(finished.sha256, common::sha256_hex(&input));
+    let whole_crc = reel_s3::checksum::crc64nvme(&input);
+    let finished = reel_s3::finish_upload(
+        &server.state,
+        key,
+        &upload_id,
+        &etags(&[1, 2, 3, 4]),
+        Some(whole_crc),
+    )
+    .await
+    .expect("completing");
+    assert_eq!(finished.sha256, Some(common::sha256_hex(&input)));
+    assert_eq!(finished.crc64nvme, Some(whole_crc));
     assert!(finished.etag.ends_with("-4"), "{}", finished.etag);
     assert_eq!(
-        common::sha256_hex(&server.read_stored(key)),
+        Some(common::sha256_hex(&server.read_stored(key))),
         finished.sha256
     );
     assert_eq!(server.stored_files(), vec![key.to_string()]);

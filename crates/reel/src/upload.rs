@@ -5,8 +5,15 @@
 //! storage holds) is the truth; a small state file per source file only
 //! remembers the upload id, so a killed `reel upload` (or a killed server)
 //! resumes from any machine that has the id, re-sending only the parts that
-//! were in flight. The SHA-256 of the file is computed while the parts go
-//! out and checked by the server when the upload completes.
+//! were in flight.
+//!
+//! Integrity end to end without a second read of the file: each part's
+//! CRC64NVME is computed from the buffer that is sent and goes with it
+//! (`x-amz-checksum-crc64nvme`, verified by storage as the part lands), and
+//! the whole file's CRC64NVME, combined from the part CRCs, is checked by
+//! the server at completion (S3's `FULL_OBJECT` checksum). `--sha256` adds
+//! the file's SHA-256, computed beside the upload (one more read of the
+//! file) and checked by the server the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +41,7 @@ pub struct UploadArgs {
     /// Follow processing until each video is ready or failed.
     #[arg(long)]
     pub wait: bool,
-    /// Print JSON (upload id, sha256, bytes re-sent, video) instead of progress bars.
+    /// Print JSON (upload id, crc64nvme, sha256, bytes re-sent, video) instead of progress bars.
     #[arg(long)]
     pub json: bool,
     /// Where resume hints are kept (default: $XDG_STATE_HOME/reel/uploads or ~/.local/state/reel/uploads).
@@ -43,6 +50,11 @@ pub struct UploadArgs {
     /// Send at most this many bytes per second (e.g. 20MiB), to leave room on a shared link.
     #[arg(long)]
     pub limit_rate: Option<reel_core::ByteSize>,
+    /// Also check the whole file's SHA-256 end to end (one more read of the
+    /// file here and one more pass on the server); the CRC64NVME of every
+    /// part and of the whole file is always checked.
+    #[arg(long)]
+    pub sha256: bool,
 }
 
 /// Where resume hints are kept when `--state-dir` is not given.
@@ -127,6 +139,7 @@ pub async fn upload(args: UploadArgs, target: crate::client::Server) -> anyhow::
         results.push(json!({
             "file": file.display().to_string(),
             "upload_id": result["upload_id"],
+            "crc64nvme": result["crc64nvme"],
             "sha256": result["sha256"],
             "resent_bytes": result["resent_bytes"],
             "video": crate::ingest::summary(&result["video"]),
@@ -214,10 +227,11 @@ async fn upload_one(
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "upload".to_string());
+            let checksum = if args.sha256 { "sha256" } else { "crc64nvme" };
             let request = client
                 .post(format!("{server}/v1/uploads"))
                 .header("Authorization", &auth)
-                .json(&json!({"filename": filename, "size": size}));
+                .json(&json!({"filename": filename, "size": size, "checksum": checksum}));
             let body = api(request).await?;
             let upload: ServerUpload =
                 serde_json::from_value(body).context("reading the created upload")?;
@@ -240,6 +254,7 @@ async fn upload_one(
         part_size.min(size - start)
     };
     let mut etags: Vec<Option<String>> = vec![None; n_parts as usize];
+    let mut part_crcs: Vec<Option<u64>> = vec![None; n_parts as usize];
     for part in &upload.parts {
         if part.part_number >= 1
             && part.part_number <= n_parts
@@ -274,21 +289,23 @@ async fn upload_one(
         bar.set_position(already);
         bar
     };
-    // The file's SHA-256, computed beside the upload.
-    let hash_path = file.to_path_buf();
-    let hashing = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        use std::io::Read;
-        let mut reader = std::fs::File::open(&hash_path)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buffer)?;
-            if n == 0 {
-                break;
+    // With --sha256, the file's SHA-256 is computed beside the upload.
+    let hashing = args.sha256.then(|| {
+        let hash_path = file.to_path_buf();
+        tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            use std::io::Read;
+            let mut reader = std::fs::File::open(&hash_path)?;
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
             }
-            hasher.update(&buffer[..n]);
-        }
-        Ok(hex::encode(hasher.finalize()))
+            Ok(hex::encode(hasher.finalize()))
+        })
     });
 
     let shared = Arc::new(PartContext {
@@ -306,6 +323,12 @@ async fn upload_one(
             granted: std::sync::Mutex::new(0),
         }),
     });
+    // Parts stored by an earlier run are read here (not sent) for their
+    // CRCs, so the whole file's CRC covers every byte as it is on disk.
+    for part_number in (1..=n_parts).filter(|number| etags[(*number - 1) as usize].is_some()) {
+        let data = shared.read_part(part_number).await?;
+        part_crcs[(part_number - 1) as usize] = Some(part_crc(data).await?.0);
+    }
     let mut resent: u64 = 0;
     // URLs are fetched a batch at a time as the parts are sent, with no
     // pause at the end of a batch.
@@ -322,29 +345,59 @@ async fn upload_one(
         })
         .try_buffer_unordered(args.parallel.max(1));
     futures::pin_mut!(sent);
-    while let Some((part_number, etag)) = sent.try_next().await? {
-        resent += expected_size(part_number);
-        etags[(part_number - 1) as usize] = Some(etag);
+    while let Some(sent_part) = sent.try_next().await? {
+        let index = (sent_part.part_number - 1) as usize;
+        resent += expected_size(sent_part.part_number);
+        etags[index] = Some(sent_part.etag);
+        part_crcs[index] = Some(sent_part.crc64nvme);
     }
     bar.finish_and_clear();
-    let sha256 = hashing
-        .await
-        .context("hashing thread")?
-        .with_context(|| format!("reading {}", file.display()))?;
+    let sha256 = match hashing {
+        Some(hashing) => Some(
+            hashing
+                .await
+                .context("hashing thread")?
+                .with_context(|| format!("reading {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let part_crcs: Vec<u64> = part_crcs
+        .into_iter()
+        .collect::<Option<_>>()
+        .context("a part has no CRC64NVME")?;
+    let whole_crc = reel_s3::checksum::full_object_crc64nvme(
+        part_crcs
+            .iter()
+            .enumerate()
+            .map(|(index, crc)| (*crc, expected_size(index as u32 + 1))),
+    );
+    let whole_crc_text = crc64nvme_text(whole_crc);
     let parts: Vec<Value> = etags
         .iter()
+        .zip(&part_crcs)
         .enumerate()
-        .map(|(idx, etag)| json!({"part_number": idx + 1, "etag": etag}))
+        .map(|(idx, (etag, crc))| {
+            json!({"part_number": idx + 1, "etag": etag, "crc64nvme": crc64nvme_text(*crc)})
+        })
         .collect();
     let request = client
         .post(format!("{server}/v1/uploads/{}/complete", upload.id))
         .header("Authorization", &auth)
-        .json(&json!({"parts": parts, "sha256": sha256}));
+        .json(&json!({
+            "parts": parts,
+            "crc64nvme": whole_crc_text,
+            "checksum_type": "FULL_OBJECT",
+            "sha256": sha256,
+        }));
     let completed = api(request).await?;
     let _ = tokio::fs::remove_file(&hint_file).await;
     if !args.json {
+        let sha256_note = sha256
+            .as_ref()
+            .map(|sha256| format!(", sha256 {sha256}"))
+            .unwrap_or_default();
         eprintln!(
-            "uploaded {} ({} parts, sha256 {sha256}) as video {}",
+            "uploaded {} ({} parts, crc64nvme {whole_crc_text}{sha256_note}) as video {}",
             file.display(),
             n_parts,
             completed["video"]["id"].as_str().unwrap_or("?")
@@ -352,10 +405,37 @@ async fn upload_one(
     }
     Ok(json!({
         "upload_id": upload.id,
+        "crc64nvme": whole_crc_text,
         "sha256": sha256,
         "resent_bytes": resent,
         "video": completed["video"],
     }))
+}
+
+/// A part storage took, with the CRC64NVME it checked.
+struct SentPart {
+    part_number: u32,
+    etag: String,
+    crc64nvme: u64,
+}
+
+fn crc64nvme_text(value: u64) -> String {
+    reel_s3::checksum::Checksum::crc64nvme(value).to_base64()
+}
+
+/// The CRC64NVME of a part's buffer, computed off the async threads; the
+/// buffer comes back.
+async fn part_crc(data: Vec<u8>) -> anyhow::Result<(u64, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || (reel_s3::checksum::crc64nvme(&data), data))
+        .await
+        .context("checksum thread")
+}
+
+/// The S3 error message of a refused request's XML body, if it has one.
+fn storage_message(body: &str) -> Option<&str> {
+    let start = body.find("<Message>")? + "<Message>".len();
+    let end = start + body[start..].find("</Message>")?;
+    Some(&body[start..end])
 }
 
 /// What every part upload of one file shares.
@@ -422,8 +502,10 @@ impl PartContext {
 
     /// Sends one part, retrying with backoff; a refused (expired) URL is
     /// asked for again.
-    async fn send_part(&self, part: PartUrl) -> anyhow::Result<(u32, String)> {
-        let data = bytes::Bytes::from(self.read_part(part.part_number).await?);
+    async fn send_part(&self, part: PartUrl) -> anyhow::Result<SentPart> {
+        let (crc64nvme, data) = part_crc(self.read_part(part.part_number).await?).await?;
+        let crc_text = crc64nvme_text(crc64nvme);
+        let data = bytes::Bytes::from(data);
         if let Some(pacer) = &self.pacer {
             pacer.wait_for(data.len() as u64).await;
         }
@@ -435,6 +517,7 @@ impl PartContext {
                 .client
                 .put(&url)
                 .header(reqwest::header::CONTENT_LENGTH, data.len())
+                .header("x-amz-checksum-crc64nvme", &crc_text)
                 .body(data.clone())
                 .send()
                 .await;
@@ -447,7 +530,11 @@ impl PartContext {
                         .unwrap_or_default()
                         .to_string();
                     self.bar.inc(data.len() as u64);
-                    return Ok((part.part_number, etag));
+                    return Ok(SentPart {
+                        part_number: part.part_number,
+                        etag,
+                        crc64nvme,
+                    });
                 }
                 Ok(response) if response.status() == reqwest::StatusCode::FORBIDDEN => {
                     last_error = format!("storage refused part {} (403)", part.part_number);
@@ -458,11 +545,18 @@ impl PartContext {
                     }
                 }
                 Ok(response) => {
+                    // A part refused for its checksum (BadDigest: changed
+                    // on the way) is sent again like any failed attempt.
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    let detail = storage_message(&body)
+                        .map(|message| format!(": {message}"))
+                        .unwrap_or_default();
                     last_error = format!(
-                        "storage answered {} for part {}",
-                        response.status(),
+                        "storage answered {status} for part {}{detail}",
                         part.part_number
                     );
+                    tracing::warn!(part = part.part_number, %status, "storage refused a part");
                 }
                 Err(error) => {
                     last_error = format!("sending part {}: {error}", part.part_number);

@@ -1,7 +1,9 @@
 //! Resumable uploads through the real `reel serve`: `reel upload` (presigned
 //! multipart to the embedded S3 endpoint) killed again and again, the server
 //! killed and restarted mid-upload, tuspy and tus-js-client over tus, and
-//! the API's refusals.
+//! the API's refusals; `checksums` holds the CRC64NVME checks end to end.
+
+mod checksums;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,12 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::common::{clients_dir, Env, Process};
+
+/// The base64 CRC64NVME of a file, as `reel upload` reports it.
+fn crc64nvme_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("reading the file back");
+    reel_s3::checksum::Checksum::crc64nvme(reel_s3::checksum::crc64nvme(&bytes)).to_base64()
+}
 
 /// A file of pseudo-random bytes (incompressible, deterministic).
 fn random_file(dir: &Path, name: &str, size: usize) -> (PathBuf, String) {
@@ -178,7 +186,10 @@ async fn reel_upload_resumes_after_twenty_kills_and_a_server_restart() {
         upload_id.as_str(),
         "resumed the same upload"
     );
-    assert_eq!(report["sha256"], sha256.as_str());
+    // The CRC64NVME of every part and of the whole file was checked; no
+    // SHA-256 was asked for.
+    assert_eq!(report["crc64nvme"], crc64nvme_of(&file).as_str());
+    assert_eq!(report["sha256"], Value::Null);
     // The last run sent exactly the parts storage did not hold: nothing
     // already stored was sent again.
     let size = 30 * (8u64 << 20) - 12345;
@@ -822,7 +833,15 @@ async fn s3_storage_hands_out_part_urls_of_the_store() {
     let size = (20 << 20) + 12_345;
     let (file, sha256) = random_file(env.dir.path(), "to-s3.bin", size);
     let output = env
-        .command(&["upload", "--server", &url, "--api-key", &key, "--json"])
+        .command(&[
+            "upload",
+            "--server",
+            &url,
+            "--api-key",
+            &key,
+            "--json",
+            "--sha256",
+        ])
         .arg(&file)
         .output()
         .expect("reel upload");
@@ -834,6 +853,7 @@ async fn s3_storage_hands_out_part_urls_of_the_store() {
     let uploaded: Value = serde_json::from_slice(&output.stdout).expect("json");
     let uploaded = &uploaded[0];
     assert_eq!(uploaded["sha256"], sha256.as_str(), "{uploaded:#}");
+    assert_eq!(uploaded["crc64nvme"], crc64nvme_of(&file).as_str());
     let video_id = uploaded["video"]["id"].as_str().expect("video id");
     // The source is in the store, byte for byte.
     let stored = reqwest::get(format!(

@@ -1,15 +1,59 @@
 //! CompleteMultipartUpload (parts joined in order, every digest checked
-//! again) and AbortMultipartUpload.
+//! again, the full-object CRC64NVME combined from the part CRCs) and
+//! AbortMultipartUpload.
 
 use super::*;
+
+/// What a completion computed besides its answer.
+pub(super) struct Completion {
+    pub(super) response: Response,
+    /// The multipart ETag, unquoted.
+    pub(super) etag: String,
+    /// The whole object's SHA-256, when its upload asked for it.
+    pub(super) sha256: Option<[u8; 32]>,
+    /// The full-object CRC64NVME, when every part has a recorded CRC.
+    pub(super) crc64nvme: Option<u64>,
+}
+
+/// The full-object checksum a CompleteMultipartUpload request declares
+/// (`x-amz-checksum-crc64nvme`, with `x-amz-checksum-type: FULL_OBJECT` or
+/// none); other algorithms' whole-object checksums are refused, since only
+/// CRC64NVME is combined from the parts.
+pub(super) fn declared_full_object(parts: &Parts) -> Result<Option<u64>, S3Error> {
+    if let Some(kind) = parts.headers.get("x-amz-checksum-type") {
+        if !kind.as_bytes().eq_ignore_ascii_case(b"FULL_OBJECT") {
+            return Err(S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                "only x-amz-checksum-type FULL_OBJECT (with x-amz-checksum-crc64nvme) is supported at completion",
+            ));
+        }
+    }
+    let mut declared = None;
+    for (name, value) in &parts.headers {
+        let Some(algorithm) = ChecksumAlgorithm::from_header_name(name.as_str()) else {
+            continue;
+        };
+        if algorithm != ChecksumAlgorithm::Crc64Nvme {
+            return Err(S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                format!(
+                    "{} is not checked at completion; send the full-object x-amz-checksum-crc64nvme, or list part checksums in the body",
+                    algorithm.header_name()
+                ),
+            ));
+        }
+        declared = crc64nvme_value(&header_checksum(algorithm, value)?);
+    }
+    Ok(declared)
+}
 
 pub(super) async fn complete_multipart_upload(
     state: &S3State,
     object: &ObjectTarget,
     upload_id: &UploadId,
     request_body: &[u8],
-    whole_sha256: Option<&mut Sha256>,
-) -> Result<Response, S3Error> {
+    declared_crc64nvme: Option<u64>,
+) -> Result<Completion, S3Error> {
     let requested_parts = xml::parse_complete_request(request_body)?;
     for pair in requested_parts.windows(2) {
         if pair[1].part_number <= pair[0].part_number {
@@ -47,6 +91,7 @@ pub(super) async fn complete_multipart_upload(
             .await?
             .filter(|record| record.md5 == requested.etag)
             .ok_or_else(not_found)?;
+        check_listed_checksums(part_number, &record, &requested.checksums)?;
         parts.push((part_number, record));
     }
     let min_part_bytes = state.config.min_part_size.bytes();
@@ -65,6 +110,32 @@ pub(super) async fn complete_multipart_upload(
         ));
     }
 
+    // The full-object CRC64NVME, from the part CRCs alone: a mismatch is
+    // refused before anything is assembled, so the upload stays whole.
+    let crc64nvme = parts
+        .iter()
+        .map(|(_, record)| Some((record.crc64nvme?, record.size)))
+        .collect::<Option<Vec<_>>>()
+        .map(crate::checksum::full_object_crc64nvme);
+    if let Some(declared) = declared_crc64nvme {
+        let actual = crc64nvme.ok_or_else(|| {
+            S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                "some parts of this upload were stored without a CRC64NVME; the full-object checksum cannot be checked",
+            )
+        })?;
+        if actual != declared {
+            return Err(S3Error::new(
+                S3ErrorKind::BadDigest,
+                format!(
+                    "the full-object CRC64NVME you specified ({}) did not match the one combined from the stored parts ({}); list the parts and send again the ones that differ",
+                    Checksum::crc64nvme(declared).to_base64(),
+                    Checksum::crc64nvme(actual).to_base64()
+                ),
+            ));
+        }
+    }
+    let mut whole_sha256 = manifest.whole_sha256.then(Sha256::new);
     let multipart_etag = match in_place {
         Some((fixed, local)) => {
             let expected = fixed.n_parts();
@@ -79,9 +150,26 @@ pub(super) async fn complete_multipart_upload(
                     format!("this upload completes with parts 1 to {expected}, each listed once"),
                 ));
             }
-            inplace::complete(local, upload_id, fixed, &parts, &object.path, whole_sha256).await?
+            inplace::complete(
+                local,
+                upload_id,
+                fixed,
+                &parts,
+                &object.path,
+                whole_sha256.as_mut(),
+            )
+            .await?
         }
-        None => concatenate_parts(objects, upload_id, &parts, &object.path, whole_sha256).await?,
+        None => {
+            concatenate_parts(
+                objects,
+                upload_id,
+                &parts,
+                &object.path,
+                whole_sha256.as_mut(),
+            )
+            .await?
+        }
     };
     layout::delete_upload(objects, upload_id).await?;
     tracing::debug!(
@@ -89,17 +177,82 @@ pub(super) async fn complete_multipart_upload(
         n_parts = parts.len(),
         "s3 multipart upload completed"
     );
+    let crc64nvme_text = crc64nvme.map(|value| Checksum::crc64nvme(value).to_base64());
     let mut response = xml_response(to_document(&xml::CompleteResult {
         xmlns: S3_XMLNS.to_string(),
         location: object.resource.clone(),
         bucket: object.bucket.clone(),
         key: object.key.clone(),
         etag: format!("\"{multipart_etag}\""),
+        checksum_crc64nvme: crc64nvme_text.clone(),
+        checksum_type: crc64nvme_text.as_ref().map(|_| "FULL_OBJECT".to_string()),
     }));
     let etag = HeaderValue::from_str(&format!("\"{multipart_etag}\""))
         .expect("a multipart ETag is a valid header value");
     response.headers_mut().insert(header::ETAG, etag);
-    Ok(response)
+    if let Some(text) = &crc64nvme_text {
+        let headers = response.headers_mut();
+        headers.insert(
+            ChecksumAlgorithm::Crc64Nvme.header_name(),
+            HeaderValue::from_str(text).expect("base64 is a valid header value"),
+        );
+        headers.insert(
+            "x-amz-checksum-type",
+            HeaderValue::from_static("FULL_OBJECT"),
+        );
+    }
+    Ok(Completion {
+        response,
+        etag: multipart_etag,
+        sha256: whole_sha256.map(|sha| sha.finalize().into()),
+        crc64nvme,
+    })
+}
+
+/// Checks the part checksums a CompleteMultipartUpload body lists against
+/// the ones verified when the part was stored.
+fn check_listed_checksums(
+    part_number: PartNumber,
+    record: &PartRecord,
+    listed: &[(ChecksumAlgorithm, String)],
+) -> Result<(), S3Error> {
+    for (algorithm, value) in listed {
+        let stored = match algorithm {
+            ChecksumAlgorithm::Crc64Nvme => record
+                .crc64nvme
+                .map(|crc| Checksum::crc64nvme(crc).to_base64()),
+            _ => record
+                .checksum
+                .as_ref()
+                .filter(|(name, _)| name == algorithm.name())
+                .map(|(_, stored)| stored.clone()),
+        };
+        match stored {
+            Some(stored) if stored == *value => {}
+            Some(stored) => {
+                return Err(S3Error::new(
+                    S3ErrorKind::InvalidPart,
+                    format!(
+                        "part {}: the listed {} ({value}) is not the stored part's ({stored}); upload it again",
+                        part_number.get(),
+                        algorithm.name()
+                    ),
+                ))
+            }
+            None => {
+                return Err(S3Error::new(
+                    S3ErrorKind::InvalidPart,
+                    format!(
+                        "part {} was uploaded without a {} checksum, so the listed one cannot be checked; upload it again with {}",
+                        part_number.get(),
+                        algorithm.name(),
+                        algorithm.header_name()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the parts, in order, to `destination` and returns the multipart

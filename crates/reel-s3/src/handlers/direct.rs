@@ -14,11 +14,26 @@ pub(super) fn direct_target(state: &S3State, key: &str) -> Result<ObjectTarget, 
     })
 }
 
+/// The end-to-end checksum of a whole upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WholeChecksum {
+    /// The full-object CRC64NVME, combined at completion from the part
+    /// CRCs computed as each part streamed in: no byte is read again.
+    Crc64Nvme,
+    /// The SHA-256 of the whole object as well, computed as the parts land
+    /// (in place) or while they are joined: one more pass over the bytes.
+    Sha256,
+}
+
 /// Starts a multipart upload of `key` (as CreateMultipartUpload does) and
 /// returns its upload id.
-pub async fn start_upload(state: &S3State, key: &str) -> Result<String, OperationError> {
+pub async fn start_upload(
+    state: &S3State,
+    key: &str,
+    whole: WholeChecksum,
+) -> Result<String, OperationError> {
     let object = direct_target(state, key)?;
-    let upload_id = new_upload(state, &object, None).await?;
+    let upload_id = new_upload(state, &object, None, whole).await?;
     Ok(upload_id.as_str().to_string())
 }
 
@@ -31,6 +46,7 @@ pub async fn start_upload_sized(
     key: &str,
     part_size: u64,
     total_size: u64,
+    whole: WholeChecksum,
 ) -> Result<String, OperationError> {
     let object = direct_target(state, key)?;
     let fixed = FixedLayout::new(part_size, total_size).ok_or_else(|| {
@@ -39,7 +55,7 @@ pub async fn start_upload_sized(
             format!("{total_size} bytes in parts of {part_size} is not 1 to 10000 parts"),
         )
     })?;
-    let upload_id = new_upload(state, &object, Some(fixed)).await?;
+    let upload_id = new_upload(state, &object, Some(fixed), whole).await?;
     Ok(upload_id.as_str().to_string())
 }
 
@@ -60,52 +76,53 @@ pub async fn stored_parts(
                 part_number: part_number.get(),
                 size: record.size,
                 etag: record.md5,
+                crc64nvme: record.crc64nvme,
             });
         }
     }
     Ok(parts)
 }
 
-/// A completed upload: its multipart ETag and the whole object's SHA-256,
-/// computed while the parts were joined.
+/// A completed upload: its multipart ETag and whole-object checksums,
+/// computed without reading the object back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinishedUpload {
     /// `md5(part md5s)-n`.
     pub etag: String,
-    /// Hex SHA-256 of the assembled object.
-    pub sha256: String,
+    /// Hex SHA-256 of the assembled object, for uploads started with
+    /// [`WholeChecksum::Sha256`].
+    pub sha256: Option<String>,
+    /// The full-object CRC64NVME combined from the part CRCs (`None` when a
+    /// part was stored before reel recorded them).
+    pub crc64nvme: Option<u64>,
 }
 
 /// Completes an upload from `(part number, etag)` pairs with every check of
-/// CompleteMultipartUpload.
+/// CompleteMultipartUpload; with `declared_crc64nvme`, the full-object
+/// CRC64NVME must equal it (`BadDigest` otherwise, and the upload is left
+/// as it was).
 pub async fn finish_upload(
     state: &S3State,
     key: &str,
     upload_id: &str,
     parts: &[(u32, String)],
+    declared_crc64nvme: Option<u64>,
 ) -> Result<FinishedUpload, OperationError> {
     let object = direct_target(state, key)?;
     let upload_id = UploadId::parse(upload_id)?;
     let body = xml::complete_request_body(parts);
-    let mut whole = Sha256::new();
-    let response = complete_multipart_upload(
+    let completion = complete_multipart_upload(
         state,
         &object,
         &upload_id,
         body.as_bytes(),
-        Some(&mut whole),
+        declared_crc64nvme,
     )
     .await?;
-    let etag = response
-        .headers()
-        .get(header::ETAG)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_string();
     Ok(FinishedUpload {
-        etag,
-        sha256: hex::encode(whole.finalize()),
+        etag: completion.etag,
+        sha256: completion.sha256.map(hex::encode),
+        crc64nvme: completion.crc64nvme,
     })
 }
 

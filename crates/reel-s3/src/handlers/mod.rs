@@ -16,6 +16,8 @@ use percent_encoding::percent_decode_str;
 use sha2::Sha256;
 use tracing::Instrument;
 
+use crate::checksum::{Checksum, ChecksumAlgorithm, Checksummer};
+use crate::chunked::ChunkedDecoder;
 use crate::error::{S3Error, S3ErrorKind};
 use crate::inplace::{self, FixedLayout, LocalFiles, PartFile};
 use crate::layout::{self, PartNumber, PartRecord, UploadId, UploadManifest, MULTIPART_PREFIX};
@@ -125,6 +127,13 @@ async fn handle_authenticated(
             .map(|(_, value)| value.as_str())
     };
     let has_uploads = query_value("uploads").is_some();
+    let is_part_upload = parts.method == Method::PUT && query_value("partNumber").is_some();
+    if payload_check == PayloadCheck::UnsignedTrailer && !is_part_upload {
+        return Err(S3Error::new(
+            S3ErrorKind::NotImplemented,
+            "aws-chunked bodies are supported for UploadPart only",
+        ));
+    }
     let upload_id = query_value("uploadId").map(UploadId::parse).transpose()?;
     let part_number = query_value("partNumber")
         .map(PartNumber::parse)
@@ -144,9 +153,10 @@ async fn handle_authenticated(
             let part_upload = PartUpload {
                 upload_id,
                 part_number,
-                content_length: content_length(parts)?,
+                content_length: content_length(parts, payload_check)?,
                 content_md5: content_md5(parts)?,
                 payload_check,
+                checksum: declared_checksum(parts, payload_check)?,
             };
             upload_part(state, &object, part_upload, body).await
         }
@@ -155,8 +165,11 @@ async fn handle_authenticated(
             list_parts(state, &object, &upload_id, &query).await
         }
         (&Method::POST, false, Some(upload_id), None) => {
+            let declared_crc64nvme = declared_full_object(parts)?;
             let request_body = read_small_body(body, payload_check, MAX_COMPLETE_BODY_BYTES).await?;
-            complete_multipart_upload(state, &object, &upload_id, &request_body, None).await
+            complete_multipart_upload(state, &object, &upload_id, &request_body, declared_crc64nvme)
+                .await
+                .map(|completion| completion.response)
         }
         (&Method::DELETE, false, Some(upload_id), None) => {
             read_small_body(body, payload_check, MAX_SMALL_BODY_BYTES).await?;
@@ -239,6 +252,7 @@ struct PartUpload {
     content_length: Option<u64>,
     content_md5: Option<[u8; 16]>,
     payload_check: PayloadCheck,
+    checksum: Option<DeclaredChecksum>,
 }
 
 /// A part the store holds, for in-process callers.
@@ -250,6 +264,9 @@ pub struct StoredPart {
     pub size: u64,
     /// The part's ETag (hex MD5, unquoted).
     pub etag: String,
+    /// The part's CRC64NVME, computed as it was stored (`None` for parts
+    /// stored before reel recorded it).
+    pub crc64nvme: Option<u64>,
 }
 
 /// An S3 operation refused or failed, for in-process callers: the S3 code,
@@ -278,17 +295,23 @@ impl From<S3Error> for OperationError {
 
 /// What a body is hashed for: the part's ETag (MD5 as S3 does, or the much
 /// cheaper XXH3-128 for in-place parts, whose ETags only reel's API reads),
-/// a Content-MD5 check, and a signed payload's SHA-256.
+/// a Content-MD5 check, a signed payload's SHA-256, the part's CRC64NVME
+/// (always: full-object checksums combine it) and the checksum the client
+/// declared, when it is another algorithm.
 struct BodyHasher {
     md5: Option<Md5>,
     xxh3: Option<Box<xxhash_rust::xxh3::Xxh3>>,
     sha256: Option<Sha256>,
+    crc64nvme: Checksummer,
+    declared: Option<Checksummer>,
 }
 
 struct BodyDigests {
     md5: Option<[u8; 16]>,
     xxh3: Option<[u8; 16]>,
     sha256: Option<[u8; 32]>,
+    crc64nvme: Checksum,
+    declared: Option<Checksum>,
 }
 
 impl BodyDigests {
@@ -300,32 +323,55 @@ impl BodyDigests {
             (None, None) => String::new(),
         }
     }
+
+    /// The body's checksum of `algorithm`, when it was computed.
+    fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&Checksum> {
+        if algorithm == ChecksumAlgorithm::Crc64Nvme {
+            return Some(&self.crc64nvme);
+        }
+        self.declared
+            .as_ref()
+            .filter(|checksum| checksum.algorithm() == algorithm)
+    }
 }
 
 impl BodyHasher {
     /// MD5 for the ETag, as S3 does.
-    fn new(payload_check: PayloadCheck) -> BodyHasher {
+    fn new(part_upload: &PartUpload) -> BodyHasher {
         BodyHasher {
             md5: Some(Md5::new()),
             xxh3: None,
-            sha256: Self::sha256_for(payload_check),
+            sha256: Self::sha256_for(part_upload.payload_check),
+            crc64nvme: Checksummer::new(ChecksumAlgorithm::Crc64Nvme),
+            declared: Self::declared_for(part_upload),
         }
     }
 
     /// XXH3-128 for the ETag; MD5 only to check a Content-MD5.
-    fn fast(payload_check: PayloadCheck, content_md5: bool) -> BodyHasher {
+    fn fast(part_upload: &PartUpload) -> BodyHasher {
         BodyHasher {
-            md5: content_md5.then(Md5::new),
+            md5: part_upload.content_md5.is_some().then(Md5::new),
             xxh3: Some(Box::default()),
-            sha256: Self::sha256_for(payload_check),
+            sha256: Self::sha256_for(part_upload.payload_check),
+            crc64nvme: Checksummer::new(ChecksumAlgorithm::Crc64Nvme),
+            declared: Self::declared_for(part_upload),
         }
     }
 
     fn sha256_for(payload_check: PayloadCheck) -> Option<Sha256> {
         match payload_check {
-            PayloadCheck::Unsigned => None,
+            PayloadCheck::Unsigned | PayloadCheck::UnsignedTrailer => None,
             PayloadCheck::Sha256(_) => Some(Sha256::new()),
         }
+    }
+
+    fn declared_for(part_upload: &PartUpload) -> Option<Checksummer> {
+        part_upload
+            .checksum
+            .as_ref()
+            .map(DeclaredChecksum::algorithm)
+            .filter(|algorithm| *algorithm != ChecksumAlgorithm::Crc64Nvme)
+            .map(Checksummer::new)
     }
 
     async fn update(mut self, chunk: Bytes) -> Result<BodyHasher, S3Error> {
@@ -351,6 +397,10 @@ impl BodyHasher {
         if let Some(sha256) = &mut self.sha256 {
             sha256.update(chunk);
         }
+        self.crc64nvme.update(chunk);
+        if let Some(declared) = &mut self.declared {
+            declared.update(chunk);
+        }
     }
 
     fn finish(self) -> BodyDigests {
@@ -358,8 +408,91 @@ impl BodyHasher {
             md5: self.md5.map(|md5| md5.finalize().into()),
             xxh3: self.xxh3.map(|xxh3| xxh3.digest128().to_be_bytes()),
             sha256: self.sha256.map(|sha256| sha256.finalize().into()),
+            crc64nvme: self.crc64nvme.finish(),
+            declared: self.declared.map(|declared| declared.finish()),
         }
     }
+}
+
+/// The checksum a client declared for a part's body.
+enum DeclaredChecksum {
+    /// In an `x-amz-checksum-*` header.
+    Header(Checksum),
+    /// In a trailer of the aws-chunked body, named by `x-amz-trailer`.
+    Trailer(ChecksumAlgorithm),
+}
+
+impl DeclaredChecksum {
+    fn algorithm(&self) -> ChecksumAlgorithm {
+        match self {
+            DeclaredChecksum::Header(checksum) => checksum.algorithm(),
+            DeclaredChecksum::Trailer(algorithm) => *algorithm,
+        }
+    }
+}
+
+/// The checksum in an `x-amz-checksum-*` header of `algorithm`.
+fn header_checksum(algorithm: ChecksumAlgorithm, value: &HeaderValue) -> Result<Checksum, S3Error> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| Checksum::from_base64(algorithm, text))
+        .ok_or_else(|| {
+            S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                format!(
+                    "value for {} header is invalid: it must be the base64 of the {} digest",
+                    algorithm.header_name(),
+                    algorithm.name()
+                ),
+            )
+        })
+}
+
+/// The checksum a request declares in `x-amz-checksum-*` headers or in
+/// `x-amz-trailer`; S3 takes at most one.
+fn declared_checksum(
+    parts: &Parts,
+    payload_check: PayloadCheck,
+) -> Result<Option<DeclaredChecksum>, S3Error> {
+    let mut declared = None;
+    for (name, value) in &parts.headers {
+        let Some(algorithm) = ChecksumAlgorithm::from_header_name(name.as_str()) else {
+            continue;
+        };
+        if declared.is_some() {
+            return Err(S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                "expecting a single x-amz-checksum- header; multiple checksum types are not allowed",
+            ));
+        }
+        declared = Some(DeclaredChecksum::Header(header_checksum(algorithm, value)?));
+    }
+    if let Some(trailer) = parts.headers.get("x-amz-trailer") {
+        let trailer_name = trailer.to_str().unwrap_or_default().trim();
+        let algorithm = ChecksumAlgorithm::from_header_name(trailer_name).ok_or_else(|| {
+            S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                format!(
+                    "x-amz-trailer {trailer_name:?} is not supported; name one of x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1, -sha256"
+                ),
+            )
+        })?;
+        if payload_check != PayloadCheck::UnsignedTrailer {
+            return Err(S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                "x-amz-trailer needs x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER and an aws-chunked body",
+            ));
+        }
+        if declared.is_some() {
+            return Err(S3Error::new(
+                S3ErrorKind::InvalidRequest,
+                "expecting a single x-amz-checksum- header or trailer, not both",
+            ));
+        }
+        declared = Some(DeclaredChecksum::Trailer(algorithm));
+    }
+    Ok(declared)
 }
 
 fn format_time(time: DateTime<Utc>) -> String {

@@ -21,6 +21,7 @@ use crate::{PresignError, PresignRequest, S3Credentials};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const STREAMING_UNSIGNED_PAYLOAD_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 const AMZ_DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 /// SigV4 query authentication allows at most 7 days.
 const MAX_PRESIGN_EXPIRES_SECS: u64 = 604_800;
@@ -41,6 +42,9 @@ pub(crate) enum PayloadCheck {
     Unsigned,
     /// The body's SHA-256 must equal this.
     Sha256([u8; 32]),
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: an unsigned `aws-chunked`
+    /// body whose checksum follows in a trailer (`x-amz-trailer`).
+    UnsignedTrailer,
 }
 
 /// The parts of a request that the signature covers.
@@ -324,10 +328,13 @@ fn parse_payload_hash(payload_hash: &str) -> Result<PayloadCheck, S3Error> {
     if payload_hash == UNSIGNED_PAYLOAD {
         return Ok(PayloadCheck::Unsigned);
     }
+    if payload_hash == STREAMING_UNSIGNED_PAYLOAD_TRAILER {
+        return Ok(PayloadCheck::UnsignedTrailer);
+    }
     if payload_hash.starts_with("STREAMING-") {
         return Err(S3Error::new(
             S3ErrorKind::NotImplemented,
-            "aws-chunked (STREAMING-*) payloads are not supported; send UNSIGNED-PAYLOAD or the body's SHA-256",
+            "signed aws-chunked payloads (STREAMING-AWS4-HMAC-SHA256-*) are not supported; send STREAMING-UNSIGNED-PAYLOAD-TRAILER, UNSIGNED-PAYLOAD or the body's SHA-256",
         ));
     }
     let mut digest = [0u8; 32];
