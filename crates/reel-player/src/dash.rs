@@ -22,7 +22,9 @@ use url::Url;
 use crate::error::ManifestError;
 use crate::hls::check_ladders;
 use crate::limits::ManifestLimits;
-use crate::model::{Format, Manifest, MediaPlaylist, MediaSource, Rendition, SteeringTag};
+use crate::model::{
+    video_codec_family, Format, Manifest, MediaPlaylist, MediaSource, Rendition, SteeringTag,
+};
 
 /// Whether a fetched manifest is an MPD: it starts with `<?xml` or holds `<MPD`, or (when it
 /// is not an HLS playlist) its path names a `.mpd`.
@@ -48,6 +50,9 @@ struct Entry {
 pub struct DashMedia {
     id: String,
     bandwidth: u64,
+    /// The video codec family (`avc1`, `av01`), the representation's `@codecs` over its
+    /// adaptation set's.
+    codec: String,
     timescale: u64,
     initialization: Option<String>,
     media: String,
@@ -388,6 +393,12 @@ fn dash_media(
         start_number: template_field(own, parent, |t| t.startNumber).unwrap_or(1),
         id,
         bandwidth,
+        codec: representation
+            .codecs
+            .as_deref()
+            .or(adaptation.codecs.as_deref())
+            .map(video_codec_family)
+            .unwrap_or_default(),
         timescale,
         media,
         max_number_width: limits.max_number_width,
@@ -514,6 +525,7 @@ pub fn parse_mpd(
             renditions.push(Rendition {
                 pathway: pathway.clone(),
                 bandwidth: media.bandwidth,
+                codec: media.codec.clone(),
                 source: MediaSource::Dash(Arc::clone(media), base.clone()),
             });
         }

@@ -9,7 +9,9 @@ use url::Url;
 
 use crate::error::ManifestError;
 use crate::limits::ManifestLimits;
-use crate::model::{Format, Manifest, MediaPlaylist, MediaSource, Rendition, SteeringTag};
+use crate::model::{
+    video_codec_family, Format, Manifest, MediaPlaylist, MediaSource, Rendition, SteeringTag,
+};
 
 /// The value of `NAME=` in an attribute list (quotes removed).
 pub(crate) fn attribute(list: &str, name: &str) -> Option<String> {
@@ -100,6 +102,11 @@ pub fn parse_multivariant(
         renditions.push(Rendition {
             pathway,
             bandwidth: variant.average_bandwidth.unwrap_or(variant.bandwidth),
+            codec: variant
+                .codecs
+                .as_deref()
+                .map(video_codec_family)
+                .unwrap_or_default(),
             source: MediaSource::Playlist(playlist),
         });
     }
@@ -236,6 +243,31 @@ mod tests {
         );
         assert_eq!(attribute(list, "PATHWAY-ID").as_deref(), Some("eu"));
         assert_eq!(attribute(list, "AUDIO"), None);
+    }
+
+    #[test]
+    fn one_codec_is_kept_h264_unless_another_is_asked_for() {
+        let text = "#EXTM3U\n\
+#EXT-X-STREAM-INF:BANDWIDTH=600,AVERAGE-BANDWIDTH=500,CODECS=\"av01.0.05M.08,mp4a.40.2\"\nav1-360p/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900,AVERAGE-BANDWIDTH=800,CODECS=\"avc1.64001e,mp4a.40.2\"\nh264-360p/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=300,AVERAGE-BANDWIDTH=200,CODECS=\"mp4a.40.2,avc1.64000d\"\nh264-180p/index.m3u8\n";
+        let base = Url::parse("http://origin/v/x/master.m3u8").expect("url");
+        let parsed = parse_multivariant(text, &base, &ManifestLimits::default()).expect("parsed");
+        assert_eq!(parsed.codecs(), ["av01", "avc1"]);
+
+        let mut h264 = parsed.clone();
+        assert_eq!(h264.keep_one_codec(None).as_deref(), Ok("avc1"));
+        let bandwidths: Vec<u64> = h264.ladder(".").iter().map(|r| r.bandwidth).collect();
+        assert_eq!(bandwidths, [200, 800]);
+
+        let mut av1 = parsed.clone();
+        assert_eq!(av1.keep_one_codec(Some("av01")).as_deref(), Ok("av01"));
+        assert_eq!(av1.renditions.len(), 1);
+        assert_eq!(av1.renditions[0].bandwidth, 500);
+
+        let mut missing = parsed;
+        let error = missing.keep_one_codec(Some("hvc1")).expect_err("no HEVC");
+        assert!(error.contains("av01, avc1"), "{error}");
     }
 
     #[test]

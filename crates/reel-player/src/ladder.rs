@@ -113,12 +113,13 @@ pub async fn load_ladder(
 }
 
 /// The video of a reel multivariant playlist (or MPD) URL, for the simulator: the first
-/// pathway's ladder and segment sizes.
+/// pathway's ladder and segment sizes, of H.264 when the manifest has several codecs.
 pub async fn video_from_url(url: &str, limits: &ManifestLimits) -> Result<Video, PlayError> {
     let client = reqwest::Client::new();
     let url = Url::parse(url)
         .map_err(|error| PlayError::Options(format!("{url:?} is not a URL: {error}")))?;
-    let manifest = load_manifest(&client, &url, limits).await?;
+    let mut manifest = load_manifest(&client, &url, limits).await?;
+    manifest.keep_one_codec(None).map_err(PlayError::Options)?;
     let pathway = manifest.pathways().swap_remove(0);
     Ok(load_ladder(&client, &manifest, &pathway, limits).await?.1)
 }

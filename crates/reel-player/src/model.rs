@@ -33,6 +33,9 @@ pub struct Rendition {
     pub pathway: String,
     /// Bit/s: `AVERAGE-BANDWIDTH`, else `BANDWIDTH` (HLS), `Representation@bandwidth` (DASH).
     pub bandwidth: u64,
+    /// The video codec's family, the sample entry of its RFC 6381 string (`avc1` of
+    /// `avc1.64001f`, `av01`, `hvc1`); empty when the manifest names no codec.
+    pub codec: String,
     /// Its segments.
     pub source: MediaSource,
 }
@@ -57,7 +60,66 @@ pub struct Manifest {
     pub steering: Option<SteeringTag>,
 }
 
+/// Sample entries of codecs that are not video, skipped when a `CODECS` list is read.
+const NOT_VIDEO: [&str; 9] = [
+    "mp4a", "ac-3", "ec-3", "ac-4", "opus", "Opus", "flac", "fLaC", "wvtt",
+];
+
+/// The video codec family of an RFC 6381 list (`avc1.64001f,mp4a.40.2` → `avc1`): the
+/// sample entry of its first entry that is not audio or text; empty when there is none.
+pub(crate) fn video_codec_family(codecs: &str) -> String {
+    codecs
+        .split(',')
+        .map(|codec| codec.trim().split('.').next().unwrap_or_default())
+        .find(|entry| !entry.is_empty() && !NOT_VIDEO.contains(entry) && *entry != "stpp")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// H.264's sample entries: what every player decodes, so the default choice.
+const H264: [&str; 2] = ["avc1", "avc3"];
+
 impl Manifest {
+    /// The video codec families of the manifest, in first-seen order.
+    pub fn codecs(&self) -> Vec<String> {
+        let mut codecs: Vec<String> = Vec::new();
+        for rendition in &self.renditions {
+            if !codecs.contains(&rendition.codec) {
+                codecs.push(rendition.codec.clone());
+            }
+        }
+        codecs
+    }
+
+    /// Keeps one codec's renditions, as a player that can switch bitrate but not codec
+    /// mid-stream must (one decoder, one source buffer): `wanted` (`avc1`, `av01`, `hvc1`,
+    /// …), else H.264 when the manifest has it, else its first codec. Returns the family
+    /// kept; a `wanted` codec the manifest lacks is an error that lists what it has.
+    pub fn keep_one_codec(&mut self, wanted: Option<&str>) -> Result<String, String> {
+        let codecs = self.codecs();
+        let chosen = match wanted {
+            Some(wanted) => codecs
+                .iter()
+                .find(|codec| codec.eq_ignore_ascii_case(wanted))
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "the manifest has no {wanted} video; its codecs: {}",
+                        codecs.join(", ")
+                    )
+                })?,
+            None => codecs
+                .iter()
+                .find(|codec| H264.contains(&codec.as_str()))
+                .or_else(|| codecs.first())
+                .cloned()
+                .unwrap_or_default(),
+        };
+        self.renditions
+            .retain(|rendition| rendition.codec == chosen);
+        Ok(chosen)
+    }
+
     /// The pathways, in first-seen order (never empty for a parsed manifest).
     pub fn pathways(&self) -> Vec<String> {
         let mut pathways: Vec<String> = Vec::new();

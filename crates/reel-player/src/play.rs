@@ -37,6 +37,9 @@ pub struct PlayOptions {
     pub max_chunks: Option<usize>,
     /// The ABR level of the first segment (0 is the lowest).
     pub first_level: usize,
+    /// The video codec to play (`avc1`, `av01`, `hvc1`): one codec's ladder, as a browser
+    /// plays what it decodes; `None` is H.264 when the manifest has it, else its first.
+    pub codec: Option<String>,
     /// Bounds on the manifests read.
     pub limits: ManifestLimits,
 }
@@ -177,7 +180,10 @@ pub async fn play(
         .map_err(|error| PlayError::Options(format!("HTTP client: {error}")))?;
     let url = Url::parse(&options.url)
         .map_err(|error| PlayError::Options(format!("{:?} is not a URL: {error}", options.url)))?;
-    let manifest = load_manifest(&client, &url, limits).await?;
+    let mut manifest = load_manifest(&client, &url, limits).await?;
+    let codec = manifest
+        .keep_one_codec(options.codec.as_deref())
+        .map_err(PlayError::Options)?;
     let pathways = manifest.pathways();
     let mut steering = Steering::new(&manifest);
     steering.reload(&client, &pathways[0], 0).await;
@@ -406,6 +412,7 @@ pub async fn play(
     let json = json!({
         "url": options.url,
         "algorithm": abr.name(),
+        "codec": codec,
         "speed": options.speed,
         "chunks": n_played,
         "ended_early": ended_early,

@@ -24,6 +24,11 @@ pub struct PlayArgs {
     /// The level of the first segment (0 is the lowest).
     #[arg(long, default_value_t = 0)]
     pub first_level: usize,
+    /// The video codec to play, by sample entry: avc1 (H.264), av01 (AV1), hvc1 (HEVC).
+    /// One codec's ladder is played, as a browser plays what it decodes; the default is
+    /// H.264 when the manifest has it.
+    #[arg(long)]
+    pub codec: Option<String>,
     /// Print the report (and the simulator's, with --trace) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +44,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         speed: args.speed,
         max_chunks: args.max_chunks,
         first_level: args.first_level,
+        codec: args.codec,
         limits: ManifestLimits::default(),
     };
     let report = reel_player::play(options, |line| {

@@ -1454,6 +1454,45 @@ async fn h264_and_av1_renditions_share_the_segments_of_one_presentation() {
         ],
         "{job:#}"
     );
+    // reel's own player plays one codec's ladder with that codec's sizes, as a
+    // browser plays what it decodes: H.264 unless asked for another.
+    let hls = video["hls"].as_str().expect("hls url");
+    let dash = video["dash"].as_str().expect("dash url");
+    let mut ladders = Vec::new();
+    for (url, codec, expected) in [
+        (hls, None, "avc1"),
+        (hls, Some("av01"), "av01"),
+        (dash, Some("av01"), "av01"),
+    ] {
+        let mut command = server.env.command(&["play", "--json", "--speed", "8"]);
+        if let Some(codec) = codec {
+            command.args(["--codec", codec]);
+        }
+        let played = command.arg(url).output().expect("reel play");
+        let report: Value = serde_json::from_slice(&played.stdout)
+            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&played.stderr)));
+        assert_eq!(report["codec"], expected, "{report:#}");
+        assert_eq!(report["ended_early"], false, "{report:#}");
+        let ladder = report["ladder_kbps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(ladder.len(), 2, "{report:#}");
+        ladders.push(ladder);
+    }
+    assert_ne!(ladders[0], ladders[1], "the AV1 ladder has its own rates");
+    let missing = server
+        .env
+        .command(&["play", "--codec", "hvc1"])
+        .arg(hls)
+        .output()
+        .expect("reel play");
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("no hvc1 video") && stderr.contains("av01"),
+        "{stderr}"
+    );
 }
 
 /// Issue 14: HEVC renditions as `hvc1` fMP4 beside H.264, decoding
