@@ -27,6 +27,16 @@
 //     active), playedTo, lowest (lowest currentTime after the request)}.
 //   --text-language LANG: show the text track of LANG; `cueEvents` lists each
 //     cue when it became active: {language, text, cueStart, currentTime}.
+//   --chromium-arg ARG (repeatable): one more chromium flag after
+//     chromium.mjs's CHROMIUM_ARGS, e.g.
+//     --chromium-arg=--ignore-certificate-errors-spki-list=BASE64 to trust
+//     one test certificate by the SHA-256 of its SubjectPublicKeyInfo.
+// Always reported: `responseProtocols`, {host: {protocol: count}} of the
+// responses the page got from other origins than its own (the media), over
+// every run, as chromium's DevTools protocol reports them
+// (Network.responseReceived's `protocol`: "h2", "http/1.1"). Resource
+// Timing's `nextHopProtocol` would not do: chromium gives "" for a
+// cross-origin response without Timing-Allow-Origin.
 import { createServer } from 'node:http';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,12 +54,13 @@ export function parsePlayerArgs(name, argv, configFlag) {
   const usage = (msg) => {
     if (msg) process.stderr.write(`${name}: ${msg}\n`);
     process.stderr.write(`usage: ${name}.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS] [--${configFlag} JSON] [--progress]\n`
-      + '       [--runs N] [--block-codec PREFIX]... [--audio-language LANG --switch-at SECONDS] [--text-language LANG]\n');
+      + '       [--runs N] [--block-codec PREFIX]... [--audio-language LANG --switch-at SECONDS] [--text-language LANG]\n'
+      + '       [--chromium-arg ARG]...\n');
     process.exit(2);
   };
   const opts = {
     url: null, timeout: 60, rate: 1, stall: 0, config: {}, progress: false,
-    runs: 1, blockCodecs: [], audioLanguage: null, switchAt: null, textLanguage: null,
+    runs: 1, blockCodecs: [], audioLanguage: null, switchAt: null, textLanguage: null, chromiumArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -74,6 +85,11 @@ export function parsePlayerArgs(name, argv, configFlag) {
     else if (is('--audio-language')) opts.audioLanguage = text()[1];
     else if (is('--switch-at')) opts.switchAt = number();
     else if (is('--text-language')) opts.textLanguage = text()[1];
+    else if (is('--chromium-arg')) {
+      const [k, v] = text();
+      if (!v.startsWith('--')) usage(`${k}: not a chromium flag (--name[=value]): ${v}`);
+      opts.chromiumArgs.push(v);
+    }
     else if (is(`--${configFlag}`)) {
       const [k, v] = text();
       try { opts.config = JSON.parse(v); } catch { usage(`${k}: not JSON: ${v}`); }
@@ -239,6 +255,7 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
   result = {
     url: opts.url, ended: false, currentTime: null, duration: null, buffered: [], errors: [],
     decodedFrames: 0, droppedFrames: 0, chosenCodecs: [], cueEvents: [], audioSwitch: null, ...result,
+    responseProtocols: {},
     playbackRate: opts.rate, blockedCodecs: opts.blockCodecs, runs: [], timedOut: false, elapsedMs: 0, browserVersion: null,
   };
   let printed = false;
@@ -299,7 +316,7 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...opts.chromiumArgs],
       timeout: 30_000,
     });
     result.browserVersion = context.browser() ? context.browser().version() : null;
@@ -311,6 +328,15 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
       result.errors.push({ type: 'pageerror', details: String(err && err.message || err), fatal: false });
     });
     page.on('crash', () => fatalHarness('page crashed'));
+    const devtools = await context.newCDPSession(page);
+    devtools.on('Network.responseReceived', ({ response }) => {
+      const target = new URL(response.url);
+      if (!target.protocol.startsWith('http') || target.origin === new URL(pageUrl).origin) return;
+      const protocol = response.protocol || 'unknown';
+      const byProtocol = (result.responseProtocols[target.host] = result.responseProtocols[target.host] || {});
+      byProtocol[protocol] = (byProtocol[protocol] || 0) + 1;
+    });
+    await devtools.send('Network.enable');
 
     await context.addInitScript({ content: `(${installCodecWatch.toString()})(${JSON.stringify(opts.blockCodecs)})` });
     const pageArgs = {

@@ -407,3 +407,42 @@ pub async fn edge_metric(client: &reqwest::Client, edge: &str, name: &str) -> u6
 pub async fn upstream_requests(client: &reqwest::Client, edge: &str) -> u64 {
     edge_metric(client, edge, "reel_edge_upstream_requests_total").await
 }
+
+/// Plays `url` with `tests/clients/SCRIPT` (play-hls.mjs or play-shaka.mjs)
+/// in chromium at rate 8, with `extra_args` after the URL: whether it
+/// exited 0, and its JSON report.
+pub async fn play_in_chromium(
+    script: &'static str,
+    url: String,
+    extra_args: Vec<String>,
+) -> (bool, Value) {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(clients_dir().join(script))
+            .arg(&url)
+            .args(["--timeout", "60", "--rate", "8", "--stall-timeout", "20"])
+            .args(&extra_args)
+            .output()
+            .expect("node: run scripts/install-test-clients.sh (make test does)")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "{script} printed no JSON ({error}): {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}
+
+/// The errors of a player's report that failed the play.
+pub fn fatal_errors(report: &Value) -> Vec<&Value> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|error| error["fatal"] == true)
+        .collect()
+}

@@ -4,13 +4,14 @@
 //! out play as they are (relative URIs inherit the token).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{clients_dir, generated_video, upstream_requests, Env, Process};
+use crate::common::{
+    fatal_errors, generated_video, play_in_chromium, upstream_requests, Env, Process,
+};
 
 const EDGE_SECRET: &str = "edge-credential-for-tests";
 
@@ -499,38 +500,6 @@ async fn a_reel_edge_verifies_tokens_itself_and_shares_one_cached_copy() {
     );
 }
 
-/// Plays `url` with `tests/clients/SCRIPT` (play-hls.mjs or play-shaka.mjs)
-/// in chromium at rate 8: whether it exited 0, and its JSON report.
-async fn play_in_chromium(script: &'static str, url: String) -> (bool, Value) {
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(clients_dir().join(script))
-            .arg(&url)
-            .args(["--timeout", "60", "--rate", "8", "--stall-timeout", "20"])
-            .output()
-            .expect("node: run scripts/install-test-clients.sh (make test does)")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "{script} printed no JSON ({error}): {stdout} {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.success(), report)
-}
-
-fn fatal_errors(report: &Value) -> Vec<&Value> {
-    report["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter(|error| error["fatal"] == true)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_js_and_shaka_play_a_private_video_through_an_edge_only_with_a_token() {
     let env = Env::sqlite();
@@ -569,7 +538,7 @@ async fn hls_js_and_shaka_play_a_private_video_through_an_edge_only_with_a_token
         ("play-hls.mjs", at_edge("hls"), "fragHosts"),
         ("play-shaka.mjs", at_edge("dash"), "segHosts"),
     ] {
-        let (success, report) = play_in_chromium(script, signed).await;
+        let (success, report) = play_in_chromium(script, signed, Vec::new()).await;
         assert!(success, "{script} with a token: {report:#}");
         assert_eq!(report["ended"], true, "{script}: {report:#}");
         assert!(fatal_errors(&report).is_empty(), "{script}: {report:#}");
@@ -588,7 +557,7 @@ async fn hls_js_and_shaka_play_a_private_video_through_an_edge_only_with_a_token
         ("play-hls.mjs", format!("{edge_url}/v/{id}/master.m3u8")),
         ("play-shaka.mjs", format!("{edge_url}/v/{id}/manifest.mpd")),
     ] {
-        let (success, report) = play_in_chromium(script, plain).await;
+        let (success, report) = play_in_chromium(script, plain, Vec::new()).await;
         assert!(!success, "{script} without a token: {report:#}");
         assert_eq!(report["ended"], false, "{script}: {report:#}");
         assert!(

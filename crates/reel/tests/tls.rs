@@ -3,7 +3,9 @@
 //! by `openssl`; HTTP/2 chosen by ALPN (reqwest and `curl --http2`),
 //! HTTP/1.1 still served, the edge's certificate replaced on SIGHUP while it
 //! keeps running, and unusable TLS files (missing, not PEM, a key of
-//! another certificate) refused at startup by name.
+//! another certificate) refused at startup by name; and hls.js in Debian's
+//! chromium playing from an edge over HTTPS with HTTP/2, the browser
+//! trusting the edge's certificate by its SPKI hash.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +14,9 @@ use std::time::Duration;
 use reqwest::Version;
 use sha2::{Digest, Sha256};
 
-use crate::common::{upstream_requests, Env, Process};
+use crate::common::{
+    fatal_errors, generated_video, play_in_chromium, upstream_requests, Env, Process,
+};
 
 /// A CA made for one test run, and the leaf certificates it signs.
 struct Pki {
@@ -149,6 +153,31 @@ impl Pki {
 fn fingerprint_of_file(cert: &Path) -> String {
     let der = openssl(&["x509", "-in", path_str(cert), "-outform", "DER"]);
     hex::encode(Sha256::digest(der))
+}
+
+/// The base64 SHA-256 of the SubjectPublicKeyInfo of the certificate in a
+/// PEM file: what chromium's `--ignore-certificate-errors-spki-list` takes.
+fn spki_sha256_base64(cert: &Path) -> String {
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            "set -euo pipefail; openssl x509 -in \"$1\" -pubkey -noout \
+             | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl base64 -A",
+            "spki",
+        ])
+        .arg(cert)
+        .output()
+        .expect("run bash");
+    assert!(
+        output.status.success(),
+        "the SPKI hash of {}: {}",
+        cert.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hash = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    // 32 bytes in base64: 43 characters and one `=`.
+    assert_eq!(hash.len(), 44, "{hash}");
+    hash
 }
 
 /// A client trusting only the per-run CA; one connection per client.
@@ -458,4 +487,111 @@ async fn unusable_tls_files_are_clear_startup_errors_naming_the_file() {
         "{stderr}"
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_in_chromium_plays_from_an_edge_over_https_with_http2_trusting_its_spki() {
+    let env = Env::sqlite();
+    let mut pki = Pki::new(env.dir.path());
+    let edge_cert = env.dir.path().join("edge.pem");
+    let edge_key = env.dir.path().join("edge.key");
+    pki.issue(&edge_cert, &edge_key);
+    let spki = spki_sha256_base64(&edge_cert);
+
+    // A plain origin: what is tested is the viewer's side, browser → edge.
+    let (_origin, origin_url) = env.serve_with(2, &[("REEL_ENCODE_PRESET", "ultrafast")]);
+    let key = env.create_key();
+    let video = env.ingest(&origin_url, &key, &generated_video(env.dir.path()));
+    assert_eq!(video["state"], "ready", "{video:#}");
+    let id = video["id"].as_str().expect("id");
+    let (_edge, edge_url) = start_edge(
+        &env,
+        &[
+            "--upstream",
+            &origin_url,
+            "--tls-cert",
+            path_str(&edge_cert),
+            "--tls-key",
+            path_str(&edge_key),
+        ],
+        &[],
+    );
+    let edge_host = edge_url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("the edge serves https: {edge_url}"))
+        .to_string();
+    let master_url = format!("{edge_url}/v/{id}/master.m3u8");
+
+    // The page is plain http on another port (page-player.mjs); an http
+    // page may fetch from https. Without the SPKI flag chromium refuses the
+    // per-run CA's certificate, so the flag is what makes it trusted.
+    let (success, report) = play_in_chromium(
+        "play-hls.mjs",
+        master_url.clone(),
+        vec![format!(
+            "--chromium-arg=--ignore-certificate-errors-spki-list={spki}"
+        )],
+    )
+    .await;
+    assert!(success, "{report:#}");
+    assert!(fatal_errors(&report).is_empty(), "{report:#}");
+    assert_eq!(report["ended"], true, "{report:#}");
+    let duration = report["duration"].as_f64().expect("duration");
+    assert!((duration - 3.0).abs() < 0.2, "{report:#}");
+    assert!(
+        report["decodedFrames"].as_u64().unwrap_or(0) >= 70,
+        "{report:#}"
+    );
+    let fragment_hosts: Vec<&String> = report["fragHosts"]
+        .as_object()
+        .expect("fragHosts")
+        .keys()
+        .collect();
+    assert_eq!(fragment_hosts, [&edge_host], "{report:#}");
+    let n_fragments: u64 = report["fragHosts"][&edge_host]
+        .as_u64()
+        .expect("fragments from the edge");
+    // Every response the page got for media (playlists, init and media
+    // segments) came from the edge, and each one over HTTP/2, as chromium
+    // itself reports it (an HTTP/1.1 connection says "http/1.1").
+    let protocols = report["responseProtocols"]
+        .as_object()
+        .expect("responseProtocols");
+    let hosts: Vec<&String> = protocols.keys().collect();
+    assert_eq!(hosts, [&edge_host], "{report:#}");
+    let by_protocol = protocols[&edge_host].as_object().expect("protocols");
+    let protocol_names: Vec<&String> = by_protocol.keys().collect();
+    assert_eq!(protocol_names, ["h2"], "{report:#}");
+    let n_requests = by_protocol["h2"].as_u64().expect("count");
+    assert!(
+        n_requests > n_fragments,
+        "the playlists and the segments: {report:#}"
+    );
+    let edge_client = client(&pki, false);
+    assert!(
+        upstream_requests(&edge_client, &edge_url).await >= 3,
+        "the edge fetched from the origin"
+    );
+
+    // The same play without the flag: the certificate is not trusted.
+    let (success, refused) = play_in_chromium("play-hls.mjs", master_url, Vec::new()).await;
+    assert!(!success, "{refused:#}");
+    assert_eq!(refused["ended"], false, "{refused:#}");
+    assert_eq!(refused["decodedFrames"], 0, "{refused:#}");
+    assert!(
+        fatal_errors(&refused)
+            .iter()
+            .any(|error| error["details"] == "manifestLoadError"),
+        "{refused:#}"
+    );
+    assert!(
+        refused["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .any(|error| error["details"]
+                .as_str()
+                .is_some_and(|details| details.contains("ERR_CERT_AUTHORITY_INVALID"))),
+        "chromium names the untrusted certificate: {refused:#}"
+    );
 }
