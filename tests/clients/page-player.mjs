@@ -31,12 +31,13 @@
 //     chromium.mjs's CHROMIUM_ARGS, e.g.
 //     --chromium-arg=--ignore-certificate-errors-spki-list=BASE64 to trust
 //     one test certificate by the SHA-256 of its SubjectPublicKeyInfo.
-// Always reported: `responseProtocols`, {host: {protocol: count}} of the
-// responses the page got from other origins than its own (the media), over
-// every run, as chromium's DevTools protocol reports them
-// (Network.responseReceived's `protocol`: "h2", "http/1.1"). Resource
-// Timing's `nextHopProtocol` would not do: chromium gives "" for a
-// cross-origin response without Timing-Allow-Origin.
+//   --record-protocols: `responseProtocols` reports {host: {protocol: count}}
+//     of the responses the page got from other origins than its own (the
+//     media), over every run, as chromium's DevTools protocol reports them
+//     (Network.responseReceived's `protocol`: "h2", "http/1.1"); null
+//     without the flag, which adds no DevTools session. Resource Timing's
+//     `nextHopProtocol` would not do: chromium gives "" for a cross-origin
+//     response without Timing-Allow-Origin.
 import { createServer } from 'node:http';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,12 +56,12 @@ export function parsePlayerArgs(name, argv, configFlag) {
     if (msg) process.stderr.write(`${name}: ${msg}\n`);
     process.stderr.write(`usage: ${name}.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS] [--${configFlag} JSON] [--progress]\n`
       + '       [--runs N] [--block-codec PREFIX]... [--audio-language LANG --switch-at SECONDS] [--text-language LANG]\n'
-      + '       [--chromium-arg ARG]...\n');
+      + '       [--chromium-arg ARG]... [--record-protocols]\n');
     process.exit(2);
   };
   const opts = {
     url: null, timeout: 60, rate: 1, stall: 0, config: {}, progress: false,
-    runs: 1, blockCodecs: [], audioLanguage: null, switchAt: null, textLanguage: null, chromiumArgs: [],
+    runs: 1, blockCodecs: [], audioLanguage: null, switchAt: null, textLanguage: null, chromiumArgs: [], recordProtocols: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -80,6 +81,7 @@ export function parsePlayerArgs(name, argv, configFlag) {
     else if (is('--rate')) opts.rate = number();
     else if (is('--stall-timeout')) opts.stall = number();
     else if (a === '--progress') opts.progress = true;
+    else if (a === '--record-protocols') opts.recordProtocols = true;
     else if (is('--runs')) opts.runs = Math.round(number());
     else if (is('--block-codec')) opts.blockCodecs.push(text()[1].toLowerCase());
     else if (is('--audio-language')) opts.audioLanguage = text()[1];
@@ -255,7 +257,7 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
   result = {
     url: opts.url, ended: false, currentTime: null, duration: null, buffered: [], errors: [],
     decodedFrames: 0, droppedFrames: 0, chosenCodecs: [], cueEvents: [], audioSwitch: null, ...result,
-    responseProtocols: {},
+    responseProtocols: opts.recordProtocols ? {} : null,
     playbackRate: opts.rate, blockedCodecs: opts.blockCodecs, runs: [], timedOut: false, elapsedMs: 0, browserVersion: null,
   };
   let printed = false;
@@ -328,15 +330,18 @@ export async function playInPage({ name, opts, library, pageMain, pageSnapshot, 
       result.errors.push({ type: 'pageerror', details: String(err && err.message || err), fatal: false });
     });
     page.on('crash', () => fatalHarness('page crashed'));
-    const devtools = await context.newCDPSession(page);
-    devtools.on('Network.responseReceived', ({ response }) => {
-      const target = new URL(response.url);
-      if (!target.protocol.startsWith('http') || target.origin === new URL(pageUrl).origin) return;
-      const protocol = response.protocol || 'unknown';
-      const byProtocol = (result.responseProtocols[target.host] = result.responseProtocols[target.host] || {});
-      byProtocol[protocol] = (byProtocol[protocol] || 0) + 1;
-    });
-    await devtools.send('Network.enable');
+    if (opts.recordProtocols) {
+      const pageOrigin = new URL(pageUrl).origin;
+      const devtools = await context.newCDPSession(page);
+      devtools.on('Network.responseReceived', ({ response }) => {
+        const target = new URL(response.url);
+        if (!target.protocol.startsWith('http') || target.origin === pageOrigin) return;
+        const protocol = response.protocol || 'unknown';
+        const byProtocol = (result.responseProtocols[target.host] = result.responseProtocols[target.host] || {});
+        byProtocol[protocol] = (byProtocol[protocol] || 0) + 1;
+      });
+      await devtools.send('Network.enable');
+    }
 
     await context.addInitScript({ content: `(${installCodecWatch.toString()})(${JSON.stringify(opts.blockCodecs)})` });
     const pageArgs = {

@@ -5,7 +5,7 @@
 //   node tests/clients/play-dash.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
 //                                        [--dashjs-config JSON] [--progress] [--runs N] [--block-codec PREFIX]
 //                                        [--audio-language LANG --switch-at SECONDS] [--text-language LANG]
-//                                        [--chromium-arg ARG]...
+//                                        [--chromium-arg ARG]... [--record-protocols]
 //
 // The options are play-hls.mjs's (page-player.mjs describes the shared ones);
 // --dashjs-config is a JSON object given to `player.updateSettings()` (e.g.

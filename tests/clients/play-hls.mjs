@@ -5,7 +5,7 @@
 //   node tests/clients/play-hls.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
 //                                       [--hls-config JSON] [--progress] [--runs N] [--block-codec PREFIX]
 //                                       [--audio-language LANG --switch-at SECONDS] [--text-language LANG]
-//                                       [--chromium-arg ARG]...
+//                                       [--chromium-arg ARG]... [--record-protocols]
 //
 // --timeout (default 60): overall wall-clock limit for reaching `ended`.
 // --rate (default 1, max 16): playbackRate; 8 finishes a 10 s clip in ~2.5 s.
@@ -15,9 +15,9 @@
 // --progress: print `progress <currentTime> <host of the last fragment>` lines on stderr
 //   every 250 ms, so a test can act mid-stream (e.g. stop an edge).
 // The JSON also counts fragments per host (`fragHosts`) and steering manifests loaded.
-// --runs, --block-codec, --audio-language/--switch-at, --text-language and
-// --chromium-arg are page-player.mjs's (described there), as are chosenCodecs,
-// audioSwitch, cueEvents and responseProtocols.
+// --runs, --block-codec, --audio-language/--switch-at, --text-language,
+// --chromium-arg and --record-protocols are page-player.mjs's (described
+// there), as are chosenCodecs, audioSwitch, cueEvents and responseProtocols.
 //
 // Exit code: 0 only if the <video> fired `ended` and hls.js raised no fatal error;
 // 1 otherwise (including timeout); 2 on bad usage.

@@ -5,7 +5,7 @@
 //   node tests/clients/play-shaka.mjs URL [--timeout SECONDS] [--rate N] [--stall-timeout SECONDS]
 //                                         [--shaka-config JSON] [--progress] [--runs N] [--block-codec PREFIX]
 //                                         [--audio-language LANG --switch-at SECONDS] [--text-language LANG]
-//                                         [--chromium-arg ARG]...
+//                                         [--chromium-arg ARG]... [--record-protocols]
 //
 // The options are play-hls.mjs's (page-player.mjs describes the shared ones); --shaka-config is a JSON object given to
 // `player.configure()` (e.g. '{"streaming":{"bufferingGoal":4}}').

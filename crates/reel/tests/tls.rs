@@ -528,9 +528,10 @@ async fn hls_js_in_chromium_plays_from_an_edge_over_https_with_http2_trusting_it
     let (success, report) = play_in_chromium(
         "play-hls.mjs",
         master_url.clone(),
-        vec![format!(
-            "--chromium-arg=--ignore-certificate-errors-spki-list={spki}"
-        )],
+        vec![
+            format!("--chromium-arg=--ignore-certificate-errors-spki-list={spki}"),
+            "--record-protocols".to_string(),
+        ],
     )
     .await;
     assert!(success, "{report:#}");
