@@ -9,7 +9,9 @@
 //
 // The options are play-hls.mjs's (page-player.mjs describes the shared ones);
 // --dashjs-config is a JSON object given to `player.updateSettings()` (e.g.
-// '{"streaming":{"buffer":{"bufferTimeDefault":4}}}').
+// '{"streaming":{"buffer":{"bufferTimeDefault":4}}}'). With --text-language,
+// playback starts once that text track's cues are loaded (dash.js loads the
+// whole sidecar file), so cue timing is measured apart from the fetch.
 // The JSON: the common fields (ended, currentTime, duration, errors, runs,
 // chosenCodecs, audioSwitch, cueEvents, ...), and `representations` (the video
 // and audio representations dash.js lists: id, bandwidth, codecs, width,
@@ -78,7 +80,27 @@ function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLangu
   player.updateSettings(config);
   player.initialize(video, url, true);
   // Read when the stream starts, so set right after initialize (before it dash.js refuses).
-  if (textLanguage) player.setInitialMediaSettingsFor('text', { lang: textLanguage });
+  if (textLanguage) {
+    player.setInitialMediaSettingsFor('text', { lang: textLanguage });
+    // dash.js fetches the whole WebVTT sidecar once playing; on a busy machine
+    // it could land after the first cue's time, which would measure the fetch,
+    // not where a cue is shown: held at the first frame until the cues load.
+    const loaded = () => Array.from(video.textTracks).some((t) => t.language === textLanguage && t.cues && t.cues.length > 0);
+    st.textWaitMs = null;
+    video.addEventListener('playing', () => {
+      if (loaded() || st.textWaitMs !== null) return;
+      const since = performance.now();
+      st.textWaitMs = 0;
+      video.pause();
+      const resume = () => {
+        if (st.done) return;
+        if (!loaded() && performance.now() - since < 20_000) return setTimeout(resume, 20);
+        st.textWaitMs = performance.now() - since;
+        video.play();
+      };
+      resume();
+    }, { once: true });
+  }
 }
 
 function pageSnapshot() {
