@@ -153,10 +153,32 @@ function installCodecWatch(prefixes) {
 
 // Runs in the page (its source is put in the page): the player-independent
 // watch of the <video> on window.__reel.
-function watchVideo(video, { rate, stall, audioLanguage, switchAt }) {
+function watchVideo(video, { rate, stall, audioLanguage, switchAt, textLanguage }) {
   const st = window.__reel;
   st.cueEvents = [];
   st.audioSwitch = null;
+  if (textLanguage) {
+    // A player fetches text beside the first media segments (dash.js the
+    // whole WebVTT sidecar); on a busy machine it can land after the first
+    // cue's time, which would measure the fetch, not where a cue is shown:
+    // held at the first frame until that track's cues are loaded (20 s at most).
+    const loaded = () => Array.from(video.textTracks).some((t) => t.language === textLanguage && t.cues && t.cues.length > 0);
+    st.textWaitMs = null;
+    video.addEventListener('playing', () => {
+      if (loaded()) return;
+      const since = performance.now();
+      st.heldForText = true;
+      video.pause();
+      const resume = () => {
+        if (st.done) return;
+        if (!loaded() && performance.now() - since < 20_000) return setTimeout(resume, 20);
+        st.textWaitMs = performance.now() - since;
+        st.heldForText = false;
+        video.play();
+      };
+      resume();
+    }, { once: true });
+  }
   // Each cue once, when it first becomes active, with the media time then.
   const seen = new Set();
   const watchTrack = (track) => {
@@ -208,7 +230,8 @@ function watchVideo(video, { rate, stall, audioLanguage, switchAt }) {
     let since = performance.now();
     const iv = setInterval(() => {
       if (st.done) return clearInterval(iv);
-      if (video.currentTime !== last) {
+      // Held for text (above) is not a stall.
+      if (video.currentTime !== last || st.heldForText) {
         last = video.currentTime;
         since = performance.now();
         return;

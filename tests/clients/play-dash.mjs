@@ -9,9 +9,7 @@
 //
 // The options are play-hls.mjs's (page-player.mjs describes the shared ones);
 // --dashjs-config is a JSON object given to `player.updateSettings()` (e.g.
-// '{"streaming":{"buffer":{"bufferTimeDefault":4}}}'). With --text-language,
-// playback starts once that text track's cues are loaded (dash.js loads the
-// whole sidecar file), so cue timing is measured apart from the fetch.
+// '{"streaming":{"buffer":{"bufferTimeDefault":4}}}').
 // The JSON: the common fields (ended, currentTime, duration, errors, runs,
 // chosenCodecs, audioSwitch, cueEvents, ...), and `representations` (the video
 // and audio representations dash.js lists: id, bandwidth, codecs, width,
@@ -27,7 +25,7 @@ import { parsePlayerArgs, playInPage } from './page-player.mjs';
 function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLanguage }) {
   const st = Object.assign(window.__reel, { representations: [], segHosts: {}, dashjsVersion: null });
   const video = document.getElementById('v');
-  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt });
+  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt, textLanguage });
   if (typeof dashjs === 'undefined') {
     st.errors.push({ type: 'harness', details: 'dash.js did not load', fatal: true });
     return stop();
@@ -82,24 +80,6 @@ function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLangu
   // Read when the stream starts, so set right after initialize (before it dash.js refuses).
   if (textLanguage) {
     player.setInitialMediaSettingsFor('text', { lang: textLanguage });
-    // dash.js fetches the whole WebVTT sidecar once playing; on a busy machine
-    // it could land after the first cue's time, which would measure the fetch,
-    // not where a cue is shown: held at the first frame until the cues load.
-    const loaded = () => Array.from(video.textTracks).some((t) => t.language === textLanguage && t.cues && t.cues.length > 0);
-    st.textWaitMs = null;
-    video.addEventListener('playing', () => {
-      if (loaded() || st.textWaitMs !== null) return;
-      const since = performance.now();
-      st.textWaitMs = 0;
-      video.pause();
-      const resume = () => {
-        if (st.done) return;
-        if (!loaded() && performance.now() - since < 20_000) return setTimeout(resume, 20);
-        st.textWaitMs = performance.now() - since;
-        video.play();
-      };
-      resume();
-    }, { once: true });
   }
 }
 

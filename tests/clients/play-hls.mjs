@@ -32,7 +32,7 @@ function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLangu
     levels: [], audioTracks: 0, levelSwitches: [], hlsjsVersion: null, fragHosts: {}, steeringManifests: 0,
   });
   const video = document.getElementById('v');
-  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt });
+  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt, textLanguage });
   if (typeof Hls === 'undefined') {
     st.errors.push({ type: 'harness', details: 'hls.js did not load', fatal: true });
     return stop();

@@ -25,7 +25,7 @@ import { parsePlayerArgs, playInPage } from './page-player.mjs';
 function pageMain({ url, rate, stall, config, audioLanguage, switchAt, textLanguage }) {
   const st = Object.assign(window.__reel, { variants: [], segHosts: {}, shakaVersion: null });
   const video = document.getElementById('v');
-  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt });
+  const stop = watchVideo(video, { rate, stall, audioLanguage, switchAt, textLanguage });
   if (typeof shaka === 'undefined') {
     st.errors.push({ type: 'harness', details: 'shaka-player did not load', fatal: true });
     return stop();
