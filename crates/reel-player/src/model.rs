@@ -61,8 +61,8 @@ pub struct Manifest {
 }
 
 /// Sample entries of codecs that are not video, skipped when a `CODECS` list is read.
-const NOT_VIDEO: [&str; 9] = [
-    "mp4a", "ac-3", "ec-3", "ac-4", "opus", "Opus", "flac", "fLaC", "wvtt",
+const NOT_VIDEO: [&str; 10] = [
+    "mp4a", "ac-3", "ec-3", "ac-4", "opus", "Opus", "flac", "fLaC", "wvtt", "stpp",
 ];
 
 /// The video codec family of an RFC 6381 list (`avc1.64001f,mp4a.40.2` → `avc1`): the
@@ -71,7 +71,7 @@ pub(crate) fn video_codec_family(codecs: &str) -> String {
     codecs
         .split(',')
         .map(|codec| codec.trim().split('.').next().unwrap_or_default())
-        .find(|entry| !entry.is_empty() && !NOT_VIDEO.contains(entry) && *entry != "stpp")
+        .find(|entry| !entry.is_empty() && !NOT_VIDEO.contains(entry))
         .unwrap_or_default()
         .to_string()
 }
@@ -82,13 +82,7 @@ const H264: [&str; 2] = ["avc1", "avc3"];
 impl Manifest {
     /// The video codec families of the manifest, in first-seen order.
     pub fn codecs(&self) -> Vec<String> {
-        let mut codecs: Vec<String> = Vec::new();
-        for rendition in &self.renditions {
-            if !codecs.contains(&rendition.codec) {
-                codecs.push(rendition.codec.clone());
-            }
-        }
-        codecs
+        self.distinct(|rendition| &rendition.codec)
     }
 
     /// Keeps one codec's renditions, as a player that can switch bitrate but not codec
@@ -122,13 +116,18 @@ impl Manifest {
 
     /// The pathways, in first-seen order (never empty for a parsed manifest).
     pub fn pathways(&self) -> Vec<String> {
-        let mut pathways: Vec<String> = Vec::new();
+        self.distinct(|rendition| &rendition.pathway)
+    }
+
+    /// One field of every rendition, each value once, in first-seen order.
+    fn distinct(&self, field: impl Fn(&Rendition) -> &String) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
         for rendition in &self.renditions {
-            if !pathways.contains(&rendition.pathway) {
-                pathways.push(rendition.pathway.clone());
+            if !values.contains(field(rendition)) {
+                values.push(field(rendition).clone());
             }
         }
-        pathways
+        values
     }
 
     /// The renditions of one pathway, lowest bandwidth first.
